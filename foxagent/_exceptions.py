@@ -1,0 +1,88 @@
+"""foxagent's exceptions.
+
+Three families, so callers can tell *who* has to act::
+
+    FoxagentError
+    ├── UserError                 the developer misused foxagent (bad tool signature, name clash,
+    │                             a tools file that does not load); raised at definition time
+    ├── ToolCallError             one tool call cannot go ahead or failed; its message is written
+    │   │                         to be sent back to the model as the tool's result
+    │   ├── ToolArgumentsError    the arguments the model sent do not fit the tool's schema
+    │   └── ToolError             raised by a tool on purpose ("no such city", "division by zero")
+    └── RunError                  a run could not go on (server, transport, step limit, ...)
+
+This module imports nothing from foxagent: everything else may import it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+__all__ = [
+    "ArgumentProblem",
+    "FoxagentError",
+    "RunError",
+    "ToolArgumentsError",
+    "ToolCallError",
+    "ToolError",
+    "UserError",
+]
+
+
+class FoxagentError(Exception):
+    """Base class of every exception foxagent raises on purpose."""
+
+
+class UserError(FoxagentError):
+    """The developer used foxagent in a way it cannot support.
+
+    Raised early (at decoration or load time) and names the function, parameter or file at fault.
+    """
+
+
+class ToolCallError(FoxagentError):
+    """A tool call failed in a way the model can fix; ``str(error)`` is the text sent back to it."""
+
+
+class ToolError(ToolCallError):
+    """Raise this from a tool to tell the model what went wrong, e.g. ``ToolError("unknown city")``.
+
+    Its message is sent back to the model as the tool result, so keep it short and actionable.
+    """
+
+
+@dataclass(frozen=True, slots=True)
+class ArgumentProblem:
+    """One reason why an argument was refused.
+
+    Attributes:
+        argument: dotted path of the argument (``"location"``, ``"items.2.price"``), or ``""``
+            when the problem concerns the arguments as a whole.
+        problem: what is wrong, phrased for the model (``"expected an integer, got 'five'"``).
+    """
+
+    argument: str
+    problem: str
+
+    def __str__(self) -> str:
+        return f"'{self.argument}': {self.problem}" if self.argument else self.problem
+
+
+class ToolArgumentsError(ToolCallError):
+    """The arguments of a call do not fit the tool's parameters.
+
+    Attributes:
+        tool_name: the tool the call was meant for.
+        problems: every problem found, one per argument at most.
+    """
+
+    def __init__(self, tool_name: str, problems: Sequence[ArgumentProblem]) -> None:
+        self.tool_name = tool_name
+        self.problems = tuple(problems)
+        details = "; ".join(str(p) for p in self.problems)
+        super().__init__(f"Invalid arguments for tool '{tool_name}': {details}.")
+
+
+class RunError(FoxagentError):
+    """A run could not continue (server error, unreachable server, step limit, ...)."""

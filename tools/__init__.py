@@ -1,0 +1,1 @@
+"""Stock tools shipped with foxagent."""
