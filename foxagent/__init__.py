@@ -1,4 +1,7 @@
-"""foxagent: tool-calling agents for FoxBrain (Llama 3.1) served by vLLM."""
+"""foxagent: tool-calling agents for FoxBrain (Llama 3.1) served by vLLM.
+
+Public names are re-exported here; the modules behind them are private.
+"""
 
 from foxagent._exceptions import (
     ArgumentProblem,
@@ -9,6 +12,8 @@ from foxagent._exceptions import (
     ToolError,
     UserError,
 )
+from foxagent._tools import Tool, ToolContext, tool
+from foxagent._toolset import Toolset
 
 __version__ = "0.1.0.dev0"
 
@@ -16,9 +21,13 @@ __all__ = [
     "ArgumentProblem",
     "FoxagentError",
     "RunError",
+    "Tool",
     "ToolArgumentsError",
     "ToolCallError",
+    "ToolContext",
     "ToolError",
+    "Toolset",
     "UserError",
     "__version__",
+    "tool",
 ]

@@ -1,0 +1,346 @@
+"""Parse FoxBrain's tagged replies into a typed :class:`FoxBrainAnswer`.
+
+FoxBrain's usage guide prompts the model to reason inside ``<count>``, ``<step>``,
+``<reflection>`` and ``<reward>`` tags, give the final answer in ``<answer>``, or ask back in
+``<clarification>``. :func:`parse_answer` reads such a reply in one linear pass: a single
+precompiled regex finds the known open and close tags, and a small state machine pairs them.
+It never raises, whatever the input.
+
+Semantics:
+
+* **Tags.** Only ``count``, ``step``, ``reflection``, ``reward``, ``answer`` and
+  ``clarification`` are tags, in any ASCII letter case (``<Answer>``, ``</ANSWER>``), with
+  optional spaces or tabs before the ``>`` (``<answer >``). Anything else in angle brackets is
+  text: ``<div>``, ``List<int>``, ``a->b``, ``x<y``, ``if a < b:``, and also ``< answer>`` (a
+  space after ``<`` reads as a comparison, ``x < answer > y``) and tags with attributes.
+* **No nesting.** Inside an element every other tag is literal text, so a step that quotes
+  ``<answer>`` or holds a ``<reflection>`` keeps that markup in its text and adds no answer or
+  reflection. An element ends at the next tag of its own name if that tag is a close tag.
+* **Unclosed elements.** If the next tag of an element's own name is another open tag (or
+  there is none) the close tag was forgotten: the element ends where the next known tag
+  starts. An element still open at the end of the text runs to the end, and the reply is
+  ``truncated`` (cut at ``max_tokens``). So is a reply ending in part of a tag (``...</ste``);
+  that fragment is dropped.
+* **Stray close tags** (a close tag with no open element) are dropped.
+* **Numbers.** ``budget`` is the first ``<count>`` as an integer (``None`` when missing or not an
+  integer); ``counts`` holds every integer count. ``rewards`` accepts decimals (``0.8``,
+  ``.8``, ``1``), fractions (``8/10``) and percentages (``80%``), full-width digits included;
+  other reward text is skipped. Values are kept as written, not clamped to 0.0-1.0: a reward of
+  1.2 is the model's mistake for the caller to see. A number in an element cut off by
+  truncation is skipped, since ``0.8`` cut to ``0.`` would read as 0.0.
+* **Text.** Element texts and ``outside_text`` are stripped; ``outside_text`` joins the
+  non-empty pieces of text between elements with newlines.
+* **answer** is the last closed ``<answer>`` (a model that answers twice is revising itself),
+  else the last unclosed one; ``""`` if a tagged reply has no ``<answer>``. A reply without any
+  tag is a plain chat reply (the system prompt is optional): its stripped text is the answer.
+* **complete** follows the guide's rule: ``<answer>``, ``<reflection>``, ``<step>`` and
+  ``<count>`` each occur at least once, opened and closed. It is independent of
+  ``truncated``: a reply cut inside its final ``<reward>`` is both.
+* **final_text** is what to show a user, per the guide: the answer of a complete reply,
+  else the clarification, else the answer, else the text outside the tags.
+
+Where this differs from the guide's two parsers, and why:
+
+* The guide's ``[^<]+`` patterns fail on any ``<`` in a step (code, math, HTML); here only the
+  six known tags are markup.
+* The guide never handles truncated output; here an open element runs to the end of the text
+  and ``truncated`` says so.
+* The guide matches tags case-sensitively and anywhere, even quoted inside another element;
+  here case is ignored and quoted tags are text, so ``complete`` counts only real elements.
+* The guide returns the first ``<answer>`` and the first reflection; here all are kept and
+  ``answer`` is the last closed one.
+* When the reply is incomplete and has no clarification the guide shows the whole raw reply;
+  :attr:`FoxBrainAnswer.final_text` prefers a tagged answer, then the text outside the tags.
+* The pretty printer shows every reflection and reward (numbered when there are several), a
+  ``clarification`` section the guide's printer drops, and indents continuation lines.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from enum import Enum
+from typing import Final, NamedTuple
+
+__all__ = ["FoxBrainAnswer", "parse_answer"]
+
+_TAG_NAMES: Final = ("answer", "clarification", "count", "reflection", "reward", "step")
+_CORE_TAGS: Final = ("answer", "reflection", "step", "count")
+
+# re.ASCII matters: with Unicode case folding "<ſtep>" (long s) would match "step".
+_TAG_RE: Final = re.compile(
+    r"<(/?)(answer|clarification|count|reflection|reward|step)[ \t]*>", re.ASCII | re.IGNORECASE
+)
+# Digit runs are bounded so int() never meets its 4300-digit limit.
+_INT_RE: Final = re.compile(r"[+-]?\d{1,18}", re.ASCII)
+_DECIMAL: Final = r"[+-]?(?:\d{1,18}(?:\.\d{0,18})?|\.\d{1,18})"
+_REWARD_RE: Final = re.compile(
+    rf"(?P<value>{_DECIMAL})[ \t]*(?:(?P<percent>%)|/[ \t]*(?P<denominator>{_DECIMAL}))?",
+    re.ASCII,
+)
+# FoxBrain writes Traditional Chinese, where full-width digits are common.
+_FULL_WIDTH: Final = str.maketrans("０１２３４５６７８９．／％＋－", "0123456789./%+-")
+# Longest tail worth checking for a cut-off tag: "</clarification" plus a few spaces.
+_PARTIAL_TAG_WINDOW: Final = 24
+
+_TITLE: Final = "解析後的回應"
+_NO_STRUCTURE: Final = "回應中未找到結構化元素。"
+
+
+class _State(Enum):
+    CLOSED = "closed"  # ended by its own close tag
+    UNCLOSED = "unclosed"  # close tag forgotten; ended where the next tag starts
+    CUT = "cut"  # still open at the end of the text
+
+
+class _Token(NamedTuple):
+    start: int
+    end: int
+    closing: bool
+    name: str
+
+
+class _Element(NamedTuple):
+    name: str
+    text: str
+    state: _State
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class FoxBrainAnswer:
+    """A FoxBrain reply split into its tagged parts.
+
+    Attributes:
+        answer: The last closed ``<answer>`` text (else the last unclosed one); ``""`` when a
+            tagged reply has no ``<answer>``; the whole stripped text when there are no tags.
+        answers: Every ``<answer>`` text, in order.
+        budget: The first ``<count>`` as an integer, or ``None``.
+        counts: Every ``<count>`` that is an integer, in order.
+        steps: Every ``<step>`` text, in order.
+        reflections: Every ``<reflection>`` text, in order.
+        rewards: Every ``<reward>`` that reads as a number, in order, not clamped.
+        clarification: The last ``<clarification>`` text, or ``None`` when there is none.
+        complete: ``<answer>``, ``<reflection>``, ``<step>`` and ``<count>`` all occur, closed.
+        truncated: The reply ends inside an element or inside a tag.
+        tagged: At least one known tag opened an element.
+        outside_text: The text outside all elements, stripped, pieces joined by newlines.
+
+    Example:
+        >>> reply = parse_answer("<count>1</count><step>2+2</step><answer>4</answer>")
+        >>> reply.answer, reply.budget, reply.steps, reply.complete
+        ('4', 1, ('2+2',), False)
+    """
+
+    answer: str = ""
+    answers: tuple[str, ...] = ()
+    budget: int | None = None
+    counts: tuple[int, ...] = ()
+    steps: tuple[str, ...] = ()
+    reflections: tuple[str, ...] = ()
+    rewards: tuple[float, ...] = ()
+    clarification: str | None = None
+    complete: bool = False
+    truncated: bool = False
+    tagged: bool = False
+    outside_text: str = ""
+
+    @property
+    def reward(self) -> float | None:
+        """The last reward, usually the final self-evaluation; ``None`` if there is none."""
+        return self.rewards[-1] if self.rewards else None
+
+    @property
+    def final_text(self) -> str:
+        """What to show a user: the guide's choice, refined.
+
+        The answer of a complete reply; else the clarification; else the answer (which is the
+        whole text for an untagged reply); else the text outside the tags.
+        """
+        if self.complete:
+            return self.answer
+        if self.clarification is not None:
+            return self.clarification
+        return self.answer or self.outside_text
+
+    def pretty(self, title: str = _TITLE) -> str:
+        """Render the reply like the guide's ``display_parsed_response``, skipping empty parts.
+
+        Args:
+            title: The heading between ``===`` markers.
+
+        Returns:
+            The text, lines joined with ``"\\n"``, without a trailing newline.
+        """
+        lines = [f"=== {title} ==="]
+        if not self.tagged:
+            lines.append(_NO_STRUCTURE)
+        if self.budget is not None:
+            lines.append(f"🔢 步驟預算: {self.budget}")
+        _add_section(lines, "📋 步驟:", self.steps, numbered=True)
+        _add_section(lines, "✅ 答案:", (self.answer,) if self.answer else ())
+        clarification = () if self.clarification is None else (self.clarification,)
+        _add_section(lines, "❓ 澄清:", clarification)
+        _add_section(lines, "🤔 反思:", self.reflections)
+        _add_section(lines, "⭐ 質量評分:", tuple(str(reward) for reward in self.rewards))
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.pretty()
+
+
+def parse_answer(text: str) -> FoxBrainAnswer:
+    """Split a FoxBrain reply into its tagged parts; never raises.
+
+    Args:
+        text: The model's reply, as generated (possibly cut off at ``max_tokens``).
+
+    Returns:
+        The parsed reply; see the module docstring for the exact rules.
+
+    Example:
+        >>> parse_answer("台北今天晴。").answer
+        '台北今天晴。'
+        >>> parse_answer("<step>if a < b: swap</step><answer>完成").truncated
+        True
+    """
+    end = _partial_tag_start(text)
+    elements, outside = _scan(text, end)
+    outside_text = "\n".join(piece for piece in (part.strip() for part in outside) if piece)
+    groups: dict[str, list[_Element]] = {name: [] for name in _TAG_NAMES}
+    for element in elements:
+        groups[element.name].append(element)
+    answer = _pick_text(groups["answer"])
+    counts = [_parse_count(element) for element in groups["count"]]
+    return FoxBrainAnswer(
+        answer=(outside_text if not elements else "") if answer is None else answer,
+        answers=tuple(element.text for element in groups["answer"]),
+        budget=counts[0] if counts else None,
+        counts=tuple(count for count in counts if count is not None),
+        steps=tuple(element.text for element in groups["step"]),
+        reflections=tuple(element.text for element in groups["reflection"]),
+        rewards=_parse_rewards(groups["reward"]),
+        clarification=_pick_text(groups["clarification"]),
+        complete=all(_has_closed(groups[name]) for name in _CORE_TAGS),
+        truncated=end < len(text) or any(e.state is _State.CUT for e in elements[-1:]),
+        tagged=bool(elements),
+        outside_text=outside_text,
+    )
+
+
+def _partial_tag_start(text: str) -> int:
+    """Where a tag cut off at the very end of ``text`` starts (``len(text)`` if none).
+
+    ``<``, ``</ste`` and ``<answer`` count (the start of a known tag without its ``>``);
+    ``<ans `` does not, since a space can only follow a complete tag name.
+    """
+    start = text.rfind("<", max(0, len(text) - _PARTIAL_TAG_WINDOW))
+    if start < 0:
+        return len(text)
+    tail = text[start + 1 :].removeprefix("/")
+    name = tail.rstrip(" \t").lower()
+    if len(name) < len(tail) and name not in _TAG_NAMES:
+        return len(text)
+    if any(known.startswith(name) for known in _TAG_NAMES):
+        return start
+    return len(text)
+
+
+def _scan(text: str, end: int) -> tuple[list[_Element], list[str]]:
+    """Pair the tags in ``text[:end]`` into elements; also return the pieces between them."""
+    tokens = [
+        _Token(match.start(), match.end(), match.group(1) == "/", match.group(2).lower())
+        for match in _TAG_RE.finditer(text, 0, end)
+    ]
+    partners = _next_same_name(tokens)
+    elements: list[_Element] = []
+    outside: list[str] = []
+    cursor = index = 0
+    while index < len(tokens):
+        token = tokens[index]
+        outside.append(text[cursor : token.start])
+        if token.closing:  # stray: nothing is open, so drop the markup
+            cursor, index = token.end, index + 1
+            continue
+        stop, cursor, state, index = _element_end(tokens, partners, index, end)
+        elements.append(_Element(token.name, text[token.end : stop].strip(), state))
+    outside.append(text[cursor:end])
+    return elements, outside
+
+
+def _next_same_name(tokens: list[_Token]) -> list[int]:
+    """For each token, the index of the next token with the same tag name, or -1."""
+    following = [-1] * len(tokens)
+    seen: dict[str, int] = {}
+    for index in range(len(tokens) - 1, -1, -1):
+        name = tokens[index].name
+        following[index] = seen.get(name, -1)
+        seen[name] = index
+    return following
+
+
+def _element_end(
+    tokens: list[_Token], partners: list[int], index: int, end: int
+) -> tuple[int, int, _State, int]:
+    """For the element opened by ``tokens[index]``: where its text stops, where the text after
+    it starts, how it ended, and the index of the next token to read."""
+    partner = partners[index]
+    if partner >= 0 and tokens[partner].closing:
+        closer = tokens[partner]
+        return closer.start, closer.end, _State.CLOSED, partner + 1
+    if index + 1 < len(tokens):
+        # Another tag follows but never this one's close: the model forgot it.
+        after = tokens[index + 1].start
+        return after, after, _State.UNCLOSED, index + 1
+    return end, end, _State.CUT, len(tokens)
+
+
+def _pick_text(elements: list[_Element]) -> str | None:
+    """The last closed element's text, else the last element's, else ``None``."""
+    for element in reversed(elements):
+        if element.state is _State.CLOSED:
+            return element.text
+    return elements[-1].text if elements else None
+
+
+def _has_closed(elements: list[_Element]) -> bool:
+    return any(element.state is _State.CLOSED for element in elements)
+
+
+def _parse_count(element: _Element) -> int | None:
+    if element.state is _State.CUT:  # "12" cut to "1" would mislead
+        return None
+    text = element.text.translate(_FULL_WIDTH)
+    return int(text) if _INT_RE.fullmatch(text) else None
+
+
+def _parse_rewards(elements: list[_Element]) -> tuple[float, ...]:
+    rewards = (_parse_reward(element) for element in elements if element.state is not _State.CUT)
+    return tuple(reward for reward in rewards if reward is not None)
+
+
+def _parse_reward(element: _Element) -> float | None:
+    """``0.8``, ``.8``, ``8/10`` or ``80%`` as a float; ``None`` for anything else."""
+    match = _REWARD_RE.fullmatch(element.text.translate(_FULL_WIDTH))
+    if match is None:
+        return None
+    value = float(match["value"])
+    if match["percent"]:
+        return value / 100
+    if match["denominator"] is None:
+        return value
+    denominator = float(match["denominator"])
+    return value / denominator if denominator else None
+
+
+def _add_section(lines: list[str], heading: str, items: tuple[str, ...], *, numbered: bool = False) -> None:
+    """Append a blank line, ``heading`` and the items, as the guide's printer lays them out.
+
+    Items are numbered when ``numbered`` or when there are several; continuation lines of a
+    multi-line item are indented under its first line.
+    """
+    if not items:
+        return
+    lines += ("", heading)
+    for number, item in enumerate(items, 1):
+        prefix = f"  {number}. " if numbered or len(items) > 1 else "  "
+        lines.append(prefix + item.replace("\n", "\n" + " " * len(prefix)))
