@@ -41,12 +41,14 @@ def parse_docstring(doc: str | None) -> DocInfo:
         # A docstring that none of the styles can read is still a fine description.
         return DocInfo(description=text)
     parts = [p for p in (parsed.short_description, parsed.long_description) if p]
+    # A summary wrapped over two lines is one paragraph, not a summary plus a body.
+    separator = "\n\n" if parsed.blank_after_short_description else "\n"
     params = {
         p.arg_name.lstrip("*"): _one_line(p.description)
         for p in parsed.params
         if p.description and p.description.strip()
     }
-    return DocInfo(description="\n\n".join(parts).strip(), params=params)
+    return DocInfo(description=separator.join(parts).strip(), params=params)
 
 
 def _one_line(text: str | None) -> str:

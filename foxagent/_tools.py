@@ -10,6 +10,7 @@ the middle of a run.
 from __future__ import annotations
 
 import asyncio
+import copy
 import dataclasses
 import functools
 import inspect
@@ -45,6 +46,7 @@ JsonDict = dict[str, Any]
 
 _NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$")
 _INFERABLE_DEFAULTS = (bool, int, float, str)
+_KEYWORD = inspect.Parameter.VAR_KEYWORD
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -72,6 +74,8 @@ class _Param:
     kind: inspect._ParameterKind
     annotation: Any
     default: Any
+    # TypedDict keys that are NotRequired have no real default: the key is simply left out.
+    omittable: bool = False
 
 
 class Tool(Generic[P, R]):
@@ -98,8 +102,10 @@ class Tool(Generic[P, R]):
         timeout: float | None = None,
         strict: bool = False,
     ) -> None:
+        if not callable(function):
+            raise UserError(f"@tool needs a function, got {function!r}.")
         self.function = function
-        self.name = name or function.__name__
+        self.name = name if name is not None else function.__name__
         self.timeout = timeout
         self.strict = strict
         _check_name(self.name, function)
@@ -112,6 +118,8 @@ class Tool(Generic[P, R]):
         ]
         self._unpacked_kwargs = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
         arg_params = [p for p in params if p.name != self._context_param]
+        # Parameters whose Python default is a pydantic Field must always be passed explicitly.
+        self._always_pass = [p.name for p in arg_params if isinstance(p.default, FieldInfo)]
         self._model = _arguments_model(function, self.name, arg_params, doc.params, strict)
         self.parameters = _parameters_schema(self._model, function)
         self.is_async = inspect.iscoroutinefunction(function)
@@ -154,7 +162,8 @@ class Tool(Generic[P, R]):
         self, arguments: Mapping[str, Any] | str | None, context: ToolContext | None
     ) -> Callable[[], Any]:
         instance = self._validate(arguments)
-        kwargs = {key: getattr(instance, key) for key in instance.model_fields_set}
+        names = instance.model_fields_set.union(self._always_pass)
+        kwargs = {key: getattr(instance, key) for key in names}
         if self._context_param is not None:
             kwargs[self._context_param] = context if context is not None else ToolContext()
         args = [kwargs.pop(name) for name in self._positional_only if name in kwargs]
@@ -240,8 +249,6 @@ def _check_name(name: str, function: Callable[..., Any]) -> None:
 
 def _signature_params(function: Callable[..., Any]) -> list[_Param]:
     where = _where(function)
-    if not callable(function):
-        raise UserError(f"@tool needs a function, got {function!r}.")
     try:
         signature = inspect.signature(function)
         hints = get_type_hints(function, include_extras=True)
@@ -283,16 +290,28 @@ def _unpacked_params(where: str, name: str, annotation: Any) -> list[_Param]:
             "Declare the arguments, or annotate it as `**kwargs: Unpack[SomeTypedDict]`."
         )
     hints = get_type_hints(typed_dict, include_extras=True)
-    required = typed_dict.__required_keys__
-    return [
-        _Param(
-            key,
-            inspect.Parameter.VAR_KEYWORD,
-            hint,
-            inspect.Parameter.empty if key in required else None,
+    params = []
+    for key, hint in hints.items():
+        required = _wrapper_name(hint) == "Required" or (
+            key in typed_dict.__required_keys__ and _wrapper_name(hint) != "NotRequired"
         )
-        for key, hint in hints.items()
-    ]
+        if required:
+            params.append(_Param(key, _KEYWORD, _strip_required(hint), inspect.Parameter.empty))
+        else:
+            params.append(_Param(key, _KEYWORD, _strip_required(hint), None, omittable=True))
+    return params
+
+
+def _wrapper_name(hint: Any) -> str | None:
+    # Under `from __future__ import annotations` a TypedDict cannot see NotRequired[...] in its
+    # own string annotations, so __required_keys__ is wrong; the resolved hint still says it.
+    return getattr(get_origin(hint), "_name", None)
+
+
+def _strip_required(hint: Any) -> Any:
+    if _wrapper_name(hint) in ("Required", "NotRequired"):
+        return get_args(hint)[0]
+    return hint
 
 
 def _is_unpack(annotation: Any) -> bool:
@@ -320,10 +339,25 @@ except ImportError:  # pragma: no cover - Python < 3.10 is not supported anyway
 
 
 def _field(param: _Param, doc_description: str | None) -> tuple[Any, FieldInfo]:
+    if isinstance(param.default, FieldInfo):  # `n: int = Field(ge=1)`, FastAPI-style
+        field = param.default
+        if doc_description and not field.description:
+            field = copy.copy(field)  # the developer's Field object is not ours to change
+            field.description = doc_description
+        return param.annotation, field
+    if param.omittable:
+        hide = _hide_default
+        return param.annotation, pydantic.Field(
+            None, description=doc_description, json_schema_extra=hide
+        )
     default = ... if param.default is inspect.Parameter.empty else param.default
     if doc_description is None or _annotated_description(param.annotation):
         return param.annotation, pydantic.Field(default)
     return param.annotation, pydantic.Field(default, description=doc_description)
+
+
+def _hide_default(schema: JsonDict) -> None:
+    schema.pop("default", None)
 
 
 def _annotated_description(annotation: Any) -> bool:
