@@ -68,9 +68,7 @@ _TAG_NAMES: Final = ("answer", "clarification", "count", "reflection", "reward",
 _CORE_TAGS: Final = ("answer", "reflection", "step", "count")
 
 # re.ASCII matters: with Unicode case folding "<ſtep>" (long s) would match "step".
-_TAG_RE: Final = re.compile(
-    r"<(/?)(answer|clarification|count|reflection|reward|step)[ \t]*>", re.ASCII | re.IGNORECASE
-)
+_TAG_RE: Final = re.compile(rf"<(/?)({'|'.join(_TAG_NAMES)})[ \t]*>", re.ASCII | re.IGNORECASE)
 # Digit runs are bounded so int() never meets its 4300-digit limit.
 _INT_RE: Final = re.compile(r"[+-]?\d{1,18}", re.ASCII)
 _DECIMAL: Final = r"[+-]?(?:\d{1,18}(?:\.\d{0,18})?|\.\d{1,18})"
@@ -91,13 +89,6 @@ class _State(Enum):
     CLOSED = "closed"  # ended by its own close tag
     UNCLOSED = "unclosed"  # close tag forgotten; ended where the next tag starts
     CUT = "cut"  # still open at the end of the text
-
-
-class _Token(NamedTuple):
-    start: int
-    end: int
-    closing: bool
-    name: str
 
 
 class _Element(NamedTuple):
@@ -209,10 +200,15 @@ def parse_answer(text: str) -> FoxBrainAnswer:
     groups: dict[str, list[_Element]] = {name: [] for name in _TAG_NAMES}
     for element in elements:
         groups[element.name].append(element)
-    answer = _pick_text(groups["answer"])
     counts = [_parse_count(element) for element in groups["count"]]
+    answer = _pick_text(groups["answer"])
+    if answer is None:
+        # An untagged reply is a plain chat reply (no system prompt): all of it is the answer.
+        answer = "" if elements else outside_text
+    # Only the last element can run into the end of the text.
+    cut_off = bool(elements) and elements[-1].state is _State.CUT
     return FoxBrainAnswer(
-        answer=(outside_text if not elements else "") if answer is None else answer,
+        answer=answer,
         answers=tuple(element.text for element in groups["answer"]),
         budget=counts[0] if counts else None,
         counts=tuple(count for count in counts if count is not None),
@@ -221,7 +217,7 @@ def parse_answer(text: str) -> FoxBrainAnswer:
         rewards=_parse_rewards(groups["reward"]),
         clarification=_pick_text(groups["clarification"]),
         complete=all(_has_closed(groups[name]) for name in _CORE_TAGS),
-        truncated=end < len(text) or any(e.state is _State.CUT for e in elements[-1:]),
+        truncated=cut_off or end < len(text),
         tagged=bool(elements),
         outside_text=outside_text,
     )
@@ -238,7 +234,7 @@ def _partial_tag_start(text: str) -> int:
         return len(text)
     tail = text[start + 1 :].removeprefix("/")
     name = tail.rstrip(" \t").lower()
-    if len(name) < len(tail) and name not in _TAG_NAMES:
+    if not name.isascii() or (len(name) < len(tail) and name not in _TAG_NAMES):
         return len(text)
     if any(known.startswith(name) for known in _TAG_NAMES):
         return start
@@ -247,51 +243,50 @@ def _partial_tag_start(text: str) -> int:
 
 def _scan(text: str, end: int) -> tuple[list[_Element], list[str]]:
     """Pair the tags in ``text[:end]`` into elements; also return the pieces between them."""
-    tokens = [
-        _Token(match.start(), match.end(), match.group(1) == "/", match.group(2).lower())
-        for match in _TAG_RE.finditer(text, 0, end)
-    ]
-    partners = _next_same_name(tokens)
+    tags = list(_TAG_RE.finditer(text, 0, end))
+    names = [tag[2].lower() for tag in tags]
+    partners = _next_same_name(names)
     elements: list[_Element] = []
     outside: list[str] = []
     cursor = index = 0
-    while index < len(tokens):
-        token = tokens[index]
-        outside.append(text[cursor : token.start])
-        if token.closing:  # stray: nothing is open, so drop the markup
-            cursor, index = token.end, index + 1
+    while index < len(tags):
+        tag = tags[index]
+        outside.append(text[cursor : tag.start()])
+        if tag[1]:  # a close tag with nothing open is stray: drop the markup
+            cursor, index = tag.end(), index + 1
             continue
-        stop, cursor, state, index = _element_end(tokens, partners, index, end)
-        elements.append(_Element(token.name, text[token.end : stop].strip(), state))
+        name = names[index]
+        stop, cursor, state, index = _element_end(tags, partners[index], index, end)
+        elements.append(_Element(name, text[tag.end() : stop].strip(), state))
     outside.append(text[cursor:end])
     return elements, outside
 
 
-def _next_same_name(tokens: list[_Token]) -> list[int]:
-    """For each token, the index of the next token with the same tag name, or -1."""
-    following = [-1] * len(tokens)
+def _next_same_name(names: list[str]) -> list[int]:
+    """For each tag, the index of the next tag with the same name, or -1."""
+    following = [-1] * len(names)
     seen: dict[str, int] = {}
-    for index in range(len(tokens) - 1, -1, -1):
-        name = tokens[index].name
-        following[index] = seen.get(name, -1)
-        seen[name] = index
+    for index in range(len(names) - 1, -1, -1):
+        following[index] = seen.get(names[index], -1)
+        seen[names[index]] = index
     return following
 
 
 def _element_end(
-    tokens: list[_Token], partners: list[int], index: int, end: int
+    tags: list[re.Match[str]], partner: int, index: int, end: int
 ) -> tuple[int, int, _State, int]:
-    """For the element opened by ``tokens[index]``: where its text stops, where the text after
-    it starts, how it ended, and the index of the next token to read."""
-    partner = partners[index]
-    if partner >= 0 and tokens[partner].closing:
-        closer = tokens[partner]
-        return closer.start, closer.end, _State.CLOSED, partner + 1
-    if index + 1 < len(tokens):
+    """For the element opened by ``tags[index]``: where its text stops, where the text after
+    it starts, how it ended, and the index of the next tag to read.
+
+    ``partner`` is the index of the next tag with the same name (-1 if none).
+    """
+    if partner >= 0 and tags[partner][1]:
+        return tags[partner].start(), tags[partner].end(), _State.CLOSED, partner + 1
+    if index + 1 < len(tags):
         # Another tag follows but never this one's close: the model forgot it.
-        after = tokens[index + 1].start
+        after = tags[index + 1].start()
         return after, after, _State.UNCLOSED, index + 1
-    return end, end, _State.CUT, len(tokens)
+    return end, end, _State.CUT, len(tags)
 
 
 def _pick_text(elements: list[_Element]) -> str | None:
@@ -332,7 +327,9 @@ def _parse_reward(element: _Element) -> float | None:
     return value / denominator if denominator else None
 
 
-def _add_section(lines: list[str], heading: str, items: tuple[str, ...], *, numbered: bool = False) -> None:
+def _add_section(
+    lines: list[str], heading: str, items: tuple[str, ...], *, numbered: bool = False
+) -> None:
     """Append a blank line, ``heading`` and the items, as the guide's printer lays them out.
 
     Items are numbered when ``numbered`` or when there are several; continuation lines of a
