@@ -12,6 +12,9 @@ from foxagent._exceptions import (
     ToolError,
     UserError,
 )
+from foxagent._answer import FoxBrainAnswer, parse_answer
+from foxagent._recovery import RecoveredCall, Recovery, RejectedCall, recover_tool_calls
+from foxagent._schema_tool import SchemaTool
 from foxagent._tools import Tool, ToolContext, tool
 from foxagent._toolset import Toolset
 
@@ -19,8 +22,13 @@ __version__ = "0.1.0.dev0"
 
 __all__ = [
     "ArgumentProblem",
+    "FoxBrainAnswer",
     "FoxagentError",
+    "RecoveredCall",
+    "Recovery",
+    "RejectedCall",
     "RunError",
+    "SchemaTool",
     "Tool",
     "ToolArgumentsError",
     "ToolCallError",
@@ -29,5 +37,7 @@ __all__ = [
     "Toolset",
     "UserError",
     "__version__",
+    "parse_answer",
+    "recover_tool_calls",
     "tool",
 ]

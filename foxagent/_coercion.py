@@ -134,9 +134,14 @@ def _loosen_string(value: str, schema: Mapping[str, Any], types: set[str]) -> An
     enum = schema.get("enum")
     if isinstance(enum, list) and value not in enum:
         return _match_enum(value, enum)
-    if "string" in types or not types & {"array", "object"}:
+    if "string" in types:
         return value
     text = value.strip()
+    scalar = _scalar_from_text(text, types)
+    if scalar is not None:
+        return scalar
+    if not types & {"array", "object"}:
+        return value
     if text[:1] in ("[", "{"):
         try:
             decoded = json.loads(text)
@@ -145,6 +150,29 @@ def _loosen_string(value: str, schema: Mapping[str, Any], types: set[str]) -> An
         if _json_type(decoded) in types:
             return decoded
     return value
+
+
+_TRUE = {"true", "yes", "on", "1"}
+_FALSE = {"false", "no", "off", "0"}
+
+
+def _scalar_from_text(text: str, types: set[str]) -> int | float | bool | None:
+    """A number or boolean written as a string, when the schema wants one."""
+    lowered = text.lower()
+    if "boolean" in types and lowered in _TRUE | _FALSE:
+        return lowered in _TRUE
+    if types & {"integer", "number"}:
+        try:
+            number = float(text)
+        except ValueError:
+            return None
+        if number != number or number in (float("inf"), float("-inf")):
+            return None  # "nan" and "inf" parse as floats but are never what was meant
+        if "integer" in types and number.is_integer():
+            return int(number)
+        if "number" in types:
+            return number
+    return None
 
 
 def _match_enum(value: str, enum: Sequence[Any]) -> Any:

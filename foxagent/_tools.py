@@ -338,7 +338,7 @@ except ImportError:  # pragma: no cover - Python < 3.10 is not supported anyway
     _UnionType = Union  # type: ignore[assignment,misc]
 
 
-def _field(param: _Param, doc_description: str | None) -> tuple[Any, FieldInfo]:
+def _field(param: _Param, doc_description: str | None) -> tuple[Any, Any]:
     if isinstance(param.default, FieldInfo):  # `n: int = Field(ge=1)`, FastAPI-style
         field = param.default
         if doc_description and not field.description:

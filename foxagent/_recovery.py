@@ -1,0 +1,449 @@
+"""The recovery ladder: which tool calls in a model reply are safe to run, and why not the rest.
+
+``recover_tool_calls(message, tools, finish_reason=...)`` takes an assistant message as a vLLM
+(or any OpenAI-compatible) server hands it over and returns a :class:`Recovery`. The rules:
+
+1. **Server calls are hints, not facts.** When the message has ``tool_calls``, each is checked
+   like any other candidate: arguments that are a JSON *string* are decoded (twice if the model
+   double-encoded them), ``null``/empty mean ``{}``, broken JSON is repaired, the name goes through
+   the name gate and the arguments through the tool's schema. The content is kept as text; it is
+   not scanned again (vLLM leaves it empty when its parser succeeded, and a second scan would
+   double the calls).
+2. **Otherwise the content is scanned** for every call syntax Llama 3.x models produce (see
+   :mod:`foxagent._call_syntax`): bare JSON objects in any number and with any separator,
+   OpenAI-style wrappers, ``<|python_tag|>``, code fences, ``<tool_call>``, calls inside FoxBrain
+   tags, ``<function=NAME>{...}</function>``, pythonic ``[f(a=1)]``, ``name.call(...)`` and ReAct.
+3. **JSON is repaired only inside a candidate's span**, never across the whole reply.
+4. **Name gate.** An exact tool name passes. Otherwise the name is normalised (lower case, a
+   ``functions.``/``function.``/``tools.``/``tool.`` prefix dropped, every non-alphanumeric
+   character dropped) and passes only if exactly one tool normalises to the same key; so
+   ``GetWeather`` and ``functions.get_weather`` reach ``get_weather``, but ``get_wether`` does not.
+5. **Arguments** are validated and coerced against the tool's schema (pydantic for ``@tool``
+   functions, ``jsonschema`` for schema-only tools); a pythonic call's positional arguments map
+   to the parameters in order; a ReAct ``Action Input`` in plain text fills the tool's single
+   required string parameter, if it has exactly one.
+6. **Truncation.** With ``finish_reason="length"`` a candidate the text ends inside of is rejected,
+   never completed, and so is the last server call (vLLM's stream flush auto-closes a cut call
+   into valid JSON, so its values cannot be trusted). Without it, an unclosed candidate is
+   completed only when nothing but closing brackets is missing.
+7. **Examples are not calls.** A candidate preceded in its paragraph (within 150 characters) by an
+   example cue ("for example", "e.g.", "format", "like this", 例如, 範例, 格式, ...) is rejected as
+   an example, and its text stays in ``text``.
+8. **Exact duplicates** (same tool and arguments) in one reply run once.
+9. **Nothing is lost.** ``text`` is the reply without the call spans and special tokens; prose and
+   FoxBrain tags around calls stay. Every refused candidate is in ``rejected`` with a one-sentence
+   reason written to be sent back to the model.
+
+The function never raises: on any input it returns a ``Recovery``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+from foxagent._call_syntax import (
+    Candidate,
+    find_candidates,
+    loads_repaired,
+    strip_special_tokens,
+)
+from foxagent._exceptions import ToolArgumentsError
+from foxagent._schema_tool import SchemaTool
+
+__all__ = ["RecoveredCall", "Recovery", "RejectedCall", "recover_tool_calls"]
+
+CallSource = Literal["server", "content", "repaired"]
+RejectionKind = Literal["unknown_tool", "invalid_arguments", "truncated", "unparseable", "example"]
+
+_PREFIX = re.compile(r"^(?:functions?|tools?)\.", re.IGNORECASE)
+_NON_ALNUM = re.compile(r"[\W_]+")
+_CACHE_LIMIT = 256
+
+
+class ToolLike(Protocol):
+    """What recovery needs of a tool: ``Tool`` and ``SchemaTool`` both fit."""
+
+    name: str
+    parameters: dict[str, Any]
+
+    def validate_arguments(self, arguments: Mapping[str, Any]) -> dict[str, Any]: ...
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class RecoveredCall:
+    """A call that is safe to execute.
+
+    Attributes:
+        id: the server's id, or a new one in vLLM's ``chatcmpl-tool-<32 hex>`` form.
+        name: the tool's real name.
+        arguments: validated and coerced arguments (JSON-compatible).
+        source: ``server`` (from ``tool_calls`` as sent), ``content`` (found in the text), or
+            ``repaired`` (its JSON or its name had to be fixed).
+        raw: the text the call was recovered from.
+    """
+
+    id: str
+    name: str
+    arguments: dict[str, Any]
+    source: CallSource
+    raw: str = ""
+
+    def openai_tool_call(self) -> dict[str, Any]:
+        """The call as an OpenAI ``tool_calls`` entry, arguments re-serialised as a JSON object."""
+        arguments = json.dumps(self.arguments, ensure_ascii=False)
+        function = {"name": self.name, "arguments": arguments}
+        return {"id": self.id, "type": "function", "function": function}
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class RejectedCall:
+    """A candidate call that must not run.
+
+    Attributes:
+        kind: why, as a category.
+        reason: one sentence for the model, naming the tool and what is wrong.
+        name: the tool name as the model wrote it, if any.
+        id: the server's id when the candidate came from ``tool_calls``, else a new one.
+        raw: the text of the candidate.
+    """
+
+    kind: RejectionKind
+    reason: str
+    name: str | None = None
+    id: str = ""
+    raw: str = ""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Recovery:
+    """What a reply contains: calls to run, candidates refused, and the rest of the text."""
+
+    calls: tuple[RecoveredCall, ...] = ()
+    rejected: tuple[RejectedCall, ...] = ()
+    text: str = ""
+
+    @property
+    def has_calls(self) -> bool:
+        """Whether anything is to be executed."""
+        return bool(self.calls)
+
+
+def new_call_id() -> str:
+    """A tool-call id in the form vLLM generates: ``chatcmpl-tool-`` + 32 hex characters."""
+    return f"chatcmpl-tool-{uuid.uuid4().hex}"
+
+
+def recover_tool_calls(
+    message: Any,
+    tools: Iterable[Any],
+    *,
+    finish_reason: str | None = None,
+) -> Recovery:
+    """Find the tool calls in an assistant reply that are safe to run (module docstring: rules).
+
+    Args:
+        message: an OpenAI assistant message, as a dict (``content``, ``tool_calls``) or as the
+            openai SDK's message object.
+        tools: ``Tool`` objects, a ``Toolset``, or OpenAI tool-schema dicts.
+        finish_reason: the choice's finish reason; ``"length"`` switches on truncation checks.
+
+    Returns:
+        The calls to run, the refused candidates with reasons, and the reply's remaining text.
+    """
+    content, server_calls = _read_message(message)
+    try:
+        index = ToolIndex.of(tools)
+        truncated = finish_reason == "length"
+        if server_calls:
+            return _from_server(server_calls, content, index, truncated)
+        return _from_content(content, index, truncated)
+    except Exception:  # the promise is "never raises": keep the text, run nothing
+        return Recovery(text=content)
+
+
+class ToolIndex:
+    """Tools by exact name and by normalised name."""
+
+    # Schema dicts become SchemaTools (a jsonschema validator each, which is costly to build);
+    # remember them per dict object so a caller passing the same list every time pays once.
+    _schema_tools: dict[int, tuple[Mapping[str, Any], SchemaTool]] = {}  # noqa: RUF012
+
+    def __init__(self, tools: Iterable[Any]) -> None:
+        self.by_name: dict[str, ToolLike] = {}
+        for item in tools:
+            converted = self._schema_tool(item) if isinstance(item, Mapping) else item
+            self.by_name[converted.name] = converted
+        keys: dict[str, list[str]] = {}
+        for name in self.by_name:
+            keys.setdefault(_normal(name), []).append(name)
+        self._by_key = {key: names[0] for key, names in keys.items() if len(names) == 1}
+
+    @classmethod
+    def of(cls, tools: Iterable[Any]) -> ToolIndex:
+        """An index for ``tools`` (returned as is when it already is one)."""
+        return tools if isinstance(tools, ToolIndex) else cls(tools)
+
+    @classmethod
+    def _schema_tool(cls, schema: Mapping[str, Any]) -> SchemaTool:
+        cached = cls._schema_tools.get(id(schema))
+        if cached is not None and cached[0] is schema:
+            return cached[1]
+        if len(cls._schema_tools) >= _CACHE_LIMIT:
+            cls._schema_tools.clear()
+        converted = SchemaTool(schema)
+        cls._schema_tools[id(schema)] = (schema, converted)
+        return converted
+
+    def resolve(self, name: str) -> tuple[ToolLike | None, bool]:
+        """The tool a written name means, and whether the name had to be normalised."""
+        exact = self.by_name.get(name)
+        if exact is not None:
+            return exact, False
+        real = self._by_key.get(_normal(name))
+        return (self.by_name[real], True) if real is not None else (None, False)
+
+    def names(self) -> str:
+        return ", ".join(self.by_name) or "none"
+
+
+def _normal(name: str) -> str:
+    return _NON_ALNUM.sub("", _PREFIX.sub("", name.strip())).lower()
+
+
+# --- reading the message ---------------------------------------------------------------------
+
+
+def _field(obj: Any, key: str) -> Any:
+    if isinstance(obj, Mapping):
+        return obj.get(key)
+    return getattr(obj, key, None)
+
+
+def _read_message(message: Any) -> tuple[str, list[tuple[str, Any, Any]]]:
+    """``(content, [(id, name, arguments), ...])`` from a dict or an SDK object, defensively."""
+    try:
+        content = _content_text(_field(message, "content"))
+        calls = []
+        for call in _field(message, "tool_calls") or ():
+            function = _field(call, "function") or {}
+            calls.append(
+                (_field(call, "id") or "", _field(function, "name"), _field(function, "arguments"))
+            )
+        return content, calls
+    except Exception:  # an exotic message object: whatever text it has is all we can use
+        return (message if isinstance(message, str) else ""), []
+
+
+def _content_text(content: Any) -> str:
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, Sequence):  # OpenAI content parts
+        return "".join(str(_field(part, "text") or "") for part in content)
+    return str(content)
+
+
+# --- server tool_calls -------------------------------------------------------------------------
+
+
+def _from_server(
+    server_calls: list[tuple[str, Any, Any]], content: str, index: ToolIndex, truncated: bool
+) -> Recovery:
+    accepted: list[RecoveredCall] = []
+    rejected: list[RejectedCall] = []
+    last = len(server_calls) - 1
+    for position, (call_id, name, arguments) in enumerate(server_calls):
+        call_id = str(call_id) if call_id else new_call_id()
+        raw = f"{name}({arguments})"
+        if truncated and position == last:
+            rejected.append(_truncated(name, call_id, raw))
+            continue
+        decoded, repaired, error = _decode_arguments(arguments)
+        if error is not None:
+            reason = f"The arguments for tool '{name}' {error}; send them as a JSON object."
+            rejected.append(RejectedCall(kind="unparseable", reason=reason, name=name, id=call_id))
+            continue
+        outcome = _gate(index, name, decoded, (), call_id, raw, repaired, "server")
+        _sort(outcome, accepted, rejected)
+    return Recovery(calls=_dedupe(accepted), rejected=tuple(rejected), text=_clean(content))
+
+
+def _decode_arguments(arguments: Any) -> tuple[Any, bool, str | None]:
+    """Server-side arguments as a value: unwrap JSON strings (twice at most), null → {}."""
+    repaired = False
+    for _ in range(2):
+        if not isinstance(arguments, str):
+            break
+        text = arguments.strip()
+        if text in ("", "null"):
+            return {}, repaired, None
+        try:
+            arguments = json.loads(text)
+        except ValueError:
+            value, _ = loads_repaired(text)  # the same in-span repair as for content
+            if value is None:
+                return None, True, "are not valid JSON"
+            arguments, repaired = value, True
+    if arguments is None:
+        return {}, repaired, None
+    return arguments, repaired, None
+
+
+# --- content -----------------------------------------------------------------------------------
+
+
+def _from_content(content: str, index: ToolIndex, truncated: bool) -> Recovery:
+    if not content:
+        return Recovery()
+    candidates = find_candidates(content)
+    accepted: list[RecoveredCall] = []
+    rejected: list[RejectedCall] = []
+    for candidate in candidates:
+        _sort(_judge(candidate, index, truncated), accepted, rejected)
+    spans = [(c.start, c.end) for c in candidates if not c.example]
+    return Recovery(
+        calls=_dedupe(accepted), rejected=tuple(rejected), text=_clean(_cut(content, spans))
+    )
+
+
+def _judge(candidate: Candidate, index: ToolIndex, truncated: bool) -> RecoveredCall | RejectedCall:
+    raw = candidate.raw
+    name = candidate.name
+    if candidate.example:
+        reason = f"The call to '{name}' is an example in the text, not a call; it was not run."
+        return RejectedCall(kind="example", reason=reason, name=name, raw=raw)
+    if not candidate.closed and (truncated or not candidate.completed):
+        return _truncated(name, new_call_id(), raw)
+    if candidate.error is not None or name is None:
+        what = f"tool '{name}'" if name else "a tool"
+        reason = f"A call to {what} could not be read: {candidate.error or 'no tool name'}."
+        return RejectedCall(kind="unparseable", reason=reason, name=name, raw=raw)
+    arguments = candidate.arguments
+    if isinstance(arguments, str) and candidate.syntax != "react":
+        arguments, repaired, error = _decode_arguments(arguments)
+        if error is not None:
+            reason = f"The arguments for tool '{name}' {error}; send them as a JSON object."
+            return RejectedCall(kind="unparseable", reason=reason, name=name, raw=raw)
+        candidate.repaired = candidate.repaired or repaired
+    source: CallSource = "repaired" if candidate.repaired else "content"
+    return _gate(index, name, arguments, candidate.positional, new_call_id(), raw, False, source)
+
+
+def _truncated(name: Any, call_id: str, raw: str) -> RejectedCall:
+    what = f"The call to tool '{name}'" if name else "A tool call"
+    reason = f"{what} was cut off at the output limit, so it was not run; send it again, shorter."
+    return RejectedCall(kind="truncated", reason=reason, name=name, id=call_id, raw=raw)
+
+
+# --- the gate ----------------------------------------------------------------------------------
+
+
+def _gate(
+    index: ToolIndex,
+    name: Any,
+    arguments: Any,
+    positional: tuple[Any, ...],
+    call_id: str,
+    raw: str,
+    repaired: bool,
+    source: CallSource,
+) -> RecoveredCall | RejectedCall:
+    if not isinstance(name, str) or not name.strip():
+        reason = f"A tool call has no tool name. Available tools: {index.names()}."
+        return RejectedCall(kind="unparseable", reason=reason, id=call_id, raw=raw)
+    tool, renamed = index.resolve(name)
+    if tool is None:
+        reason = f"Unknown tool '{name}'. Available tools: {index.names()}."
+        return RejectedCall(kind="unknown_tool", reason=reason, name=name, id=call_id, raw=raw)
+    mapped = _arguments_object(tool, arguments, positional)
+    if isinstance(mapped, str):
+        reason = f"Invalid arguments for tool '{tool.name}': {mapped}."
+        return RejectedCall(kind="invalid_arguments", reason=reason, name=name, id=call_id, raw=raw)
+    try:
+        valid = tool.validate_arguments(mapped)
+    except ToolArgumentsError as error:
+        return RejectedCall(
+            kind="invalid_arguments", reason=str(error), name=name, id=call_id, raw=raw
+        )
+    if (repaired or renamed) and source == "server":
+        source = "repaired"
+    elif renamed:
+        source = "repaired"
+    return RecoveredCall(id=call_id, name=tool.name, arguments=valid, source=source, raw=raw)
+
+
+def _arguments_object(
+    tool: ToolLike, arguments: Any, positional: tuple[Any, ...]
+) -> dict[str, Any] | str:
+    """The arguments as a dict, or a sentence saying why they cannot be one."""
+    properties = list(tool.parameters.get("properties") or ())
+    if arguments is None:
+        arguments = {}
+    if isinstance(arguments, str):  # ReAct plain-text input
+        required = [
+            p
+            for p in tool.parameters.get("required") or ()
+            if (tool.parameters["properties"].get(p) or {}).get("type") == "string"
+        ]
+        if len(required) == 1 and len(tool.parameters.get("required") or ()) == 1:
+            return {required[0]: arguments}
+        return "expected a JSON object of arguments, got plain text"
+    if not isinstance(arguments, Mapping):
+        return f"expected an object of arguments, got {type(arguments).__name__}"
+    result = dict(arguments)
+    if positional:
+        if len(positional) > len(properties):
+            return f"too many positional arguments ({len(positional)} for {len(properties)})"
+        for name, value in zip(properties, positional, strict=False):
+            if name in result:
+                return f"'{name}' given both by position and by name"
+            result[name] = value
+    return result
+
+
+# --- assembling the result -----------------------------------------------------------------
+
+
+def _sort(
+    outcome: RecoveredCall | RejectedCall,
+    accepted: list[RecoveredCall],
+    rejected: list[RejectedCall],
+) -> None:
+    if isinstance(outcome, RecoveredCall):
+        accepted.append(outcome)
+    else:
+        rejected.append(outcome)
+
+
+def _dedupe(calls: list[RecoveredCall]) -> tuple[RecoveredCall, ...]:
+    seen: set[str] = set()
+    unique = []
+    for call in calls:
+        key = call.name + "\x00" + json.dumps(call.arguments, sort_keys=True, ensure_ascii=False)
+        if key not in seen:
+            seen.add(key)
+            unique.append(call)
+    return tuple(unique)
+
+
+def _cut(text: str, spans: list[tuple[int, int]]) -> str:
+    if not spans:
+        return text
+    pieces = []
+    position = 0
+    for start, end in sorted(spans):
+        if start > position:
+            pieces.append(text[position:start])
+        position = max(position, end)
+    pieces.append(text[position:])
+    return "\n".join(piece.strip(" \t") for piece in pieces if piece.strip())
+
+
+def _clean(text: str) -> str:
+    return re.sub(r"\n{3,}", "\n\n", strip_special_tokens(text)).strip()
