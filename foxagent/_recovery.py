@@ -442,7 +442,7 @@ def _cut(text: str, spans: list[tuple[int, int]]) -> str:
             pieces.append(text[position:start])
         position = max(position, end)
     pieces.append(text[position:])
-    return "\n".join(piece.strip(" \t") for piece in pieces if piece.strip())
+    return "\n".join(piece.strip() for piece in pieces if piece.strip())
 
 
 def _clean(text: str) -> str:

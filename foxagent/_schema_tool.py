@@ -55,13 +55,26 @@ class SchemaTool:
     def validate_arguments(self, arguments: Mapping[str, Any]) -> JsonDict:
         """Coerce clear mistakes, then validate; ``ToolArgumentsError`` names each problem."""
         data = loosen_object(arguments, self.parameters)
-        problems: dict[str, ArgumentProblem] = {}
+        problems: dict[str, ArgumentProblem] = {p.argument: p for p in self._unknown(data)}
         for error in self._validator.iter_errors(data):
             for problem in _problems(error, self.parameters):
                 problems.setdefault(problem.argument, problem)
         if problems:
             raise ToolArgumentsError(self.name, sorted(problems.values(), key=_order(data)))
         return data
+
+
+    def _unknown(self, data: Mapping[str, Any]) -> list[ArgumentProblem]:
+        """Arguments the schema does not declare, unless it explicitly allows more.
+
+        Most schemas (MCP's included) leave ``additionalProperties`` unset; a misnamed argument is
+        still a mistake worth telling the model about, as for ``@tool`` functions.
+        """
+        if "additionalProperties" in self.parameters:
+            return []
+        known = list(self.parameters.get("properties") or {})
+        text = f"unknown argument (known: {', '.join(known) or 'none'})"
+        return [ArgumentProblem(name, text) for name in data if name not in known]
 
 
 def _order(data: Mapping[str, Any]) -> Any:
