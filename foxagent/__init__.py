@@ -3,6 +3,7 @@
 Public names are re-exported here; the modules behind them are private.
 """
 
+from foxagent._answer import FoxBrainAnswer, parse_answer
 from foxagent._exceptions import (
     ArgumentProblem,
     FoxagentError,
@@ -12,7 +13,6 @@ from foxagent._exceptions import (
     ToolError,
     UserError,
 )
-from foxagent._answer import FoxBrainAnswer, parse_answer
 from foxagent._recovery import RecoveredCall, Recovery, RejectedCall, recover_tool_calls
 from foxagent._schema_tool import SchemaTool
 from foxagent._tools import Tool, ToolContext, tool

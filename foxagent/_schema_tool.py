@@ -63,7 +63,6 @@ class SchemaTool:
             raise ToolArgumentsError(self.name, sorted(problems.values(), key=_order(data)))
         return data
 
-
     def _unknown(self, data: Mapping[str, Any]) -> list[ArgumentProblem]:
         """Arguments the schema does not declare, unless it explicitly allows more.
 
