@@ -1,22 +1,29 @@
 """foxagent: tool-calling agents for FoxBrain (Llama 3.1) served by vLLM.
 
-Public names are re-exported here; the modules behind them are private.
+Public names are re-exported here; the modules behind them are private. They are imported on
+first use, so ``import foxagent.cli`` (and ``foxagent --help``) does not pay for pydantic.
 """
 
-from foxagent._answer import FoxBrainAnswer, parse_answer
-from foxagent._exceptions import (
-    ArgumentProblem,
-    FoxagentError,
-    RunError,
-    ToolArgumentsError,
-    ToolCallError,
-    ToolError,
-    UserError,
-)
-from foxagent._recovery import RecoveredCall, Recovery, RejectedCall, recover_tool_calls
-from foxagent._schema_tool import SchemaTool
-from foxagent._tools import Tool, ToolContext, tool
-from foxagent._toolset import Toolset
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from foxagent._answer import FoxBrainAnswer, parse_answer
+    from foxagent._exceptions import (
+        ArgumentProblem,
+        FoxagentError,
+        RunError,
+        ToolArgumentsError,
+        ToolCallError,
+        ToolError,
+        UserError,
+    )
+    from foxagent._recovery import RecoveredCall, Recovery, RejectedCall, recover_tool_calls
+    from foxagent._schema_tool import SchemaTool
+    from foxagent._tools import Tool, ToolContext, tool
+    from foxagent._toolset import Toolset
 
 __version__ = "0.1.0.dev0"
 
@@ -41,3 +48,37 @@ __all__ = [
     "recover_tool_calls",
     "tool",
 ]
+
+_HOMES = {
+    "ArgumentProblem": "_exceptions",
+    "FoxBrainAnswer": "_answer",
+    "FoxagentError": "_exceptions",
+    "RecoveredCall": "_recovery",
+    "Recovery": "_recovery",
+    "RejectedCall": "_recovery",
+    "RunError": "_exceptions",
+    "SchemaTool": "_schema_tool",
+    "Tool": "_tools",
+    "ToolArgumentsError": "_exceptions",
+    "ToolCallError": "_exceptions",
+    "ToolContext": "_tools",
+    "ToolError": "_exceptions",
+    "Toolset": "_toolset",
+    "UserError": "_exceptions",
+    "parse_answer": "_answer",
+    "recover_tool_calls": "_recovery",
+    "tool": "_tools",
+}
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'foxagent' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"foxagent.{home}"), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -10,6 +10,7 @@ the auto-detection we need.
 from __future__ import annotations
 
 import inspect
+import re
 from dataclasses import dataclass, field
 
 import docstring_parser
@@ -48,7 +49,25 @@ def parse_docstring(doc: str | None) -> DocInfo:
         for p in parsed.params
         if p.description and p.description.strip()
     }
-    return DocInfo(description=separator.join(parts).strip(), params=params)
+    return DocInfo(description=_reflow(separator.join(parts)), params=params)
+
+
+_LIST_ITEM = re.compile(r"^\s*(?:[-*+•]|\d+[.)])\s")
+
+
+def _reflow(text: str) -> str:
+    """Undo the docstring's hard line wrapping: the model reads paragraphs, not source lines.
+
+    Lists keep one item per line; paragraphs stay separated by a blank line.
+    """
+    paragraphs = []
+    for paragraph in re.split(r"\n\s*\n", text.strip()):
+        lines = [line.strip() for line in paragraph.splitlines() if line.strip()]
+        if any(_LIST_ITEM.match(line) for line in lines):
+            paragraphs.append("\n".join(lines))
+        else:
+            paragraphs.append(" ".join(lines))
+    return "\n\n".join(p for p in paragraphs if p)
 
 
 def _one_line(text: str | None) -> str:

@@ -85,8 +85,24 @@ def test_plain_prose_docstring_is_the_description() -> None:
         when you need twice as much."""
         return 2 * x
 
-    assert tool(prose).description == (
-        "Double a number, which is useful\nwhen you need twice as much."
+    assert (
+        tool(prose).description == "Double a number, which is useful when you need twice as much."
+    )
+
+
+def test_wrapped_paragraphs_are_reflowed_and_lists_kept() -> None:
+    def wrapped() -> None:
+        """Summary line.
+
+        A long paragraph wrapped
+        over two lines.
+
+        - first item
+        - second item
+        """
+
+    assert tool(wrapped).description == (
+        "Summary line.\n\nA long paragraph wrapped over two lines.\n\n- first item\n- second item"
     )
 
 

@@ -12,9 +12,18 @@ PACKAGE = Path(foxagent.__file__).parent
 
 def test_all_is_sorted_and_matches_exports() -> None:
     assert foxagent.__all__ == sorted(foxagent.__all__)
-    public = {name for name in vars(foxagent) if not name.startswith("_")}
-    exported = set(foxagent.__all__) - {"__version__"}
-    assert public - {"cli"} == exported
+    for name in foxagent.__all__:
+        assert getattr(foxagent, name) is not None
+    assert set(foxagent.__all__) - {"__version__"} == set(foxagent._HOMES)
+    for name, home in foxagent._HOMES.items():
+        assert getattr(foxagent, name).__module__ == f"foxagent.{home}", name
+
+
+def test_unknown_attribute_raises_attribute_error() -> None:
+    import pytest
+
+    with pytest.raises(AttributeError, match="has no attribute 'nope'"):
+        foxagent.nope  # noqa: B018
 
 
 def test_leaf_modules_import_nothing_from_foxagent() -> None:
