@@ -9,7 +9,14 @@ Three families, so callers can tell *who* has to act::
     │   │                         to be sent back to the model as the tool's result
     │   ├── ToolArgumentsError    the arguments the model sent do not fit the tool's schema
     │   └── ToolError             raised by a tool on purpose ("no such city", "division by zero")
-    └── RunError                  a run could not go on (server, transport, step limit, ...)
+    └── RunError                  a run could not go on; carries the transcript so far
+        ├── ModelError            the model server failed
+        │   ├── ModelHTTPError        it answered with an error status (after retries)
+        │   ├── ModelConnectionError  it could not be reached, or the connection broke
+        │   │   └── ModelTimeoutError it did not answer in time
+        │   └── ModelResponseError    its answer was not a chat completion
+        ├── StepLimitError        max_steps model requests without a final answer
+        └── ToolRetryError        the model kept making calls that fail, past the retry budget
 
 This module imports nothing from foxagent: everything else may import it.
 """
@@ -18,14 +25,22 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 __all__ = [
     "ArgumentProblem",
     "FoxagentError",
+    "ModelConnectionError",
+    "ModelError",
+    "ModelHTTPError",
+    "ModelResponseError",
+    "ModelTimeoutError",
     "RunError",
+    "StepLimitError",
     "ToolArgumentsError",
     "ToolCallError",
     "ToolError",
+    "ToolRetryError",
     "UserError",
 ]
 
@@ -85,4 +100,60 @@ class ToolArgumentsError(ToolCallError):
 
 
 class RunError(FoxagentError):
-    """A run could not continue (server error, unreachable server, step limit, ...)."""
+    """A run could not continue (server error, unreachable server, step limit, ...).
+
+    Attributes:
+        messages: the conversation up to the failure (nothing is lost: a later run can continue
+            from it).
+    """
+
+    def __init__(self, message: str, *, messages: Sequence[Any] = ()) -> None:
+        super().__init__(message)
+        self.messages: list[Any] = list(messages)
+
+
+class ModelError(RunError):
+    """The model server failed."""
+
+
+class ModelHTTPError(ModelError):
+    """The server answered with an error status.
+
+    Attributes:
+        status: the HTTP status code.
+        body: the server's error message (never contains request headers or keys).
+        retry_after: seconds the server asked to wait (``Retry-After``), if it did.
+    """
+
+    def __init__(
+        self,
+        status: int,
+        body: str,
+        *,
+        retry_after: float | None = None,
+        messages: Sequence[Any] = (),
+    ) -> None:
+        self.status = status
+        self.body = body
+        self.retry_after = retry_after
+        super().__init__(f"Model server answered HTTP {status}: {body}", messages=messages)
+
+
+class ModelConnectionError(ModelError):
+    """The server could not be reached, or the connection broke mid-answer."""
+
+
+class ModelTimeoutError(ModelConnectionError):
+    """The server did not answer within the timeout."""
+
+
+class ModelResponseError(ModelError):
+    """The server's answer is not a chat completion (malformed JSON, no choices, ...)."""
+
+
+class StepLimitError(RunError):
+    """The run reached ``max_steps`` model requests without a final answer."""
+
+
+class ToolRetryError(RunError):
+    """The model kept making failing calls past the per-call retry budget."""

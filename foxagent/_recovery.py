@@ -140,7 +140,7 @@ def new_call_id() -> str:
 
 def recover_tool_calls(
     message: Any,
-    tools: Iterable[Any],
+    tools: Iterable[Any] | ToolIndex,
     *,
     finish_reason: str | None = None,
 ) -> Recovery:
@@ -184,7 +184,7 @@ class ToolIndex:
         self._by_key = {key: names[0] for key, names in keys.items() if len(names) == 1}
 
     @classmethod
-    def of(cls, tools: Iterable[Any]) -> ToolIndex:
+    def of(cls, tools: Iterable[Any] | ToolIndex) -> ToolIndex:
         """An index for ``tools`` (returned as is when it already is one)."""
         return tools if isinstance(tools, ToolIndex) else cls(tools)
 

@@ -1,0 +1,326 @@
+"""``Agent``: drives FoxBrain until it answers, running the tools it calls.
+
+One run is a few named steps over an explicit :class:`_RunState`:
+
+1. ``_ask``: send the transcript and the tool schemas to the model.
+2. ``recover_tool_calls`` on the reply (the server's ``tool_calls`` are only a hint).
+3. No call attempted → ``_finish``: parse FoxBrain's tags into the :class:`RunResult`.
+4. Otherwise ``_run_calls``: run the safe calls concurrently (each with a timeout), turn
+   exceptions, refusals and unknown tools into ``role: "tool"`` messages that say precisely what
+   went wrong, and append the turns to the transcript in the shape the Llama 3.1 template
+   accepts: one call per assistant message, each followed by its result, arguments re-serialised
+   as a JSON object, never an empty ``tool_calls`` list.
+5. Repeat until an answer, ``max_steps`` (``StepLimitError``) or a tool failing past its retry
+   budget (``ToolRetryError``). Every ``RunError`` carries the transcript so far.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from foxagent._answer import parse_answer
+from foxagent._exceptions import (
+    RunError,
+    StepLimitError,
+    ToolCallError,
+    ToolRetryError,
+    UserError,
+)
+from foxagent._messages import Message, ModelResponse, ModelSettings, Usage
+from foxagent._prompts import DEFAULT_SYSTEM_PROMPT
+from foxagent._recovery import RecoveredCall, Recovery, RejectedCall, ToolIndex, recover_tool_calls
+from foxagent._run import RunResult, Timings, ToolCallRecord
+from foxagent._tools import ToolContext
+from foxagent._toolset import Toolset
+from foxagent.models._base import Model
+
+__all__ = ["Agent"]
+
+_REPEAT_LIMIT = 2  # the same call with the same arguments runs at most this often per run
+
+
+@dataclass(kw_only=True, slots=True)
+class _RunState:
+    run_id: str
+    messages: list[Message]
+    deps: Any = None
+    records: list[ToolCallRecord] = field(default_factory=list)
+    usage: list[Usage] = field(default_factory=list)
+    timings: Timings = field(default_factory=Timings)
+    failures: dict[str, int] = field(default_factory=dict)
+    repeats: dict[str, int] = field(default_factory=dict)
+
+
+class Agent:
+    """A FoxBrain agent: a model, tools, a system prompt and limits.
+
+    Example:
+        >>> agent = Agent(tools=[get_weather], base_url="http://127.0.0.1:8883/v1", api_key="...")
+        >>> result = agent.run("台北現在幾度？")  # doctest: +SKIP
+        >>> print(result.answer)  # doctest: +SKIP
+
+    Args:
+        tools: ``@tool`` functions, plain functions, or a ``Toolset``.
+        model: the backend; by default a :class:`~foxagent.models.vllm.VLLMModel` built from
+            ``base_url``, ``api_key`` and ``model_name`` (or the environment).
+        system_prompt: FoxBrain's prompt by default; ``None`` or ``""`` sends none.
+        max_steps: model requests a run may make before ``StepLimitError``.
+        settings: sampling settings (the FoxBrain guide's by default).
+        tool_timeout: seconds a tool may run, unless the tool sets its own ``timeout``.
+        max_retries: failed calls to one tool in a row that the model may fix before the run
+            stops with ``ToolRetryError``.
+        base_url: the vLLM server's ``/v1`` URL, when ``model`` is not given.
+        api_key: the server's API key, when ``model`` is not given.
+        model_name: the served model's name; ``None`` asks the server.
+    """
+
+    def __init__(
+        self,
+        tools: Iterable[Any] = (),
+        model: Model | None = None,
+        *,
+        system_prompt: str | None = DEFAULT_SYSTEM_PROMPT,
+        max_steps: int = 8,
+        settings: ModelSettings | None = None,
+        tool_timeout: float = 60.0,
+        max_retries: int = 2,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        model_name: str | None = None,
+    ) -> None:
+        if max_steps < 1:
+            raise UserError(f"max_steps must be at least 1, got {max_steps}.")
+        self.toolset = tools if isinstance(tools, Toolset) else Toolset(tools)
+        if model is None:
+            from foxagent.models.vllm import VLLMModel
+
+            model = VLLMModel(base_url=base_url, api_key=api_key, model_name=model_name)
+        self.model = model
+        self.system_prompt = system_prompt or None
+        self.max_steps = max_steps
+        self.settings = settings or ModelSettings()
+        self.tool_timeout = tool_timeout
+        self.max_retries = max_retries
+        self._index = ToolIndex(self.toolset)
+        self._schemas = self.toolset.openai_schemas()
+
+    def __repr__(self) -> str:
+        return f"Agent(tools={self.toolset.names!r}, model={self.model!r})"
+
+    def run(
+        self, question: str, *, history: Sequence[Message] | None = None, deps: Any = None
+    ) -> RunResult:
+        """Synchronous :meth:`arun` (not for use inside a running event loop)."""
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return asyncio.run(self._run_and_close(question, history, deps))
+        raise UserError("Agent.run() was called inside an event loop; use `await agent.arun()`.")
+
+    async def _run_and_close(
+        self, question: str, history: Sequence[Message] | None, deps: Any
+    ) -> RunResult:
+        try:
+            return await self.arun(question, history=history, deps=deps)
+        finally:
+            await self.model.aclose()  # its connections belong to this short-lived loop
+
+    async def arun(
+        self, question: str, *, history: Sequence[Message] | None = None, deps: Any = None
+    ) -> RunResult:
+        """Ask ``question`` (continuing ``history``, e.g. an earlier result's ``messages``).
+
+        Raises:
+            RunError: the server failed, the step limit was reached, or a tool kept failing;
+                ``error.messages`` holds the transcript so far.
+        """
+        state = _RunState(
+            run_id=uuid.uuid4().hex, messages=self._opening(question, history), deps=deps
+        )
+        started = time.perf_counter()
+        try:
+            for step in range(1, self.max_steps + 1):
+                response = await self._ask(state)
+                recovery = recover_tool_calls(
+                    response.message, self._index, finish_reason=response.finish_reason
+                )
+                attempts = [r for r in recovery.rejected if r.kind != "example"]
+                if not recovery.calls and not attempts:
+                    return self._finish(state, response, recovery, step)
+                await self._run_calls(state, recovery, attempts, step)
+            raise StepLimitError(
+                f"No final answer after {self.max_steps} model requests (max_steps).",
+                messages=state.messages,
+            )
+        except RunError as error:
+            if not error.messages:
+                error.messages = list(state.messages)
+            raise
+        finally:
+            state.timings.total = time.perf_counter() - started
+
+    def _opening(self, question: str, history: Sequence[Message] | None) -> list[Message]:
+        messages = [dict(m) for m in history or ()]
+        if self.system_prompt and not any(m.get("role") == "system" for m in messages):
+            messages.insert(0, {"role": "system", "content": self.system_prompt})
+        messages.append({"role": "user", "content": question})
+        return messages
+
+    async def _ask(self, state: _RunState) -> ModelResponse:
+        started = time.perf_counter()
+        try:
+            response = await self.model.request(state.messages, self._schemas, self.settings)
+        finally:
+            state.timings.model += time.perf_counter() - started
+        state.usage.append(response.usage)
+        return response
+
+    def _finish(
+        self, state: _RunState, response: ModelResponse, recovery: Recovery, step: int
+    ) -> RunResult:
+        content = response.message.get("content")
+        state.messages.append({"role": "assistant", "content": content if content else ""})
+        parsed = parse_answer(recovery.text)
+        return RunResult(
+            answer=parsed.answer or parsed.final_text,
+            parsed=parsed,
+            messages=state.messages,
+            tool_calls=state.records,
+            usage=state.usage,
+            timings=state.timings,
+            steps=step,
+        )
+
+    async def _run_calls(
+        self,
+        state: _RunState,
+        recovery: Recovery,
+        rejected: list[RejectedCall],
+        step: int,
+    ) -> None:
+        started = time.perf_counter()
+        records = await asyncio.gather(
+            *(self._execute(state, call, step) for call in recovery.calls)
+        )
+        state.timings.tools += time.perf_counter() - started
+        refused = [_refused_record(r, step) for r in rejected]
+        self._append_turns(state, recovery.text, [*records, *refused])
+        self._check_budget(state, [*records, *refused])
+
+    async def _execute(self, state: _RunState, call: RecoveredCall, step: int) -> ToolCallRecord:
+        key = call.name + "\x00" + json.dumps(call.arguments, sort_keys=True, ensure_ascii=False)
+        state.repeats[key] = state.repeats.get(key, 0) + 1
+        if state.repeats[key] > _REPEAT_LIMIT:
+            message = (
+                f"Tool '{call.name}' was already called {_REPEAT_LIMIT} times with these "
+                "arguments; use the results above instead of calling it again."
+            )
+            return _record(call, step, "rejected", error=message)
+        tool = self.toolset[call.name]
+        context = ToolContext(
+            run_id=state.run_id, tool_call_id=call.id, messages=state.messages, deps=state.deps
+        )
+        timeout = tool.timeout if tool.timeout is not None else self.tool_timeout
+        started = time.perf_counter()
+        try:
+            result = await asyncio.wait_for(tool.invoke(call.arguments, context), timeout)
+        except asyncio.TimeoutError:
+            error = f"Tool '{call.name}' did not finish within {timeout:g} s and was stopped."
+            return _record(call, step, "timeout", error=error, started=started)
+        except ToolCallError as failure:
+            return _record(call, step, "error", error=str(failure), started=started)
+        except Exception as failure:  # a tool's bug must not kill the run: tell the model
+            error = f"Tool '{call.name}' failed: {type(failure).__name__}: {failure}"
+            return _record(call, step, "error", error=error, started=started)
+        return _record(call, step, "ok", result=result, started=started)
+
+    def _append_turns(self, state: _RunState, text: str, records: list[ToolCallRecord]) -> None:
+        for position, record in enumerate(records):
+            arguments = json.dumps(record.arguments, ensure_ascii=False)
+            function = {"name": record.name, "arguments": arguments}
+            call = {"id": record.id, "type": "function", "function": function}
+            # The template drops content next to a call, but the transcript keeps the reasoning.
+            content = text if position == 0 and text else None
+            state.messages.append({"role": "assistant", "content": content, "tool_calls": [call]})
+            state.messages.append(
+                {
+                    "role": "tool",
+                    "tool_call_id": record.id,
+                    "name": record.name,
+                    "content": _result_text(record),
+                }
+            )
+            state.records.append(record)
+
+    def _check_budget(self, state: _RunState, records: list[ToolCallRecord]) -> None:
+        for record in records:
+            if record.status == "ok":
+                state.failures[record.name] = 0
+                continue
+            state.failures[record.name] = state.failures.get(record.name, 0) + 1
+            if state.failures[record.name] > self.max_retries:
+                raise ToolRetryError(
+                    f"Calls to tool '{record.name}' failed {state.failures[record.name]} times "
+                    f"in a row (max_retries={self.max_retries}); last: {record.error}",
+                    messages=state.messages,
+                )
+
+    async def aclose(self) -> None:
+        """Close the model's connections."""
+        await self.model.aclose()
+
+    async def __aenter__(self) -> Agent:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+
+def _record(
+    call: RecoveredCall,
+    step: int,
+    status: Any,
+    *,
+    result: Any = None,
+    error: str | None = None,
+    started: float | None = None,
+) -> ToolCallRecord:
+    duration = time.perf_counter() - started if started is not None else 0.0
+    return ToolCallRecord(
+        id=call.id,
+        name=call.name,
+        arguments=call.arguments,
+        status=status,
+        result=result,
+        error=error,
+        duration=duration,
+        step=step,
+    )
+
+
+def _refused_record(rejected: RejectedCall, step: int) -> ToolCallRecord:
+    return ToolCallRecord(
+        id=rejected.id or f"chatcmpl-tool-{uuid.uuid4().hex}",
+        name=rejected.name or "unknown",
+        arguments={},
+        status="rejected",
+        error=rejected.reason,
+        step=step,
+    )
+
+
+def _result_text(record: ToolCallRecord) -> str:
+    if record.status != "ok":
+        return f"Error: {record.error}"
+    if isinstance(record.result, str):
+        return record.result
+    try:
+        return json.dumps(record.result, ensure_ascii=False, default=str)
+    except (TypeError, ValueError):
+        return str(record.result)

@@ -1,0 +1,103 @@
+"""Plain data passed between the model backends and the agent loop.
+
+Messages themselves stay OpenAI-style dicts (``{"role": ..., "content": ...}``): that is what the
+server takes, what users already hold, and what a later run continues from. The values around
+them (settings, usage, a model's response) are typed here. This module imports nothing from
+foxagent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["FOXBRAIN_STOP", "Message", "ModelResponse", "ModelSettings", "Usage"]
+
+Message = dict[str, Any]
+
+# The guide's function-calling stop strings, plus <|eom_id|>: Llama 3.1 ends a tool-call turn with
+# it when "Environment: ipython" is in the prompt, and a checkpoint that does not mark it as EOS
+# would otherwise run on into an invented tool result.
+FOXBRAIN_STOP = ("<|eot_id|>", "<|end_of_text|>", "<|end_header_id|>", "<|eom_id|>")
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ModelSettings:
+    """Sampling settings; the defaults are the FoxBrain guide's function-calling client's.
+
+    Attributes:
+        temperature: 0.5 in the guide's function-calling example.
+        max_tokens: 2048 in the guide's server examples.
+        top_p: not set by the guide's server clients (the server default applies).
+        stop: the guide's stop strings plus ``<|eom_id|>``.
+        seed: 42 in the guide; ``None`` for no seed.
+        tool_choice: ``"auto"`` lets vLLM's llama3_json parser run.
+        extra_body: any other request fields (``repetition_penalty``, ``top_k``, ...).
+    """
+
+    temperature: float | None = 0.5
+    max_tokens: int | None = 2048
+    top_p: float | None = None
+    stop: Sequence[str] = FOXBRAIN_STOP
+    seed: int | None = 42
+    tool_choice: str | Mapping[str, Any] = "auto"
+    extra_body: Mapping[str, Any] = field(default_factory=dict)
+
+    def request_fields(self) -> dict[str, Any]:
+        """The settings as chat-completion request fields (unset ones left out)."""
+        fields: dict[str, Any] = {
+            "temperature": self.temperature,
+            "max_tokens": self.max_tokens,
+            "top_p": self.top_p,
+            "stop": list(self.stop) if self.stop else None,
+            "seed": self.seed,
+        }
+        return {key: value for key, value in fields.items() if value is not None} | dict(
+            self.extra_body
+        )
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Usage:
+    """Token counts of one request, or of a whole run."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(
+            prompt_tokens=self.prompt_tokens + other.prompt_tokens,
+            completion_tokens=self.completion_tokens + other.completion_tokens,
+        )
+
+    @classmethod
+    def from_wire(cls, usage: Any) -> Usage:
+        """Read an OpenAI ``usage`` object (a dict, or ``None`` when the server sent none)."""
+        if not isinstance(usage, Mapping):
+            return cls()
+        return cls(
+            prompt_tokens=int(usage.get("prompt_tokens") or 0),
+            completion_tokens=int(usage.get("completion_tokens") or 0),
+        )
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ModelResponse:
+    """One assistant reply as a backend hands it to the loop.
+
+    Attributes:
+        message: the assistant message as the server sent it (``content``, ``tool_calls``).
+        finish_reason: the choice's finish reason (``stop``, ``length``, ``tool_calls``).
+        usage: tokens of this request.
+        model: the model name the server reported.
+    """
+
+    message: Message
+    finish_reason: str | None = None
+    usage: Usage = field(default_factory=Usage)
+    model: str = ""

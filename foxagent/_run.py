@@ -1,0 +1,85 @@
+"""What a run returns: the answer, the transcript, every tool call, tokens and time."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from foxagent._answer import FoxBrainAnswer
+from foxagent._messages import Message, Usage
+
+__all__ = ["RunResult", "Timings", "ToolCallRecord"]
+
+CallStatus = Literal["ok", "error", "rejected", "timeout"]
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ToolCallRecord:
+    """One tool call of a run, as it was executed (or refused).
+
+    Attributes:
+        id: the call id used in the transcript.
+        name: the tool name (as the model wrote it, for refused calls).
+        arguments: the validated arguments (``{}`` for refused calls that had none readable).
+        status: ``ok``, ``error`` (the tool raised), ``timeout``, or ``rejected`` (never run).
+        result: what the tool returned, for ``ok`` calls.
+        error: the text sent back to the model otherwise.
+        duration: seconds the tool ran.
+        step: the model request (1-based) whose reply made the call.
+    """
+
+    id: str
+    name: str
+    arguments: dict[str, Any]
+    status: CallStatus
+    result: Any = None
+    error: str | None = None
+    duration: float = 0.0
+    step: int = 0
+
+
+@dataclass(kw_only=True, slots=True)
+class Timings:
+    """Where a run's wall time went, in seconds.
+
+    ``overhead`` is foxagent's own share: the run's wall time minus model and tool time.
+    """
+
+    total: float = 0.0
+    model: float = 0.0
+    tools: float = 0.0
+
+    @property
+    def overhead(self) -> float:
+        return max(0.0, self.total - self.model - self.tools)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class RunResult:
+    """The outcome of ``Agent.run``/``Agent.arun``.
+
+    Attributes:
+        answer: the ``<answer>`` text, or the final reply's text when FoxBrain used no tags.
+        parsed: the final reply's FoxBrain structure.
+        messages: the whole transcript (pass it as ``history`` to continue the conversation).
+        tool_calls: every call made or refused, in order.
+        usage: tokens of each model request.
+        timings: model, tool and foxagent time.
+        steps: how many model requests the run made.
+    """
+
+    answer: str
+    parsed: FoxBrainAnswer
+    messages: list[Message]
+    tool_calls: list[ToolCallRecord] = field(default_factory=list)
+    usage: list[Usage] = field(default_factory=list)
+    timings: Timings = field(default_factory=Timings)
+    steps: int = 0
+
+    @property
+    def total_usage(self) -> Usage:
+        """Tokens of the whole run."""
+        total = Usage()
+        for usage in self.usage:
+            total = total + usage
+        return total
