@@ -233,11 +233,12 @@ def _decode_pythonic(text: str, start: int) -> list[Candidate]:
     try:
         tree = ast.parse(source.strip(), mode="eval").body
     except (SyntaxError, ValueError):
-        if closed:
-            return []
         name = _BARE_CALL.match(source.lstrip("[ \t\n"))
         called = name.group().rstrip("( \t") if name else None
-        return [Candidate(start, end, called, syntax="pythonic", closed=False, raw=source)]
+        candidate = Candidate(start, end, called, syntax="pythonic", closed=closed, raw=source)
+        if closed:
+            candidate.error = "it is not a valid call expression"
+        return [candidate]
     calls = tree.elts if isinstance(tree, ast.List) else [tree]
     if not calls or not all(isinstance(c, ast.Call) for c in calls):
         return []
@@ -299,10 +300,24 @@ def _expand_wrappers(candidate: Candidate) -> list[Candidate]:
     if candidate.error is not None or not isinstance(value, dict):
         candidate.error = candidate.error or "it is not a JSON object"
         return [candidate]
+    if not _call_shaped(value):
+        return []
     if isinstance(value.get("tool_calls"), list):
         items = [item for item in value["tool_calls"] if isinstance(item, dict)]
         return [_call_from_object(item, candidate) for item in items] or [candidate]
     return [_call_from_object(value, candidate)]
+
+
+_CALL_KEYS = frozenset({*_NAME_KEYS, *_ARG_KEYS, "type", "id", "tool_calls", "index"})
+
+
+def _call_shaped(value: dict[str, Any]) -> bool:
+    """A call has arguments, or nothing but call keys: ``{"name": "x", "version": 1}`` is data."""
+    if any(key in value for key in _ARG_KEYS) or "tool_calls" in value:
+        return True
+    if isinstance(value.get("function"), dict):
+        return True
+    return all(key in _CALL_KEYS for key in value)
 
 
 def _call_from_object(value: dict[str, Any], origin: Candidate) -> Candidate:
@@ -343,9 +358,7 @@ def _decode_json_object(
         completion = _completion(source)
         if completion is None:
             candidate.error = "it is cut off"
-            if candidate.name is None:
-                written = _WRITTEN_NAME.search(source)
-                candidate.name = written.group(1) if written else None
+            _name_from_text(candidate, source)
             return
         text = source + completion
         candidate.completed = True
@@ -353,10 +366,18 @@ def _decode_json_object(
     candidate.repaired = repaired or not closed
     if value is None:
         candidate.error = "its JSON cannot be repaired"
+        _name_from_text(candidate, source)
     elif arguments_only:
         candidate.arguments = value
     else:
         candidate.arguments = value  # unpacked into name/arguments by _expand_wrappers
+
+
+def _name_from_text(candidate: Candidate, source: str) -> None:
+    """Name the tool of an undecodable object, so the refusal can say which call it was."""
+    if candidate.name is None:
+        written = _WRITTEN_NAME.search(source)
+        candidate.name = written.group(1) if written else None
 
 
 def loads_repaired(text: str) -> tuple[Any, bool]:
@@ -374,7 +395,20 @@ def loads_repaired(text: str) -> tuple[Any, bool]:
         value = json_repair.loads(ascii_structure)
     except Exception:  # json_repair is third-party: any failure just means "cannot repair"
         return None, True
-    return (value if isinstance(value, (dict, list)) and value else None), True
+    if not isinstance(value, (dict, list)) or not value or _lost_content(text, value):
+        return None, True
+    return value, True
+
+
+_UNICODE_ESCAPE = re.compile(r"\\u([0-9a-fA-F]{4})")
+
+
+def _lost_content(source: str, value: Any) -> bool:
+    """Whether repair dropped letters or digits (``3 + 4 * 2`` silently becoming ``3``)."""
+    decoded = _UNICODE_ESCAPE.sub(lambda m: chr(int(m.group(1), 16)), source)
+    before = sum(ch.isalnum() for ch in decoded)
+    after = sum(ch.isalnum() for ch in json.dumps(value, ensure_ascii=False))
+    return after < before
 
 
 def _ascii_structure(text: str) -> str:

@@ -266,9 +266,7 @@ def _from_server(
             continue
         decoded, repaired, error = _decode_arguments(arguments)
         if error is not None:
-            reason = f"The arguments for tool '{name}' {error}; send them as a JSON object."
-            rejected.append(RejectedCall(kind="unparseable", reason=reason, name=name, id=call_id))
-            continue
+            decoded = _Undecodable(error)
         outcome = _gate(index, name, decoded, (), call_id, raw, repaired, "server")
         _sort(outcome, accepted, rejected)
     return Recovery(calls=_dedupe(accepted), rejected=tuple(rejected), text=_clean(content))
@@ -305,14 +303,18 @@ def _from_content(content: str, index: ToolIndex, truncated: bool) -> Recovery:
     accepted: list[RecoveredCall] = []
     rejected: list[RejectedCall] = []
     for candidate in candidates:
-        _sort(_judge(candidate, index, truncated), accepted, rejected)
+        outcome = _judge(candidate, index, truncated)
+        if outcome is not None:
+            _sort(outcome, accepted, rejected)
     spans = [(c.start, c.end) for c in candidates if not c.example]
     return Recovery(
         calls=_dedupe(accepted), rejected=tuple(rejected), text=_clean(_cut(content, spans))
     )
 
 
-def _judge(candidate: Candidate, index: ToolIndex, truncated: bool) -> RecoveredCall | RejectedCall:
+def _judge(
+    candidate: Candidate, index: ToolIndex, truncated: bool
+) -> RecoveredCall | RejectedCall | None:
     raw = candidate.raw
     name = candidate.name
     if candidate.example:
@@ -320,6 +322,9 @@ def _judge(candidate: Candidate, index: ToolIndex, truncated: bool) -> Recovered
         return RejectedCall(kind="example", reason=reason, name=name, raw=raw)
     if not candidate.closed and (truncated or not candidate.completed):
         return _truncated(name, new_call_id(), raw)
+    if candidate.error is not None and candidate.syntax == "pythonic":
+        if index.resolve(name or "")[0] is None and "<|python_tag|>" not in raw:
+            return None  # `[print(x)` in prose is code, not a call attempt
     if candidate.error is not None or name is None:
         what = f"tool '{name}'" if name else "a tool"
         reason = f"A call to {what} could not be read: {candidate.error or 'no tool name'}."
@@ -328,8 +333,7 @@ def _judge(candidate: Candidate, index: ToolIndex, truncated: bool) -> Recovered
     if isinstance(arguments, str) and candidate.syntax != "react":
         arguments, repaired, error = _decode_arguments(arguments)
         if error is not None:
-            reason = f"The arguments for tool '{name}' {error}; send them as a JSON object."
-            return RejectedCall(kind="unparseable", reason=reason, name=name, raw=raw)
+            arguments = _Undecodable(error)
         candidate.repaired = candidate.repaired or repaired
     source: CallSource = "repaired" if candidate.repaired else "content"
     return _gate(index, name, arguments, candidate.positional, new_call_id(), raw, False, source)
@@ -339,6 +343,13 @@ def _truncated(name: Any, call_id: str, raw: str) -> RejectedCall:
     what = f"The call to tool '{name}'" if name else "A tool call"
     reason = f"{what} was cut off at the output limit, so it was not run; send it again, shorter."
     return RejectedCall(kind="truncated", reason=reason, name=name, id=call_id, raw=raw)
+
+
+@dataclass(frozen=True, slots=True)
+class _Undecodable:
+    """Arguments that could not be decoded; refused after the name gate, naming the tool."""
+
+    reason: str
 
 
 # --- the gate ----------------------------------------------------------------------------------
@@ -383,6 +394,8 @@ def _arguments_object(
 ) -> dict[str, Any] | str:
     """The arguments as a dict, or a sentence saying why they cannot be one."""
     properties = list(tool.parameters.get("properties") or ())
+    if isinstance(arguments, _Undecodable):
+        return f"the arguments {arguments.reason}; send them as a JSON object"
     if arguments is None:
         arguments = {}
     if isinstance(arguments, str):  # ReAct plain-text input
