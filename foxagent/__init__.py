@@ -10,17 +10,28 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from foxagent._agent import Agent
     from foxagent._answer import FoxBrainAnswer, parse_answer
     from foxagent._exceptions import (
         ArgumentProblem,
         FoxagentError,
+        ModelConnectionError,
+        ModelError,
+        ModelHTTPError,
+        ModelResponseError,
+        ModelTimeoutError,
         RunError,
+        StepLimitError,
         ToolArgumentsError,
         ToolCallError,
         ToolError,
+        ToolRetryError,
         UserError,
     )
+    from foxagent._messages import ModelResponse, ModelSettings, Usage
+    from foxagent._prompts import DEFAULT_SYSTEM_PROMPT
     from foxagent._recovery import RecoveredCall, Recovery, RejectedCall, recover_tool_calls
+    from foxagent._run import RunResult, Timings, ToolCallRecord
     from foxagent._schema_tool import SchemaTool
     from foxagent._tools import Tool, ToolContext, tool
     from foxagent._toolset import Toolset
@@ -28,20 +39,35 @@ if TYPE_CHECKING:
 __version__ = "0.1.0.dev0"
 
 __all__ = [
+    "DEFAULT_SYSTEM_PROMPT",
+    "Agent",
     "ArgumentProblem",
     "FoxBrainAnswer",
     "FoxagentError",
+    "ModelConnectionError",
+    "ModelError",
+    "ModelHTTPError",
+    "ModelResponse",
+    "ModelResponseError",
+    "ModelSettings",
+    "ModelTimeoutError",
     "RecoveredCall",
     "Recovery",
     "RejectedCall",
     "RunError",
+    "RunResult",
     "SchemaTool",
+    "StepLimitError",
+    "Timings",
     "Tool",
     "ToolArgumentsError",
     "ToolCallError",
+    "ToolCallRecord",
     "ToolContext",
     "ToolError",
+    "ToolRetryError",
     "Toolset",
+    "Usage",
     "UserError",
     "__version__",
     "parse_answer",
@@ -50,20 +76,35 @@ __all__ = [
 ]
 
 _HOMES = {
+    "Agent": "_agent",
     "ArgumentProblem": "_exceptions",
+    "DEFAULT_SYSTEM_PROMPT": "_prompts",
     "FoxBrainAnswer": "_answer",
     "FoxagentError": "_exceptions",
+    "ModelConnectionError": "_exceptions",
+    "ModelError": "_exceptions",
+    "ModelHTTPError": "_exceptions",
+    "ModelResponse": "_messages",
+    "ModelResponseError": "_exceptions",
+    "ModelSettings": "_messages",
+    "ModelTimeoutError": "_exceptions",
     "RecoveredCall": "_recovery",
     "Recovery": "_recovery",
     "RejectedCall": "_recovery",
     "RunError": "_exceptions",
+    "RunResult": "_run",
     "SchemaTool": "_schema_tool",
+    "StepLimitError": "_exceptions",
+    "Timings": "_run",
     "Tool": "_tools",
     "ToolArgumentsError": "_exceptions",
     "ToolCallError": "_exceptions",
+    "ToolCallRecord": "_run",
     "ToolContext": "_tools",
     "ToolError": "_exceptions",
+    "ToolRetryError": "_exceptions",
     "Toolset": "_toolset",
+    "Usage": "_messages",
     "UserError": "_exceptions",
     "parse_answer": "_answer",
     "recover_tool_calls": "_recovery",
