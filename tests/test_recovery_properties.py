@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from foxagent import Recovery, parse_answer, recover_tool_calls
 from foxagent._call_syntax import find_candidates
 from foxagent._recovery import ToolIndex, _from_content, _from_server
+from tests.corpus import load_cases
 from tests.test_recovery import SCHEMAS, TOOLS
 
 SEEDS = [
@@ -26,6 +27,8 @@ SEEDS = [
     '｛"name"："get_weather"，"parameters"：｛"location"："台北"｝｝',
     "<tool_call>\n" + '{"name": "calculator", "arguments": {"expression": "(1"}}\n</tool_call>',
 ]
+# Every real reply of the recovery corpus is a seed too.
+SEEDS += [case["model_text"] for case in load_cases()]
 PIECES = [
     "{",
     "}",
@@ -57,7 +60,7 @@ FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCh
 
 @st.composite
 def mutated(draw: st.DrawFn) -> str:
-    """A seed reply with random cuts, insertions, deletions and duplications."""
+    """A seed reply (own or from the corpus) with random cuts, insertions, deletions and duplications."""
     text = draw(st.sampled_from(SEEDS))
     for _ in range(draw(st.integers(0, 6))):
         if not text:
