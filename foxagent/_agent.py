@@ -20,19 +20,28 @@ import asyncio
 import json
 import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from foxagent._answer import parse_answer
 from foxagent._exceptions import (
+    ModelResponseError,
     RunError,
     StepLimitError,
     ToolCallError,
     ToolRetryError,
     UserError,
 )
-from foxagent._messages import Message, ModelResponse, ModelSettings, Usage
+from foxagent._messages import (
+    Message,
+    ModelResponse,
+    ModelSettings,
+    StreamEnd,
+    StreamEvent,
+    TextDelta,
+    Usage,
+)
 from foxagent._prompts import DEFAULT_SYSTEM_PROMPT
 from foxagent._recovery import RecoveredCall, Recovery, RejectedCall, ToolIndex, recover_tool_calls
 from foxagent._run import RunResult, Timings, ToolCallRecord
@@ -50,6 +59,7 @@ class _RunState:
     run_id: str
     messages: list[Message]
     deps: Any = None
+    on_event: Callable[[StreamEvent], Any] | None = None
     records: list[ToolCallRecord] = field(default_factory=list)
     usage: list[Usage] = field(default_factory=list)
     timings: Timings = field(default_factory=Timings)
@@ -75,6 +85,8 @@ class Agent:
         tool_timeout: seconds a tool may run, unless the tool sets its own ``timeout``.
         max_retries: failed calls to one tool in a row that the model may fix before the run
             stops with ``ToolRetryError``.
+        stream: stream each model request (text arrives as it is generated; FoxBrain's calls,
+            which vLLM cannot detect while streaming, are recovered from the streamed text).
         base_url: the vLLM server's ``/v1`` URL, when ``model`` is not given.
         api_key: the server's API key, when ``model`` is not given.
         model_name: the served model's name; ``None`` asks the server.
@@ -90,6 +102,7 @@ class Agent:
         settings: ModelSettings | None = None,
         tool_timeout: float = 60.0,
         max_retries: int = 2,
+        stream: bool = False,
         base_url: str | None = None,
         api_key: str | None = None,
         model_name: str | None = None,
@@ -107,6 +120,7 @@ class Agent:
         self.settings = settings or ModelSettings()
         self.tool_timeout = tool_timeout
         self.max_retries = max_retries
+        self.stream = stream
         self._index = ToolIndex(self.toolset)
         self._schemas = self.toolset.openai_schemas()
 
@@ -132,16 +146,27 @@ class Agent:
             await self.model.aclose()  # its connections belong to this short-lived loop
 
     async def arun(
-        self, question: str, *, history: Sequence[Message] | None = None, deps: Any = None
+        self,
+        question: str,
+        *,
+        history: Sequence[Message] | None = None,
+        deps: Any = None,
+        on_event: Callable[[StreamEvent], Any] | None = None,
     ) -> RunResult:
         """Ask ``question`` (continuing ``history``, e.g. an earlier result's ``messages``).
+
+        ``on_event`` receives each streamed text or tool-call delta as it arrives (with
+        ``stream=True``; otherwise each reply arrives as one text delta).
 
         Raises:
             RunError: the server failed, the step limit was reached, or a tool kept failing;
                 ``error.messages`` holds the transcript so far.
         """
         state = _RunState(
-            run_id=uuid.uuid4().hex, messages=self._opening(question, history), deps=deps
+            run_id=uuid.uuid4().hex,
+            messages=self._opening(question, history),
+            deps=deps,
+            on_event=on_event,
         )
         started = time.perf_counter()
         try:
@@ -175,11 +200,25 @@ class Agent:
     async def _ask(self, state: _RunState) -> ModelResponse:
         started = time.perf_counter()
         try:
-            response = await self.model.request(state.messages, self._schemas, self.settings)
+            if self.stream:
+                response = await self._ask_streaming(state)
+            else:
+                response = await self.model.request(state.messages, self._schemas, self.settings)
+                content = response.message.get("content")
+                if state.on_event is not None and isinstance(content, str) and content:
+                    state.on_event(TextDelta(text=content))
         finally:
             state.timings.model += time.perf_counter() - started
         state.usage.append(response.usage)
         return response
+
+    async def _ask_streaming(self, state: _RunState) -> ModelResponse:
+        async for event in self.model.stream(state.messages, self._schemas, self.settings):
+            if isinstance(event, StreamEnd):
+                return event.response
+            if state.on_event is not None:
+                state.on_event(event)
+        raise ModelResponseError("The model's stream ended without a final message")
 
     def _finish(
         self, state: _RunState, response: ModelResponse, recovery: Recovery, step: int

@@ -10,9 +10,19 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
-__all__ = ["FOXBRAIN_STOP", "Message", "ModelResponse", "ModelSettings", "Usage"]
+__all__ = [
+    "FOXBRAIN_STOP",
+    "Message",
+    "ModelResponse",
+    "ModelSettings",
+    "StreamEnd",
+    "StreamEvent",
+    "TextDelta",
+    "ToolCallDelta",
+    "Usage",
+]
 
 Message = dict[str, Any]
 
@@ -101,3 +111,34 @@ class ModelResponse:
     finish_reason: str | None = None
     usage: Usage = field(default_factory=Usage)
     model: str = ""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class TextDelta:
+    """A piece of the reply's text, as the server streamed it."""
+
+    kind: Literal["text"] = "text"
+    text: str
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ToolCallDelta:
+    """A piece of a tool call the *server* detected while streaming (vLLM sends the name once,
+    then argument fragments, some of them empty)."""
+
+    kind: Literal["tool_call"] = "tool_call"
+    index: int
+    id: str | None = None
+    name: str | None = None
+    arguments: str = ""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class StreamEnd:
+    """The stream is over; ``response`` is the whole reply, assembled from the deltas."""
+
+    kind: Literal["end"] = "end"
+    response: ModelResponse
+
+
+StreamEvent = TextDelta | ToolCallDelta | StreamEnd

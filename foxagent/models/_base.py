@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from types import TracebackType
 from typing import Any
 
-from foxagent._messages import ModelResponse, ModelSettings
+from foxagent._messages import ModelResponse, ModelSettings, StreamEnd, StreamEvent, TextDelta
 
 __all__ = ["Model"]
 
@@ -27,6 +27,23 @@ class Model(ABC):
         settings: ModelSettings,
     ) -> ModelResponse:
         """Send the conversation and the tool schemas; return the assistant's reply."""
+
+    async def stream(
+        self,
+        messages: Sequence[Mapping[str, Any]],
+        tools: Sequence[Mapping[str, Any]],
+        settings: ModelSettings,
+    ) -> AsyncIterator[StreamEvent]:
+        """Stream the reply: text and tool-call deltas, then ``StreamEnd`` with the whole reply.
+
+        The default makes one non-streaming request and replays it as one text delta, so every
+        backend can be used where streaming is asked for.
+        """
+        response = await self.request(messages, tools, settings)
+        content = response.message.get("content")
+        if isinstance(content, str) and content:
+            yield TextDelta(text=content)
+        yield StreamEnd(response=response)
 
     async def aclose(self) -> None:  # noqa: B027 - optional hook, most test doubles hold nothing
         """Release connections (the default holds none)."""

@@ -22,7 +22,7 @@ import asyncio
 import json
 import os
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
 import aiohttp
@@ -34,7 +34,15 @@ from foxagent._exceptions import (
     ModelResponseError,
     ModelTimeoutError,
 )
-from foxagent._messages import ModelResponse, ModelSettings, Usage
+from foxagent._messages import (
+    ModelResponse,
+    ModelSettings,
+    StreamEnd,
+    StreamEvent,
+    TextDelta,
+    ToolCallDelta,
+    Usage,
+)
 from foxagent.models._base import Model
 
 __all__ = ["DEFAULT_BASE_URL", "VLLMModel"]
@@ -103,6 +111,56 @@ class VLLMModel(Model):
         tools: Sequence[Mapping[str, Any]],
         settings: ModelSettings,
     ) -> ModelResponse:
+        body = await self._body(messages, tools, settings)
+        data = await self._call("POST", "/chat/completions", body)
+        return _parse_completion(data)
+
+    async def stream(
+        self,
+        messages: Sequence[Mapping[str, Any]],
+        tools: Sequence[Mapping[str, Any]],
+        settings: ModelSettings,
+    ) -> AsyncIterator[StreamEvent]:
+        """Stream a reply as server-sent events (retries only before the first byte)."""
+        body = await self._body(messages, tools, settings)
+        body["stream"] = True
+        body["stream_options"] = {"include_usage": True}
+        url = self.base_url + "/chat/completions"
+        assembler = _StreamAssembler()
+        attempt = 0
+        while True:
+            try:
+                async with self._client().post(
+                    url, data=json.dumps(body, ensure_ascii=False).encode(), headers=self._headers()
+                ) as response:
+                    if response.status >= 400:
+                        text = await response.text()
+                        raise _http_error(
+                            response.status, text, response.headers.get("Retry-After")
+                        )
+                    async for line in response.content:
+                        for event in assembler.feed(line):
+                            yield event
+                break
+            except ModelError as error:
+                delay = self._retry_delay(error, attempt) if not assembler.started else None
+                if delay is None:
+                    raise
+            except asyncio.TimeoutError:
+                raise ModelTimeoutError(f"{url} did not finish streaming in time") from None
+            except aiohttp.ClientError as error:
+                reason = type(error).__name__
+                raise ModelConnectionError(f"The stream from {url} broke: {reason}") from None
+            attempt += 1
+            await asyncio.sleep(delay)
+        yield StreamEnd(response=assembler.response())
+
+    async def _body(
+        self,
+        messages: Sequence[Mapping[str, Any]],
+        tools: Sequence[Mapping[str, Any]],
+        settings: ModelSettings,
+    ) -> dict[str, Any]:
         body: dict[str, Any] = {
             "model": self.model_name or await self.served_model(),
             "messages": list(messages),
@@ -111,8 +169,7 @@ class VLLMModel(Model):
         if tools:
             body["tools"] = list(tools)
             body["tool_choice"] = settings.tool_choice
-        data = await self._call("POST", "/chat/completions", body)
-        return _parse_completion(data)
+        return body
 
     async def served_model(self) -> str:
         """The first model the server serves (cached as ``model_name``)."""
@@ -225,3 +282,75 @@ def _parse_completion(data: Any) -> ModelResponse:
         usage=Usage.from_wire(data.get("usage")),
         model=str(data.get("model") or ""),
     )
+
+
+class _StreamAssembler:
+    """Turns SSE lines into events and, at the end, into one assistant message."""
+
+    def __init__(self) -> None:
+        self.started = False
+        self._text: list[str] = []
+        self._calls: dict[int, dict[str, Any]] = {}
+        self._finish_reason: str | None = None
+        self._usage = Usage()
+        self._model = ""
+
+    def feed(self, line: bytes) -> list[StreamEvent]:
+        line = line.strip()
+        if not line.startswith(b"data:"):
+            return []
+        payload = line[5:].strip()
+        if payload == b"[DONE]":
+            return []
+        try:
+            chunk = json.loads(payload)
+        except ValueError:
+            raise ModelResponseError(f"bad stream chunk: {payload[:200]!r}") from None
+        self.started = True
+        self._model = str(chunk.get("model") or self._model)
+        if chunk.get("usage"):
+            self._usage = Usage.from_wire(chunk["usage"])
+        events: list[StreamEvent] = []
+        for choice in chunk.get("choices") or ():
+            events.extend(self._choice(choice))
+        return events
+
+    def _choice(self, choice: Mapping[str, Any]) -> list[StreamEvent]:
+        if choice.get("finish_reason"):
+            self._finish_reason = choice["finish_reason"]
+        delta = choice.get("delta") or {}
+        events: list[StreamEvent] = []
+        text = delta.get("content")
+        if text:
+            self._text.append(text)
+            events.append(TextDelta(text=text))
+        for call in delta.get("tool_calls") or ():
+            events.append(self._tool_call(call))
+        return events
+
+    def _tool_call(self, call: Mapping[str, Any]) -> ToolCallDelta:
+        index = int(call.get("index") or 0)
+        function = call.get("function") or {}
+        slot = self._calls.setdefault(index, {"id": None, "name": None, "arguments": []})
+        slot["id"] = slot["id"] or call.get("id")
+        slot["name"] = slot["name"] or function.get("name")
+        fragment = function.get("arguments") or ""  # vLLM sends "" fragments too
+        slot["arguments"].append(fragment)
+        return ToolCallDelta(
+            index=index, id=call.get("id"), name=function.get("name"), arguments=fragment
+        )
+
+    def response(self) -> ModelResponse:
+        calls = [
+            {
+                "id": slot["id"] or "",
+                "type": "function",
+                "function": {"name": slot["name"] or "", "arguments": "".join(slot["arguments"])},
+            }
+            for _, slot in sorted(self._calls.items())
+        ]
+        content = "".join(self._text) if self._text or not calls else None
+        message = {"role": "assistant", "content": content, "tool_calls": calls}
+        return ModelResponse(
+            message=message, finish_reason=self._finish_reason, usage=self._usage, model=self._model
+        )
