@@ -29,6 +29,7 @@ import ast
 import itertools
 import json
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -411,33 +412,10 @@ def _lost_content(source: str, value: Any) -> bool:
     return after < before
 
 
-def _ascii_structure(text: str) -> str:
-    """Full-width braces, brackets, colons and commas outside string literals made ASCII."""
-    if text.isascii():
-        return text
-    out: list[str] = []
+def _string_states(text: str) -> Iterator[tuple[str, bool]]:
+    """Each character with whether a double-quoted JSON string is open after it."""
     in_string = escaped = False
     for ch in text:
-        if in_string:
-            out.append(ch)
-            if escaped:
-                escaped = False
-            elif ch == "\\":
-                escaped = True
-            elif ch == '"':
-                in_string = False
-            continue
-        if ch == '"':
-            in_string = True
-        out.append(ch.translate(_FULLWIDTH_STRUCTURE))
-    return "".join(out)
-
-
-def _completion(source: str) -> str | None:
-    """The closing brackets that complete ``source``, or ``None`` if more than that is missing."""
-    stack: list[str] = []
-    in_string = escaped = False
-    for ch in _ascii_structure(source):
         if in_string:
             if escaped:
                 escaped = False
@@ -447,7 +425,26 @@ def _completion(source: str) -> str | None:
                 in_string = False
         elif ch == '"':
             in_string = True
-        elif ch in "{[":
+        yield ch, in_string
+
+
+def _ascii_structure(text: str) -> str:
+    """Full-width braces, brackets, colons and commas outside string literals made ASCII."""
+    if text.isascii():
+        return text
+    return "".join(
+        ch if quoted else ch.translate(_FULLWIDTH_STRUCTURE) for ch, quoted in _string_states(text)
+    )
+
+
+def _completion(source: str) -> str | None:
+    """The closing brackets that complete ``source``, or ``None`` if more than that is missing."""
+    stack: list[str] = []
+    in_string = False
+    for ch, in_string in _string_states(_ascii_structure(source)):
+        if in_string:
+            continue
+        if ch in "{[":
             stack.append("}" if ch == "{" else "]")
         elif ch in "}]" and stack:
             stack.pop()
