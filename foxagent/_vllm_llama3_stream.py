@@ -1,0 +1,650 @@
+"""Streaming emulation of vLLM's ``llama3_json`` tool parser and of the chat server's stream.
+
+With ``stream: true`` vLLM feeds the detokenised text to
+``Llama3JsonToolParser.extract_tool_calls_streaming`` one token at a time and turns what it
+returns into ``chat.completion.chunk`` deltas (``serving_chat.py``,
+``chat_completion_stream_generator``). This module replays that on a scripted text, split into
+token-like pieces by `split_pieces`. Sources read (in vllm-project/vllm): the parser's
+streaming method at commits 02de3de76e3d (G2) and 13e48c2bd449 (G3), the G1 copy with
+``json.dumps`` ASCII escaping, ``tool_parsers/utils.py`` (``partial_json_loads``,
+``is_complete_json``, ``find_common_prefix``), and the stream generator of ``serving_chat.py``
+(commit 003fe5932dc9) and ``chat_completion/serving.py`` (commit 5e918640d7b6). The partial JSON
+completion reproduces promplate/partial-json-parser 0.2.1.1.post7 (``fix_fast`` and ``fix``),
+which vLLM calls: on every prefix of ~300k fuzzed tool-call texts it gives the same result as
+the library, and the whole stream the same deltas as vLLM's code running on the library. On
+malformed text that is not a prefix of JSON it may differ in which error it raises (vLLM then
+skips the step either way) and, rarely, in whether a step yields a value.
+
+What follows from that code, in every parser generation:
+
+* Tool mode only when the accumulated text STARTS with ``<|python_tag|>`` or ``{``; otherwise
+  every piece is forwarded as ``content`` (FoxBrain's prose-first ``<count>...`` replies).
+* Objects are parsed back to back, the cursor skipping exactly two characters after each.
+* The function name is sent once, complete, with ``id`` and ``type``: until it is sent, cut
+  strings are dropped together with their key, so a half-written name never shows.
+* Arguments are sent as diffs of ``json.dumps`` of the partially parsed argument object: the
+  common prefix of the previous and current dumps, or the full rest once the object is complete.
+  ``parameters`` is renamed ``arguments``; an object with both keys is skipped. Empty argument
+  objects are never sent, and empty ``""`` fragments happen.
+* The last engine step re-sends whatever the final auto-closed parse has not streamed yet, so a
+  call cut by ``max_tokens`` arrives as valid JSON with cut values.
+* ``finish_reason`` is ``tool_calls`` once the parser stored any object, even one without a
+  name (whose text was swallowed).
+
+Generation differences: G1 (``prefix``) dumps streamed arguments with ASCII escaping while the
+server's final flush does not, so non-ASCII arguments come out twice (vLLM issue #17703).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeAlias
+
+from foxagent._vllm_llama3_json import BOT_TOKEN, Generation, new_tool_call_id
+
+__all__ = [
+    "Llama3JsonStreamParser",
+    "StreamedTurn",
+    "engine_steps",
+    "partial_json_loads",
+    "split_pieces",
+    "stream_auto",
+    "stream_named",
+    "stream_plain",
+    "stream_required",
+]
+
+Delta: TypeAlias = dict[str, Any]
+
+# Streamed arguments: G1 used json.dumps' default ASCII escaping until PR #17704; the G2 and
+# G3 streaming code passes ensure_ascii=False.
+_STREAM_ENSURE_ASCII: dict[str, bool] = {"prefix": True, "regex": False, "brace": False}
+
+# Llama 3 special tokens stay whole; each non-ASCII character is a token (as Chinese roughly
+# is); ASCII runs go in pieces of up to four characters; whitespace sticks to what follows it.
+_PIECE = re.compile(
+    r"\s*<\|[a-z_]+\|>|\s*[^\s\x00-\x7f]|\s*[^\s\x80-\U0010ffff]{1,4}|\s+",
+)
+
+
+def split_pieces(text: str) -> list[str]:
+    """Split ``text`` into deterministic token-like pieces that join back to ``text``.
+
+    Example:
+        >>> split_pieces('{"name": "天氣"}')
+        ['{"na', 'me":', ' "', '天', '氣', '"}']
+    """
+    return _PIECE.findall(text)
+
+
+def engine_steps(text: str, engine_finish_reason: str = "stop") -> list[tuple[str, str | None]]:
+    """The engine's outputs for ``text``: ``(delta_text, finish_reason)`` per step.
+
+    A ``max_tokens`` cut (``"length"``) ends on the last real piece. A natural stop ends with one
+    more step whose text is empty: the EOS token, which the detokenizer drops.
+    """
+    pieces = split_pieces(text)
+    if engine_finish_reason == "length" and pieces:
+        return [(piece, None) for piece in pieces[:-1]] + [(pieces[-1], "length")]
+    return [(piece, None) for piece in pieces] + [("", engine_finish_reason)]
+
+
+# --- partial JSON (partial-json-parser's behaviour, written for this module) -------------------
+
+
+class _Malformed(ValueError):
+    """partial-json-parser's MalformedJSON (and the IndexError/AssertionError it may leak)."""
+
+
+class _Partial(ValueError):
+    """partial-json-parser's PartialJSON: nothing usable under the given flags."""
+
+
+# (end, tail): keep text[:end] and append tail; tail None means a complete value; None alone
+# means "not usable" (the library's False).
+_Completion: TypeAlias = tuple[int, str | None] | None
+
+
+def _skip_blank(s: str, i: int) -> int:
+    while i < len(s) and s[i].isspace():
+        i += 1
+    return i
+
+
+def _is_cut_literal(s: str, pos: int, literal: str) -> bool:
+    return len(s) - pos < len(literal) and literal.startswith(s[pos:])
+
+
+def _complete_value(s: str, pos: int, allow_str: bool, top: bool = False) -> _Completion:
+    if pos >= len(s):
+        raise _Malformed("unexpected end of input")
+    ch = s[pos]
+    if ch == '"':
+        return _complete_string(s, pos, allow_str)
+    if ch in "0123456789":
+        return _complete_number(s, pos, top)
+    if ch == "[":
+        return _complete_array(s, pos, allow_str)
+    if ch == "{":
+        return _complete_object(s, pos, allow_str)
+    for literal in ("null", "true", "false", "Infinity"):
+        if s.startswith(literal, pos):
+            return pos + len(literal), None
+        if _is_cut_literal(s, pos, literal):
+            return pos, literal
+    if ch == "-":
+        if pos + 1 == len(s):
+            return None
+        if s[pos + 1] != "I":
+            return _complete_number(s, pos, top)
+    for literal in ("-Infinity", "NaN"):
+        if s.startswith(literal, pos):
+            return pos + len(literal), None
+        if _is_cut_literal(s, pos, literal):
+            return pos, literal
+    raise _Malformed(f"unexpected character {ch!r} at {pos}")
+
+
+def _complete_string(s: str, pos: int, allow_str: bool) -> _Completion:
+    i = pos + 1
+    while i < len(s):
+        if s[i] == "\\":
+            if i + 1 == len(s):
+                break
+            i += 2
+            continue
+        if s[i] == '"':
+            return i + 1, None
+        i += 1
+    if not allow_str:
+        return None
+    # A cut escape sequence is dropped whole, so the completed string stays valid.
+    for marker, width in (("\\u", 5), ("\\U", 9), ("\\x", 3)):
+        at = s.rfind(marker, max(pos, i - width), i)
+        if at != -1 and not _escaped(s, at):
+            return at, '"'
+    return i, '"'
+
+
+def _complete_number(s: str, pos: int, top: bool) -> _Completion:
+    i = pos + 1
+    while i < len(s) and s[i] in "1234567890.-+eE":
+        i += 1
+    cut = False
+    while i > pos and s[i - 1] in ".-+eE":
+        cut, i = True, i - 1
+    if cut or (i == len(s) and not top):
+        return i, ""
+    return i, None
+
+
+def _complete_array(s: str, pos: int, allow_str: bool) -> _Completion:
+    keep = j = pos + 1
+    while True:
+        j = _skip_blank(s, j)
+        if j >= len(s):
+            return keep, "]"
+        if s[j] == "]":
+            return j + 1, None
+        got = _complete_value(s, j, allow_str)
+        if got is None:
+            return keep, "]"
+        end, tail = got
+        if tail is not None:
+            return end, tail + "]"
+        keep, j = end, _skip_blank(s, end)
+        if j >= len(s):
+            return keep, "]"
+        if s[j] == "]":
+            return j + 1, None
+        if s[j] != ",":
+            raise _Malformed(f"expected ',' or ']' at {j}")
+        j += 1
+
+
+def _complete_object(s: str, pos: int, allow_str: bool) -> _Completion:
+    keep = j = pos + 1
+    while True:
+        j = _skip_blank(s, j)
+        if j >= len(s):
+            return keep, "}"
+        if s[j] == "}":
+            return j + 1, None
+        if s[j] != '"':
+            raise _Malformed(f"expected a key at {j}")
+        key = _complete_string(s, j, allow_str)
+        if key is None or key[1] is not None:
+            return keep, "}"  # a cut key drops the whole pair
+        j = _skip_blank(s, key[0])
+        if j >= len(s):
+            return keep, "}"
+        if s[j] != ":":
+            raise _Malformed(f"expected ':' at {j}")
+        j = _skip_blank(s, j + 1)
+        if j >= len(s):
+            return keep, "}"
+        got = _complete_value(s, j, allow_str)
+        if got is None:
+            return keep, "}"
+        end, tail = got
+        if tail is not None:
+            return end, tail + "}"
+        keep, j = end, _skip_blank(s, end)
+        if j >= len(s):
+            return keep, "}"
+        if s[j] == "}":
+            return j + 1, None
+        if s[j] != ",":
+            raise _Malformed(f"expected ',' or '}}' at {j}")
+        j += 1
+
+
+def _fix(s: str, allow_str: bool) -> tuple[str, str]:
+    # The library completes the stripped text but slices the original with that index.
+    got = _complete_value(s.strip(), 0, allow_str, top=True)
+    if got is None:
+        raise _Partial("nothing complete enough to keep")
+    end, tail = got
+    return s[:end], tail or ""
+
+
+_STRUCTURE = re.compile(r'["\[\]{}]')
+
+
+def _escaped(s: str, index: int) -> bool:
+    run = 0
+    while index - run > 0 and s[index - run - 1] == "\\":
+        run += 1
+    return run % 2 == 1
+
+
+@dataclass(frozen=True, slots=True)
+class _Scan:
+    stack: list[tuple[int, str]]  # open brackets outside strings: (position, bracket)
+    in_string: bool  # the text ends inside a string
+    string_start: int  # opening quote of the last string (-1 if none)
+    string_end: int  # closing quote of the last closed string (-1 if none)
+
+
+def _scan(s: str) -> _Scan:
+    """The fast path's single pass over quotes and brackets. Stray closers raise."""
+    stack: list[tuple[int, str]] = []
+    in_string, string_start, string_end = False, -1, -1
+    for match in _STRUCTURE.finditer(s):
+        at, ch = match.start(), match.group()
+        if ch == '"':
+            if not in_string:
+                in_string, string_start = True, at
+            elif not _escaped(s, at):
+                in_string, string_end = False, at
+        elif in_string:
+            continue
+        elif ch in "[{":
+            stack.append((at, ch))
+        elif not stack or stack.pop()[1] != ("{" if ch == "}" else "["):
+            raise _Malformed(f"unbalanced {ch!r} at {at}")
+    return _Scan(stack, in_string, string_start, string_end)
+
+
+def _cut_open_string(s: str, scan: _Scan) -> str:
+    """Without partial strings, drop the open string and the key or element it starts."""
+    container, kind = scan.stack[-1]
+    if container > scan.string_end and kind == "{":
+        return s[: container + 1]  # { "k
+    comma = s.rfind(",", max(container, scan.string_end) + 1, scan.string_start)
+    if comma != -1:
+        return s[:comma]  # { "key": "v", "k   or   [1, 2, "v
+    # { ... "key": "v  : walk back to the last key's opening quote, then to the comma before it
+    quote = scan.string_end
+    while (quote := s.rfind('"', container, quote)) != -1 and _escaped(s, quote):
+        quote -= 1
+    comma = -1 if quote == -1 else s.rfind(",", container, quote)
+    return s[: container + 1] if comma == -1 else s[:comma]
+
+
+def _closers(stack: list[tuple[int, str]]) -> str:
+    return "".join("}" if ch == "{" else "]" for _, ch in reversed(stack))
+
+
+def _complete_text(s: str, allow_str: bool) -> tuple[str, str]:
+    """What partial-json-parser hands to ``json.loads``: ``(kept text, closing tail)``."""
+    first = _STRUCTURE.search(s)
+    if first is None or first.group() == '"':
+        return _fix(s, allow_str)  # the library's slow path, which cuts extra data
+    scan = _scan(s)
+    if not scan.stack:
+        return s, ""  # complete, or followed by extra data that json.loads reports
+    if scan.in_string and not allow_str:
+        return _cut_open_string(s, scan), _closers(scan.stack)
+    got = _complete_value(s.strip(), 0, allow_str, top=True)
+    if got is None:
+        raise _Partial("nothing complete enough to keep")
+    end, tail = got
+    if tail is None and s[end:].strip():
+        return s, ""  # a complete value, then the start of another: "Extra data" again
+    return s[:end], tail or ""
+
+
+def partial_json_loads(text: str, allow_partial_strings: bool = True) -> tuple[Any, int]:
+    """vLLM's ``partial_json_loads``: parse a possibly cut JSON value at the start of ``text``.
+
+    Args:
+        text: JSON text, possibly cut anywhere and possibly followed by more text.
+        allow_partial_strings: Keep a cut string (vLLM disallows it until the name is sent).
+
+    Returns:
+        ``(value, end)``: the auto-closed value and how much of ``text`` it used (all of it,
+        unless a complete value is followed by extra data).
+
+    Raises:
+        ValueError: Whenever vLLM's call would raise (vLLM then streams nothing for the step).
+    """
+    try:
+        head, tail = _complete_text(text, allow_partial_strings)
+        return json.loads(head + tail), len(text)
+    except json.JSONDecodeError as exc:
+        if "Extra data" in exc.msg:
+            return json.JSONDecoder().raw_decode(text)
+        raise
+
+
+def _is_complete_json(text: str) -> bool:
+    try:
+        json.loads(text)
+    except json.JSONDecodeError:
+        return False
+    return True
+
+
+def _common_prefix(a: str, b: str) -> str:
+    n = 0
+    while n < min(len(a), len(b)) and a[n] == b[n]:
+        n += 1
+    return a[:n]
+
+
+# --- the tool parser ------------------------------------------------------------------------
+
+
+class Llama3JsonStreamParser:
+    """State machine of ``Llama3JsonToolParser.extract_tool_calls_streaming``.
+
+    Feed it the accumulated text after each engine step; it returns the delta message vLLM
+    would send (as the dict ``model_dump_json(exclude_unset=True)`` gives) or ``None`` when
+    vLLM sends nothing for the step.
+
+    Args:
+        ensure_ascii: ASCII-escape the dumped arguments (G1 did, see the module docstring).
+        id_factory: Makes each tool-call id.
+    """
+
+    def __init__(
+        self, *, ensure_ascii: bool = False, id_factory: Callable[[], str] = new_tool_call_id
+    ) -> None:
+        self.prev_tool_call_arr: list[Any] = []
+        self.current_tool_id = -1
+        self.current_tool_name_sent = False
+        self.streamed_args_for_tool: list[str] = []
+        self._ensure_ascii = ensure_ascii
+        self._id_factory = id_factory
+
+    def extract(self, current_text: str, delta_text: str) -> Delta | None:
+        """The delta for one engine step; ``current_text`` already includes ``delta_text``."""
+        if not (current_text.startswith(BOT_TOKEN) or current_text.startswith("{")):
+            return {"content": delta_text}
+        try:
+            return self._tool_delta(current_text)
+        except Exception:  # vLLM logs any error and skips the step
+            return None
+
+    def _dumps(self, value: Any) -> str:
+        return json.dumps(value, ensure_ascii=self._ensure_ascii)
+
+    def _parse_objects(self, text: str) -> tuple[list[Any], list[bool]]:
+        objects: list[Any] = []
+        complete: list[bool] = []
+        start = len(BOT_TOKEN) if text.startswith(BOT_TOKEN) else 0
+        while start < len(text):
+            obj, length = partial_json_loads(text[start:], self.current_tool_name_sent)
+            complete.append(_is_complete_json(text[start : start + length]))
+            start += length + len("; ")
+            if "parameters" in obj:
+                if "arguments" in obj:
+                    raise ValueError("model generated both parameters and arguments")
+                obj["arguments"] = obj["parameters"]
+            objects.append(obj)
+        return objects, complete
+
+    def _arguments_delta(self, diff: str) -> Delta:
+        return {"tool_calls": [{"index": self.current_tool_id, "function": {"arguments": diff}}]}
+
+    def _tool_delta(self, text: str) -> Delta | None:
+        objects, complete = self._parse_objects(text)
+        if not objects:
+            return None
+        current = objects[self.current_tool_id]  # -1 before the first object: the last one
+        if len(objects) > self.current_tool_id + 1:
+            return self._start_next_object(current, len(objects))
+        delta: Delta | None = None
+        if not self.current_tool_name_sent:
+            name = current.get("name")
+            if name:
+                if not isinstance(name, str):
+                    raise TypeError("name must be a string")  # pydantic refuses it in vLLM
+                call: Delta = {"id": self._id_factory(), "type": "function"}
+                call |= {"index": self.current_tool_id, "function": {"name": name}}
+                delta = {"tool_calls": [call]}
+                self.current_tool_name_sent = True
+        elif arguments := current.get("arguments"):
+            sent = len(self.streamed_args_for_tool[self.current_tool_id])
+            now = self._dumps(arguments)
+            before = self.prev_tool_call_arr[self.current_tool_id].get("arguments")
+            diff: str | None = None
+            if complete[self.current_tool_id]:
+                diff = now[sent:]
+            elif before and (then := self._dumps(before)) != now:
+                diff = _common_prefix(then, now)[sent:]
+            if diff is not None:
+                delta = self._arguments_delta(diff)
+                self.streamed_args_for_tool[self.current_tool_id] += diff
+        self.prev_tool_call_arr = objects
+        return delta
+
+    def _start_next_object(self, previous: Any, count: int) -> Delta | None:
+        # Before moving on, send what auto-completion added to the previous call's arguments.
+        delta: Delta | None = None
+        if self.current_tool_id >= 0 and (arguments := previous.get("arguments")):
+            sent = len(self.streamed_args_for_tool[self.current_tool_id])
+            diff = self._dumps(arguments)[sent:]
+            delta = self._arguments_delta(diff)
+            self.streamed_args_for_tool[self.current_tool_id] += diff
+        self.current_tool_id = count - 1
+        self.current_tool_name_sent = False
+        self.streamed_args_for_tool.append("")
+        return delta  # vLLM returns here without updating prev_tool_call_arr
+
+
+# --- the server's stream loop ---------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class StreamedTurn:
+    """The deltas of one streamed reply, after the first ``role`` chunk.
+
+    Each delta becomes one chunk; the last one carries ``finish_reason``.
+    """
+
+    deltas: tuple[Delta, ...]
+    finish_reason: str
+
+
+def stream_plain(text: str, *, engine_finish_reason: str = "stop") -> StreamedTurn:
+    """No tool parsing (no tools, or ``tool_choice: "none"``): every step is ``content``."""
+    steps = engine_steps(text, engine_finish_reason)
+    deltas = tuple({"content": piece} for piece, _ in steps)
+    return StreamedTurn(deltas=deltas, finish_reason=engine_finish_reason or "stop")
+
+
+def _has_arguments(delta: Delta) -> bool:
+    calls = delta.get("tool_calls")
+    if not calls:
+        return False
+    return calls[0].get("function", {}).get("arguments") is not None
+
+
+def _flush_unstreamed(parser: Llama3JsonStreamParser, delta: Delta) -> Delta:
+    # serving_chat: on the last step, replace the latest fragment by everything the final
+    # auto-closed parse holds beyond what was streamed before it.
+    index = len(parser.prev_tool_call_arr) - 1
+    last = parser.prev_tool_call_arr[index] if index >= 0 else None
+    if not isinstance(last, dict):
+        return delta
+    latest = len(delta["tool_calls"][0]["function"]["arguments"])
+    expected = json.dumps(last.get("arguments", {}), ensure_ascii=False)
+    actual = parser.streamed_args_for_tool[index]
+    if latest > 0:
+        actual = actual[:-latest]
+    remaining = expected.replace(actual, "", 1)
+    return {"tool_calls": [{"index": index, "function": {"arguments": remaining}}]}
+
+
+def stream_auto(
+    text: str,
+    *,
+    generation: Generation = "brace",
+    engine_finish_reason: str = "stop",
+    id_factory: Callable[[], str] = new_tool_call_id,
+    ensure_ascii: bool | None = None,
+) -> StreamedTurn:
+    """Stream ``text`` through the llama3_json parser (tools given, ``tool_choice`` auto).
+
+    Args:
+        text: The raw model output.
+        generation: Parser generation; streaming differs only in ASCII escaping.
+        engine_finish_reason: Why the engine stopped (``"stop"`` or ``"length"``).
+        id_factory: Makes each tool-call id.
+        ensure_ascii: ASCII-escape streamed arguments; ``None`` picks the generation's default.
+
+    Returns:
+        The deltas and the reported finish reason.
+    """
+    escape = _STREAM_ENSURE_ASCII[generation] if ensure_ascii is None else ensure_ascii
+    parser = Llama3JsonStreamParser(ensure_ascii=escape, id_factory=id_factory)
+    deltas: list[Delta] = []
+    current = ""
+    for piece, finish in engine_steps(text, engine_finish_reason):
+        current += piece
+        delta = parser.extract(current, piece)
+        if finish is None:
+            if delta is not None:
+                deltas.append(delta)
+            continue
+        delta = {} if delta is None else delta
+        if _has_arguments(delta):
+            delta = _flush_unstreamed(parser, delta)
+        deltas.append(delta)
+    called = bool(parser.prev_tool_call_arr)
+    return StreamedTurn(
+        deltas=tuple(deltas), finish_reason="tool_calls" if called else engine_finish_reason
+    )
+
+
+def stream_named(
+    text: str,
+    name: str,
+    *,
+    engine_finish_reason: str = "stop",
+    id_factory: Callable[[], str] = new_tool_call_id,
+) -> StreamedTurn:
+    """A named ``tool_choice``: the constrained text is streamed raw as the call's arguments.
+
+    The finish reason stays the engine's (newest vLLM, and what OpenAI does).
+    """
+    deltas: list[Delta] = []
+    for piece, _ in engine_steps(text, engine_finish_reason):
+        if deltas:
+            call: Delta = {"index": 0, "function": {"arguments": piece}}
+        else:
+            call = {"id": id_factory(), "type": "function", "index": 0}
+            call["function"] = {"name": name, "arguments": piece}
+        deltas.append({"tool_calls": [call]})
+    return StreamedTurn(deltas=tuple(deltas), finish_reason=engine_finish_reason)
+
+
+def _filter_delta_text(delta_text: str, previous_text: str) -> tuple[str, bool]:
+    # serving_chat._filter_delta_text: drop the text that closes the {name, parameters}
+    # object (brace level 0) and stop at a comma there. Braces inside strings count too.
+    level = previous_text.count("{") - previous_text.count("}")
+    kept, passed_zero = "", False
+    for ch in delta_text:
+        if ch in "{}":
+            level += 1 if ch == "{" else -1
+            passed_zero = level == 0
+        if level != 0:
+            kept += ch
+        elif ch == ",":
+            break
+    return kept, passed_zero
+
+
+def _required_delta(
+    previous: str, current: str, piece: str, name_sent: bool, id_factory: Callable[[], str]
+) -> tuple[Delta | None, bool]:
+    if not current:
+        return None, name_sent
+    try:
+        head, tail = _complete_text(current, True)
+        calls = json.loads(head + tail)
+    except ValueError:
+        calls = None
+    if not isinstance(calls, list) or not calls:
+        return None, False
+    _, finishes_previous = _filter_delta_text(piece, previous)
+    call = calls[-1]
+    if not isinstance(call, dict):
+        return None, False
+    if not finishes_previous and ("name" not in call or "parameters" not in call):
+        return None, False
+    if name_sent:
+        fragment, _ = _filter_delta_text(piece, previous)
+        if not fragment:
+            return None, True
+        # DeltaFunctionCall(name=None, ...) is set explicitly, so the null name is sent.
+        function = {"name": None, "arguments": fragment}
+        return {"tool_calls": [{"index": len(calls) - 1, "function": function}]}, True
+    found = re.search(r'.*"parameters":\s*(.*)', current)
+    arguments, _ = _filter_delta_text(found.group(1) if found else "", previous)
+    if finishes_previous and "parameters" not in call and len(calls) > 1:
+        call = calls[-2]
+    first = {"id": id_factory(), "type": "function", "index": len(calls) - 1}
+    first["function"] = {"name": call.get("name"), "arguments": arguments}
+    return {"tool_calls": [first]}, True
+
+
+def stream_required(
+    text: str,
+    *,
+    engine_finish_reason: str = "stop",
+    id_factory: Callable[[], str] = new_tool_call_id,
+) -> StreamedTurn:
+    """``tool_choice: "required"``: the constrained text is a JSON list of ``{name, parameters}``.
+
+    Ports ``extract_tool_call_required_streaming``; the finish reason is ``tool_calls`` once a
+    call was started.
+    """
+    deltas: list[Delta] = []
+    previous, name_sent, started = "", False, False
+    for piece, finish in engine_steps(text, engine_finish_reason):
+        current = previous + piece
+        delta, name_sent = _required_delta(previous, current, piece, name_sent, id_factory)
+        previous = current
+        if delta is not None and delta["tool_calls"][0].get("id"):
+            started = True
+        if delta is None and finish is None:
+            continue
+        deltas.append({} if delta is None else delta)
+    finish_reason = "tool_calls" if started else engine_finish_reason
+    return StreamedTurn(deltas=tuple(deltas), finish_reason=finish_reason)

@@ -1,0 +1,668 @@
+"""``FakeVLLMServer``: vLLM's OpenAI-compatible server on 127.0.0.1, answering from a script.
+
+It stands in for ``vllm serve FoxBrain --enable-auto-tool-choice --tool-call-parser llama3_json``
+with the Llama 3.1 JSON chat template. Each scripted `Reply` is the raw text the model would
+generate; the server does with it what vLLM does: the llama3_json tool parser (non-streaming
+through `foxagent._vllm_llama3_json`, streaming through `foxagent._vllm_llama3_stream`),
+``tool_choice`` handling, request and history checks, and vLLM's response, chunk and error
+shapes (``protocol.py``, ``serving_chat.py`` and ``server_utils.py`` of vllm-project/vllm).
+
+The server runs its own event loop in a daemon thread, so sync tests, async tests and
+benchmarks can all use it::
+
+    with FakeVLLMServer(['{"name": "get_weather", "parameters": {"city": "台北"}}']) as server:
+        client = openai.OpenAI(base_url=server.base_url, api_key="unused")
+        ...
+        server.assert_complete()
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from http import HTTPStatus
+from types import TracebackType
+from typing import Any, Literal, TypeAlias
+
+from aiohttp import web
+
+from foxagent._tokens import estimate_tokens
+from foxagent._vllm_llama3_json import Generation, new_tool_call_id, server_message
+from foxagent._vllm_llama3_stream import (
+    StreamedTurn,
+    stream_auto,
+    stream_named,
+    stream_plain,
+    stream_required,
+)
+
+__all__ = ["FakeVLLMServer", "Reply"]
+
+_MAX_MODEL_LEN = 32768
+_SHUTDOWN_TIMEOUT = 0.5  # seconds stop() waits for requests still being answered
+
+
+@dataclass(frozen=True, kw_only=True)
+class Reply:
+    """One scripted model turn, or a fault.
+
+    Attributes:
+        text: The raw model output, as vLLM's detokenizer hands it to the tool parser. For a
+            ``status`` fault it is the error message.
+        finish_reason: Why the ENGINE stopped (``"stop"`` or ``"length"``); the server reports
+            what vLLM would (``"tool_calls"`` when its parser found a call).
+        completion_tokens: Reported completion tokens; by default estimated from ``text``.
+        status: Fault: answer with this HTTP status and a vLLM-shaped error body.
+        delay: Seconds to wait before answering (to trigger client timeouts).
+        drop: Fault: close the connection without a response (mid-stream when streaming).
+        body: Fault: send this raw body with status 200 (malformed JSON, broken SSE).
+    """
+
+    text: str = ""
+    finish_reason: str = "stop"
+    completion_tokens: int | None = None
+    status: int | None = None
+    delay: float = 0.0
+    drop: bool = False
+    body: str | None = None
+
+
+def _as_reply(item: object) -> Reply:
+    if isinstance(item, Reply):
+        return item
+    if isinstance(item, str):
+        return Reply(text=item)
+    raise TypeError(f"a scripted reply must be a Reply or a str, not {type(item).__name__}")
+
+
+def _describe(reply: Reply) -> str:
+    if reply.drop:
+        return "Reply(drop=True)"
+    if reply.status is not None:
+        return f"Reply(status={reply.status})"
+    if reply.body is not None:
+        return f"Reply(body={reply.body[:40]!r})"
+    return repr(reply.text if len(reply.text) <= 60 else reply.text[:57] + "...")
+
+
+class _ScriptError(Exception):
+    """The script has no reply for this request (exhausted, or the function failed)."""
+
+
+# --- vLLM's JSON shapes ---------------------------------------------------------------------
+
+
+def _dumps(value: Any) -> bytes:
+    # FastAPI's JSONResponse and pydantic's model_dump_json: compact, UTF-8, no ASCII escaping.
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def _json_response(status: int, value: Any) -> web.Response:
+    return web.Response(status=status, body=_dumps(value), content_type="application/json")
+
+
+def _error_type(status: int) -> str:
+    known = {400: "BadRequestError", 404: "NotFoundError", 500: "InternalServerError"}
+    if status in known:
+        return known[status]
+    try:
+        phrase = HTTPStatus(status).phrase.replace(" ", "").replace("-", "")
+    except ValueError:
+        return "Error"
+    return phrase if phrase.endswith("Error") else phrase + "Error"
+
+
+def _error_body(status: int, message: str, generation: Generation) -> dict[str, Any]:
+    # vLLM PR #22099 (v0.10.1) nested the error object; v0.10.0 and older sent it flat.
+    if generation == "prefix":
+        fields: dict[str, Any] = {"object": "error", "message": message}
+        return fields | {"type": _error_type(status), "param": None, "code": status}
+    inner = {"message": message, "type": _error_type(status), "param": None, "code": status}
+    return {"error": inner}
+
+
+def _models_body(model: str) -> dict[str, Any]:
+    now = int(time.time())
+    permission = {
+        "id": f"modelperm-{uuid.uuid4().hex}",
+        "object": "model_permission",
+        "created": now,
+        "allow_create_engine": False,
+        "allow_sampling": True,
+        "allow_logprobs": True,
+        "allow_search_indices": False,
+        "allow_view": True,
+        "allow_fine_tuning": False,
+        "organization": "*",
+        "group": None,
+        "is_blocking": False,
+    }
+    card = {"id": model, "object": "model", "created": now, "owned_by": "vllm", "root": model}
+    card |= {"parent": None, "max_model_len": _MAX_MODEL_LEN, "permission": [permission]}
+    return {"object": "list", "data": [card]}
+
+
+def _full_message(content: str | None, tool_calls: list[dict[str, Any]]) -> dict[str, Any]:
+    # ChatMessage's fields in declaration order (vLLM v0.10.x protocol.py), all dumped.
+    return {
+        "role": "assistant",
+        "content": content,
+        "refusal": None,
+        "annotations": None,
+        "audio": None,
+        "function_call": None,
+        "tool_calls": tool_calls,
+        "reasoning_content": None,
+    }
+
+
+def _usage(prompt: int, completion: int, *, details: bool = True) -> dict[str, Any]:
+    usage: dict[str, Any] = {
+        "prompt_tokens": prompt,
+        "total_tokens": prompt + completion,
+        "completion_tokens": completion,
+    }
+    if details:
+        usage["prompt_tokens_details"] = None
+    return usage
+
+
+def _tool_call(name: str, arguments: str) -> dict[str, Any]:
+    return {
+        "id": new_tool_call_id(),
+        "type": "function",
+        "function": {"name": name, "arguments": arguments},
+    }
+
+
+# --- request checks (pydantic validators, _postprocess_messages, the chat template) ----------
+
+_NAMED_USAGE = 'Correct usage: `{"type": "function", "function": {"name": "my_function"}}`'
+
+
+def _tools_problem(body: dict[str, Any]) -> str | None:
+    tools = body.get("tools")
+    if tools is not None and not isinstance(tools, list):
+        return "tools: Input should be a valid list"
+    for i, tool in enumerate(tools or []):
+        function = tool.get("function") if isinstance(tool, dict) else None
+        if not isinstance(function, dict) or not isinstance(function.get("name"), str):
+            return f"tools[{i}]: expected {{'type': 'function', 'function': {{'name': ...}}}}"
+    if "tool_choice" not in body or body["tool_choice"] in (None, "none"):
+        return None
+    choice = body["tool_choice"]
+    if tools is None:
+        return "When using `tool_choice`, `tools` must be set."
+    if choice in ("auto", "required"):
+        return None
+    if not isinstance(choice, dict):
+        return (
+            f"Invalid value for `tool_choice`: {choice}! "
+            'Only named tools, "none", "auto" or "required" are supported.'
+        )
+    function = choice.get("function")
+    if not isinstance(function, dict):
+        return f"Invalid value for `function`: `{function}` in `tool_choice`! {_NAMED_USAGE}"
+    if "name" not in function:
+        return f"Expected field `name` in `function` in `tool_choice`! {_NAMED_USAGE}"
+    name = function["name"]
+    if not isinstance(name, str) or not name:
+        return f"Invalid `name` in `function`: `{name}` in `tool_choice`! {_NAMED_USAGE}"
+    if not any(tool["function"]["name"] == name for tool in tools):
+        return "The tool specified in `tool_choice` does not match any of the specified `tools`"
+    return None
+
+
+def _arguments_problem(message: dict[str, Any], generation: Generation) -> str | None:
+    # _postprocess_messages json.loads every assistant tool call's arguments before templating.
+    for call in message["tool_calls"]:
+        function = call.get("function") if isinstance(call, dict) else None
+        if not isinstance(function, dict):
+            return "each assistant tool call needs a 'function' object"
+        arguments = function.get("arguments")
+        if arguments in (None, "") and generation == "brace":
+            continue  # newer vLLM maps an empty or missing arguments string to {}
+        if not isinstance(arguments, str):
+            return f"function.arguments must be a string of JSON, not {type(arguments).__name__}"
+        try:
+            json.loads(arguments)
+        except ValueError as exc:
+            return str(exc)  # vLLM passes json's message on as the 400's message
+    return None
+
+
+def _history_problem(messages: list[Any], tools: bool, generation: Generation) -> str | None:
+    for i, message in enumerate(messages):
+        if not isinstance(message, dict) or not isinstance(message.get("role"), str):
+            return f"messages[{i}]: a message must be an object with a 'role'"
+    with_calls = [
+        m for m in messages if m["role"] == "assistant" and isinstance(m.get("tool_calls"), list)
+    ]
+    for message in with_calls:
+        if (problem := _arguments_problem(message, generation)) is not None:
+            return problem
+    if any(len(message["tool_calls"]) > 1 for message in with_calls):
+        return "This model only supports single tool-calls at once!"
+    after_system = messages[1:] if messages and messages[0]["role"] == "system" else messages
+    if tools and not after_system:
+        return "Cannot put tools in the first user message when there's no first user message!"
+    if not any(message["role"] == "user" for message in messages):
+        # Stricter than vLLM, which would template whatever comes first as the user turn.
+        return "messages has no user message; the Llama 3.1 JSON chat template needs one"
+    return None
+
+
+def _request_problem(body: Any, model: str, generation: Generation) -> tuple[int, str] | None:
+    """The HTTP status and message vLLM would refuse ``body`` with, if any."""
+    if not isinstance(body, dict):
+        return 400, "the request body must be a JSON object"
+    if body.get("model") not in (None, model):
+        return 404, f"The model `{body['model']}` does not exist."
+    messages = body.get("messages")
+    if messages is None:
+        return 400, "messages: Field required"
+    if not isinstance(messages, list):
+        return 400, "messages: Input should be a valid list"
+    if body.get("stream_options") is not None and not body.get("stream"):
+        return 400, "Stream options can only be defined when stream is true."
+    problem = _tools_problem(body) or _history_problem(
+        messages, bool(body.get("tools")), generation
+    )
+    return None if problem is None else (400, problem)
+
+
+ToolMode: TypeAlias = Literal["plain", "auto", "required", "named"]
+
+
+def _tool_mode(body: dict[str, Any], *, stream: bool) -> tuple[ToolMode, str]:
+    """How vLLM treats the output: no parsing, llama3_json, or a constrained call."""
+    tools = body.get("tools") or []
+    choice = body.get("tool_choice", "auto" if tools else "none")
+    if isinstance(choice, dict):
+        return "named", choice["function"]["name"]
+    if not tools:
+        return "plain", ""  # "required" with an empty tools list behaves like "none"
+    if choice == "required":
+        return "required", ""
+    # An explicit null tool_choice streams through the parser, but the non-streaming path
+    # tests `not request.tool_choice` first and returns plain text.
+    if choice == "auto" or (choice is None and stream):
+        return "auto", ""
+    return "plain", ""
+
+
+def _required_calls(text: str) -> list[dict[str, Any]]:
+    """vLLM's ``TypeAdapter(list[FunctionDefinition]).validate_json`` on constrained output."""
+    try:
+        items = json.loads(text)
+    except ValueError as exc:
+        raise ValueError(f"tool_choice required: the output is not JSON: {exc}") from None
+    if not isinstance(items, list) or not items:
+        raise ValueError("tool_choice required: the output must be a non-empty JSON list")
+    calls = []
+    for i, item in enumerate(items):
+        if not isinstance(item, dict) or not isinstance(item.get("name"), str):
+            raise ValueError(f"tool_choice required: item {i} has no string 'name'")
+        parameters = item.get("parameters")
+        if parameters is not None and not isinstance(parameters, dict):
+            raise ValueError(f"tool_choice required: item {i} 'parameters' is not an object")
+        calls.append(_tool_call(item["name"], json.dumps(parameters, ensure_ascii=False)))
+    return calls
+
+
+def _prompt_tokens(body: dict[str, Any]) -> int:
+    text = json.dumps(body.get("messages"), ensure_ascii=False)
+    if body.get("tools"):
+        text += json.dumps(body["tools"], ensure_ascii=False)
+    return estimate_tokens(text)
+
+
+def _include_usage(body: dict[str, Any]) -> bool:
+    options = body.get("stream_options")
+    return isinstance(options, dict) and options.get("include_usage", True) is not False
+
+
+def _abort(request: web.Request) -> None:
+    if request.transport is not None:
+        request.transport.abort()
+
+
+async def _wait(request: web.Request, seconds: float) -> bool:
+    """Sleep, but give up early once the client has gone (its timeout fired)."""
+    deadline = time.monotonic() + seconds
+    while (left := deadline - time.monotonic()) > 0:
+        if request.transport is None or request.transport.is_closing():
+            return False
+        await asyncio.sleep(min(left, 0.05))
+    return True
+
+
+# --- the server -------------------------------------------------------------------------------
+
+
+class FakeVLLMServer:
+    """A real HTTP server on 127.0.0.1 that answers like vLLM with the llama3_json parser.
+
+    Args:
+        script: Replies in order (``str`` is shorthand for ``Reply(text=...)``), or a function
+            called with each request body that returns the reply (unlimited replies).
+        generation: Which vLLM parser generation to emulate: ``"prefix"`` (v0.6.3-v0.9.2,
+            also flat error bodies), ``"regex"`` (v0.10.0-v0.11.1) or ``"brace"`` (current).
+        model: The served model name (``/v1/models``; other names get vLLM's 404).
+        api_key: When set, ``/v1`` requests need ``Authorization: Bearer <api_key>``.
+        host: Interface to listen on.
+        port: Port to listen on; 0 picks a free one.
+
+    Attributes:
+        requests: Every chat-completion request body received (parsed JSON), in order.
+
+    Example:
+        >>> with FakeVLLMServer(["<answer>台北</answer>"]) as server:
+        ...     server.base_url.startswith("http://127.0.0.1:")
+        True
+    """
+
+    def __init__(
+        self,
+        script: Iterable[Reply | str] | Callable[[dict[str, Any]], Reply | str] = (),
+        *,
+        generation: Generation = "brace",
+        model: str = "foxbrain",
+        api_key: str | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+    ) -> None:
+        if generation not in ("prefix", "regex", "brace"):
+            raise ValueError(f"unknown generation {generation!r}; expected prefix, regex or brace")
+        self.requests: list[dict[str, Any]] = []
+        self._generation: Generation = generation
+        self._model = model
+        self._api_key = api_key
+        self._host = host
+        self._port = port
+        self._lock = threading.Lock()
+        self._responder: Callable[[dict[str, Any]], Reply | str] | None = None
+        self._replies: deque[Reply] = deque()
+        if isinstance(script, (str, Reply)):
+            self._replies.append(_as_reply(script))
+        elif callable(script):
+            self._responder = script
+        else:
+            self._replies.extend(_as_reply(item) for item in script)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._runner: web.AppRunner | None = None
+        self._bound_port: int | None = None
+
+    def __repr__(self) -> str:
+        state = f"on {self.base_url}" if self._bound_port else "stopped"
+        return f"<FakeVLLMServer {self._generation} {state}>"
+
+    @property
+    def base_url(self) -> str:
+        """``http://HOST:PORT/v1``, what OpenAI-style clients take as their base URL."""
+        if self._bound_port is None:
+            raise RuntimeError("FakeVLLMServer is not running; call start() or use `with`")
+        host = f"[{self._host}]" if ":" in self._host else self._host
+        return f"http://{host}:{self._bound_port}/v1"
+
+    # --- script ---------------------------------------------------------------------------
+
+    def add(self, *replies: Reply | str) -> None:
+        """Append replies to the script."""
+        if self._responder is not None:
+            raise TypeError("this server answers with a function; add() needs a list script")
+        with self._lock:
+            self._replies.extend(_as_reply(reply) for reply in replies)
+
+    def assert_complete(self) -> None:
+        """Check that every scripted reply was used.
+
+        Raises:
+            AssertionError: Naming the replies still waiting.
+        """
+        with self._lock:
+            left = list(self._replies)
+        if left:
+            listed = ", ".join(_describe(reply) for reply in left)
+            raise AssertionError(f"{len(left)} scripted reply(ies) never requested: {listed}")
+
+    def _next_reply(self, body: dict[str, Any]) -> Reply:
+        with self._lock:
+            responder = self._responder
+            if responder is None:
+                if not self._replies:
+                    raise _ScriptError(
+                        f"FakeVLLMServer script exhausted: request #{len(self.requests)} has no "
+                        "scripted reply left (add one with server.add(...))"
+                    )
+                return self._replies.popleft()
+        try:
+            return _as_reply(responder(body))
+        except Exception as exc:
+            raise _ScriptError(f"FakeVLLMServer script raised {type(exc).__name__}: {exc}") from exc
+
+    # --- lifecycle ------------------------------------------------------------------------
+
+    def start(self) -> FakeVLLMServer:
+        """Start serving in a background thread; returns ``self``."""
+        if self._thread is not None:
+            raise RuntimeError("FakeVLLMServer is already running")
+        sock = socket.create_server((self._host, self._port))
+        loop = asyncio.new_event_loop()
+        thread = threading.Thread(target=loop.run_forever, name="FakeVLLMServer", daemon=True)
+        thread.start()
+        self._loop, self._thread = loop, thread
+        try:
+            asyncio.run_coroutine_threadsafe(self._open(sock), loop).result(timeout=10)
+        except BaseException:
+            sock.close()
+            self.stop()
+            raise
+        self._bound_port = sock.getsockname()[1]
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and release the port and the thread (idempotent)."""
+        loop, thread = self._loop, self._thread
+        if loop is None or thread is None:
+            return
+        try:
+            asyncio.run_coroutine_threadsafe(self._close(), loop).result(timeout=10)
+        finally:
+            loop.call_soon_threadsafe(loop.stop)
+            thread.join(timeout=10)
+            loop.close()
+            self._loop = self._thread = self._runner = None
+            self._bound_port = None
+
+    def __enter__(self) -> FakeVLLMServer:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    async def __aenter__(self) -> FakeVLLMServer:
+        return await asyncio.to_thread(self.start)
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await asyncio.to_thread(self.stop)
+
+    async def _open(self, sock: socket.socket) -> None:
+        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app.router.add_get("/v1/models", self._models)
+        app.router.add_post("/v1/chat/completions", self._chat_completions)
+        app.router.add_get("/health", self._health)
+        runner = web.AppRunner(app, access_log=None, shutdown_timeout=_SHUTDOWN_TIMEOUT)
+        await runner.setup()
+        self._runner = runner
+        await web.SockSite(runner, sock).start()
+
+    async def _close(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+        current = asyncio.current_task()
+        leftovers = [task for task in asyncio.all_tasks() if task is not current]
+        for task in leftovers:
+            task.cancel()
+        await asyncio.gather(*leftovers, return_exceptions=True)
+
+    # --- handlers -------------------------------------------------------------------------
+
+    def _error(self, status: int, message: str) -> web.Response:
+        return _json_response(status, _error_body(status, message, self._generation))
+
+    def _denied(self, request: web.Request) -> web.Response | None:
+        # server_utils.AuthenticationMiddleware: only /v1 paths, "Bearer" in any case.
+        if self._api_key is None:
+            return None
+        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() == "bearer" and token == self._api_key:
+            return None
+        return _json_response(401, {"error": "Unauthorized"})
+
+    async def _health(self, request: web.Request) -> web.Response:
+        return web.Response()
+
+    async def _models(self, request: web.Request) -> web.Response:
+        return self._denied(request) or _json_response(200, _models_body(self._model))
+
+    async def _chat_completions(self, request: web.Request) -> web.StreamResponse:
+        if (denied := self._denied(request)) is not None:
+            return denied
+        try:
+            body = json.loads(await request.read())
+        except ValueError as exc:
+            return self._error(400, f"JSON decode error: {exc}")
+        self.requests.append(body)
+        if (problem := _request_problem(body, self._model, self._generation)) is not None:
+            return self._error(*problem)
+        try:
+            reply = self._next_reply(body)
+        except _ScriptError as exc:
+            return self._error(500, str(exc))
+        stream = body.get("stream") is True
+        if reply.delay > 0 and not await _wait(request, reply.delay):
+            return web.Response()  # the client gave up; nobody reads this
+        if reply.drop and not stream:
+            _abort(request)
+            return web.Response()
+        if reply.status is not None:
+            return self._error(reply.status, reply.text or f"scripted HTTP {reply.status}")
+        if reply.body is not None:
+            content_type = "text/event-stream" if stream else "application/json"
+            return web.Response(text=reply.body, content_type=content_type)
+        if stream:
+            return await self._stream(request, body, reply)
+        return self._complete(body, reply)
+
+    def _complete(self, body: dict[str, Any], reply: Reply) -> web.Response:
+        mode, name = _tool_mode(body, stream=False)
+        finish = reply.finish_reason
+        if mode == "auto":
+            message, finish = server_message(
+                reply.text, generation=self._generation, engine_finish_reason=finish
+            )
+            content, calls = message["content"], message["tool_calls"]
+        elif mode == "named":
+            content, calls = "", [_tool_call(name, reply.text)]
+        elif mode == "required":
+            try:
+                content, calls = "", _required_calls(reply.text)
+            except ValueError as exc:
+                return self._error(400, str(exc))
+            finish = "tool_calls" if finish == "stop" else finish
+        else:
+            content, calls = reply.text, []
+        prompt = _prompt_tokens(body)
+        completion = _completion_tokens(reply)
+        choice: dict[str, Any] = {"index": 0, "message": _full_message(content, calls)}
+        choice["logprobs"] = None
+        choice |= {"finish_reason": finish, "stop_reason": None}
+        return _json_response(
+            200,
+            {
+                "id": f"chatcmpl-{uuid.uuid4().hex}",
+                "object": "chat.completion",
+                "created": int(time.time()),
+                "model": self._model,
+                "choices": [choice],
+                "service_tier": None,
+                "system_fingerprint": None,
+                "usage": _usage(prompt, completion),
+                "prompt_logprobs": None,
+                "kv_transfer_params": None,
+            },
+        )
+
+    def _streamed_turn(self, body: dict[str, Any], reply: Reply) -> StreamedTurn:
+        mode, name = _tool_mode(body, stream=True)
+        finish = reply.finish_reason
+        if mode == "auto":
+            return stream_auto(reply.text, generation=self._generation, engine_finish_reason=finish)
+        if mode == "named":
+            return stream_named(reply.text, name, engine_finish_reason=finish)
+        if mode == "required":
+            return stream_required(reply.text, engine_finish_reason=finish)
+        return stream_plain(reply.text, engine_finish_reason=finish)
+
+    def _chunks(self, body: dict[str, Any], reply: Reply) -> Iterator[dict[str, Any]]:
+        # Dumped by vLLM with exclude_unset=True: only the fields it set explicitly.
+        turn = self._streamed_turn(body, reply)
+        head: dict[str, Any] = {"id": f"chatcmpl-{uuid.uuid4().hex}"}
+        head["object"] = "chat.completion.chunk"
+        head |= {"created": int(time.time()), "model": self._model}
+        role = {"role": "assistant", "content": ""}
+        choice: dict[str, Any] = {"index": 0, "delta": role, "logprobs": None}
+        choice["finish_reason"] = None
+        yield head | {"choices": [choice]}
+        for i, delta in enumerate(turn.deltas, start=1):
+            choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": None}
+            if i == len(turn.deltas):
+                choice |= {"finish_reason": turn.finish_reason, "stop_reason": None}
+            yield head | {"choices": [choice]}
+        if _include_usage(body):
+            usage = _usage(_prompt_tokens(body), _completion_tokens(reply), details=False)
+            yield head | {"choices": [], "usage": usage}
+
+    async def _stream(
+        self, request: web.Request, body: dict[str, Any], reply: Reply
+    ) -> web.StreamResponse:
+        chunks = [b"data: " + _dumps(chunk) + b"\n\n" for chunk in self._chunks(body, reply)]
+        chunks.append(b"data: [DONE]\n\n")
+        cut = len(chunks) // 2 if reply.drop else len(chunks)
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream; charset=utf-8"})
+        try:
+            await response.prepare(request)
+            for chunk in chunks[:cut]:
+                await response.write(chunk)
+            if reply.drop:
+                _abort(request)
+                return response
+            await response.write_eof()
+        except ConnectionResetError:
+            pass  # the client went away mid-stream
+        return response
+
+
+def _completion_tokens(reply: Reply) -> int:
+    if reply.completion_tokens is not None:
+        return reply.completion_tokens
+    return estimate_tokens(reply.text)
