@@ -12,7 +12,7 @@ from foxagent import ToolContext, ToolError, tool
 from foxagent._agent import Agent
 from foxagent._exceptions import StepLimitError, ToolRetryError, UserError
 from foxagent._prompts import DEFAULT_SYSTEM_PROMPT
-from foxagent._test_models import FunctionModel, ModelRequest, ScriptedModel
+from foxagent.testing._models import FunctionModel, ModelRequest, ScriptedModel
 
 ANSWER = (
     "<count>1</count><step>查到台北 23°C。</step><reflection>正確。</reflection>"

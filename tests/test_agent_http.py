@@ -1,0 +1,229 @@
+"""End to end over real HTTP: Agent → VLLMModel (aiohttp) → FakeVLLMServer on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any, Literal
+
+import pytest
+
+from foxagent import (
+    Agent,
+    ModelConnectionError,
+    ModelHTTPError,
+    ModelSettings,
+    ModelTimeoutError,
+    StepLimitError,
+    ToolError,
+    tool,
+)
+from foxagent._messages import TextDelta, ToolCallDelta
+from foxagent.models.vllm import VLLMModel
+from foxagent.testing import FakeVLLMServer, Reply
+
+ANSWER = (
+    "<count>1</count><step>工具回報 23°C。</step><reflection>可信。</reflection><reward>0.9</reward>"
+    "<answer>台北現在 23°C。</answer><reflection>好。</reflection><reward>0.9</reward>"
+)
+
+
+def call(name: str, **arguments: Any) -> str:
+    return json.dumps({"name": name, "parameters": arguments}, ensure_ascii=False)
+
+
+@tool
+def get_weather(
+    location: str, unit: Literal["celsius", "fahrenheit"] = "celsius"
+) -> dict[str, Any]:
+    """Weather now.
+
+    Args:
+        location: City.
+        unit: Unit.
+    """
+    if location == "Atlantis":
+        raise ToolError("No place called 'Atlantis' was found.")
+    return {"location": location, "temperature": 23, "unit": unit}
+
+
+@tool
+def calculator(expression: str) -> str:
+    """Arithmetic."""
+    return {"6*7": "42", "1+1": "2"}.get(expression, "0")
+
+
+@pytest.fixture
+def server() -> Iterator[FakeVLLMServer]:
+    with FakeVLLMServer(api_key="sk-test-secret") as fake:
+        yield fake
+
+
+def make_agent(server: FakeVLLMServer, **kwargs: Any) -> Agent:
+    model = VLLMModel(server.base_url, api_key="sk-test-secret", backoff=0.01)
+    return Agent(tools=[get_weather, calculator], model=model, **kwargs)
+
+
+async def run(server: FakeVLLMServer, question: str = "台北幾度？", **kwargs: Any) -> Any:
+    async with make_agent(server, **kwargs) as agent:
+        return await agent.arun(question)
+
+
+async def test_clean_call(server: FakeVLLMServer) -> None:
+    server.add(call("get_weather", location="台北"), ANSWER)
+    result = await run(server)
+    assert result.answer == "台北現在 23°C。"
+    assert [(c.name, c.status) for c in result.tool_calls] == [("get_weather", "ok")]
+    assert result.total_usage.completion_tokens > 0
+    first = server.requests[0]
+    assert first["model"] == "foxbrain"  # discovered through /v1/models
+    assert first["tools"][0]["function"]["name"] == "get_weather"
+    assert first["tool_choice"] == "auto"
+    assert first["stop"] == ["<|eot_id|>", "<|end_of_text|>", "<|end_header_id|>", "<|eom_id|>"]
+    assert first["temperature"] == 0.5 and first["max_tokens"] == 2048
+    history = server.requests[1]["messages"]
+    assert [m["role"] for m in history] == ["system", "user", "assistant", "tool"]
+    server.assert_complete()
+
+
+async def test_call_vllm_missed_in_content(server: FakeVLLMServer) -> None:
+    text = (
+        "<count>2</count><step>集合 {1,2}</step><step>"
+        + call("get_weather", location="新竹")
+        + "</step>"
+    )
+    server.add(text, ANSWER)
+    result = await run(server)
+    assert [c.arguments for c in result.tool_calls] == [{"location": "新竹"}]
+
+
+async def test_several_calls_in_one_reply_pass_the_templates_check(server: FakeVLLMServer) -> None:
+    server.add(
+        call("get_weather", location="Taipei") + "\n" + call("calculator", expression="6*7"), ANSWER
+    )
+    result = await run(server)
+    assert [c.name for c in result.tool_calls] == ["get_weather", "calculator"]
+    # The fake server answers 400 (like vLLM's Llama 3.1 template) to two calls in one message.
+    assert result.answer == "台北現在 23°C。"
+
+
+async def test_bad_argument_corrected_unknown_tool_and_tool_error(server: FakeVLLMServer) -> None:
+    server.add(
+        call("get_weather", location="Taipei", unit="kelvin"),
+        call("get_wether", location="Taipei"),
+        call("get_weather", location="Atlantis"),
+        call("get_weather", location="Taipei"),
+        ANSWER,
+    )
+    result = await run(server)
+    assert [c.status for c in result.tool_calls] == ["rejected", "rejected", "error", "ok"]
+    sent = [m["content"] for m in server.requests[-1]["messages"] if m["role"] == "tool"]
+    assert sent[0].startswith("Error: Invalid arguments for tool 'get_weather': 'unit'")
+    assert sent[1] == "Error: Unknown tool 'get_wether'. Available tools: get_weather, calculator."
+    assert sent[2] == "Error: No place called 'Atlantis' was found."
+
+
+async def test_max_steps(server: FakeVLLMServer) -> None:
+    server.add(*[call("calculator", expression=f"{i}") for i in range(2)])
+    with pytest.raises(StepLimitError) as caught:
+        await run(server, max_steps=2)
+    assert caught.value.messages[-1]["role"] == "tool"
+
+
+async def test_500_then_success(server: FakeVLLMServer) -> None:
+    server.add(Reply(status=500, text="engine overloaded"), Reply(status=503), ANSWER)
+    result = await run(server)
+    assert result.answer == "台北現在 23°C。"
+    assert len(server.requests) == 3
+
+
+async def test_client_error_is_not_retried_and_names_the_status(server: FakeVLLMServer) -> None:
+    server.add(Reply(status=400, text="bad request"))
+    with pytest.raises(ModelHTTPError) as caught:
+        await run(server)
+    assert caught.value.status == 400
+    assert len(server.requests) == 1
+    assert caught.value.messages[-1] == {"role": "user", "content": "台北幾度？"}
+
+
+async def test_dropped_connection_is_retried_then_reported(server: FakeVLLMServer) -> None:
+    server.add(Reply(drop=True), ANSWER)
+    assert (await run(server)).answer == "台北現在 23°C。"
+    server.add(*[Reply(drop=True)] * 4)
+    with pytest.raises(ModelConnectionError, match="Cannot talk to the model server"):
+        await run(server)
+
+
+async def test_timeout(server: FakeVLLMServer) -> None:
+    server.add(Reply(delay=2.0, text=ANSWER))
+    model = VLLMModel(server.base_url, api_key="sk-test-secret", timeout=0.2, max_retries=0)
+    async with Agent(tools=[get_weather], model=model) as agent:
+        with pytest.raises(ModelTimeoutError):
+            await agent.arun("?")
+
+
+async def test_wrong_key_is_a_401_and_the_key_never_shows(server: FakeVLLMServer) -> None:
+    model = VLLMModel(server.base_url, api_key="sk-wrong-key", model_name="foxbrain")
+    async with Agent(tools=[get_weather], model=model) as agent:
+        with pytest.raises(ModelHTTPError) as caught:
+            await agent.arun("?")
+    assert caught.value.status == 401
+    assert "sk-wrong-key" not in str(caught.value) and "sk-wrong-key" not in repr(model)
+
+
+async def test_streaming_with_a_call_inside_foxbrain_tags(server: FakeVLLMServer) -> None:
+    text = "<count>1</count><step>" + call("get_weather", location="台北") + "</step>"
+    server.add(text, ANSWER)
+    events: list[Any] = []
+    async with make_agent(server, stream=True) as agent:
+        result = await agent.arun("台北幾度？", on_event=events.append)
+    assert [c.arguments for c in result.tool_calls] == [{"location": "台北"}]
+    streamed = "".join(e.text for e in events if isinstance(e, TextDelta))
+    assert streamed == text + ANSWER
+    assert len([e for e in events if isinstance(e, TextDelta)]) > 10  # token by token
+    assert server.requests[0]["stream"] is True
+
+
+async def test_streaming_server_detected_call(server: FakeVLLMServer) -> None:
+    server.add(call("get_weather", location="Taipei"), ANSWER)
+    events: list[Any] = []
+    async with make_agent(server, stream=True) as agent:
+        result = await agent.arun("?", on_event=events.append)
+    deltas = [e for e in events if isinstance(e, ToolCallDelta)]
+    assert deltas and deltas[0].name == "get_weather"
+    assert [c.arguments for c in result.tool_calls] == [{"location": "Taipei"}]
+
+
+async def test_chinese_question_and_settings(server: FakeVLLMServer) -> None:
+    server.add("<answer>鴻海研究院位於台北。</answer>")
+    settings = ModelSettings(temperature=0.7, max_tokens=4096, seed=None)
+    result = await run(server, "鴻海研究院在哪裡？", settings=settings, system_prompt=None)
+    assert result.answer == "鴻海研究院位於台北。"
+    body = server.requests[0]
+    assert body["messages"] == [{"role": "user", "content": "鴻海研究院在哪裡？"}]
+    assert body["temperature"] == 0.7 and "seed" not in body
+
+
+async def test_api_key_and_url_from_the_environment(
+    server: FakeVLLMServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FOXAGENT_BASE_URL", server.base_url)
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-secret")
+    server.add("<answer>ok</answer>")
+    async with Agent(tools=[get_weather]) as agent:
+        assert (await agent.arun("?")).answer == "ok"
+
+
+async def test_openai_client_adapter(server: FakeVLLMServer) -> None:
+    import openai
+
+    from foxagent.models.openai_client import OpenAIClientModel
+
+    server.add(call("calculator", expression="6*7"), "<answer>42</answer>")
+    client = openai.AsyncOpenAI(base_url=server.base_url, api_key="sk-test-secret")
+    async with Agent(
+        tools=[calculator], model=OpenAIClientModel(client, close_client=True)
+    ) as agent:
+        result = await agent.arun("6*7?")
+    assert result.answer == "42"
+    assert result.tool_calls[0].result == "42"
