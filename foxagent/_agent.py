@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 import time
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -268,7 +269,7 @@ class Agent:
         timeout = tool.timeout if tool.timeout is not None else self.tool_timeout
         started = time.perf_counter()
         try:
-            result = await asyncio.wait_for(tool.invoke(call.arguments, context), timeout)
+            result = await _within(timeout, tool.invoke(call.arguments, context))
         except asyncio.TimeoutError:
             error = f"Tool '{call.name}' did not finish within {timeout:g} s and was stopped."
             return _record(call, step, "timeout", error=error, started=started)
@@ -319,6 +320,14 @@ class Agent:
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
+
+
+async def _within(seconds: float, work: Coroutine[Any, Any, Any]) -> Any:
+    """``await work`` with a timeout (``asyncio.timeout`` where it exists: no extra task)."""
+    if sys.version_info >= (3, 11):
+        async with asyncio.timeout(seconds):
+            return await work
+    return await asyncio.wait_for(work, seconds)  # pragma: no cover - Python 3.10
 
 
 def _record(

@@ -435,6 +435,8 @@ def _sort(
 
 
 def _dedupe(calls: list[RecoveredCall]) -> tuple[RecoveredCall, ...]:
+    if len(calls) < 2:
+        return tuple(calls)
     seen: set[str] = set()
     unique = []
     for call in calls:

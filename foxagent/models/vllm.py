@@ -234,8 +234,9 @@ class VLLMModel(Model):
             async with self._client().request(
                 method, url, data=payload, headers=self._headers()
             ) as response:
-                text = await response.text()
+                raw = await response.read()
                 if response.status >= 400:
+                    text = raw.decode("utf-8", "replace")
                     raise _http_error(response.status, text, response.headers.get("Retry-After"))
         except asyncio.TimeoutError:
             raise ModelTimeoutError(f"{url} did not answer in time") from None
@@ -245,9 +246,9 @@ class VLLMModel(Model):
                 f"Cannot talk to the model server at {url}: {reason}"
             ) from None
         try:
-            return json.loads(text)
+            return json.loads(raw)  # bytes: no separate decode step
         except ValueError:
-            raise ModelResponseError(f"{url} answered with non-JSON: {text[:200]!r}") from None
+            raise ModelResponseError(f"{url} answered with non-JSON: {raw[:200]!r}") from None
 
 
 def _http_error(status: int, text: str, retry_after: str | None) -> ModelHTTPError:
