@@ -219,6 +219,8 @@ def _normal(name: str) -> str:
 
 
 def _field(obj: Any, key: str) -> Any:
+    if type(obj) is dict:  # the hot path: wire JSON; the ABC check below costs more
+        return obj.get(key)
     if isinstance(obj, Mapping):
         return obj.get(key)
     return getattr(obj, key, None)
