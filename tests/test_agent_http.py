@@ -227,3 +227,25 @@ async def test_openai_client_adapter(server: FakeVLLMServer) -> None:
         result = await agent.arun("6*7?")
     assert result.answer == "42"
     assert result.tool_calls[0].result == "42"
+
+
+async def test_tool_that_times_out_is_told_to_the_model(server: FakeVLLMServer) -> None:
+    import asyncio
+
+    @tool(timeout=0.05)
+    async def slow_lookup(query: str) -> str:
+        """Never answers in time."""
+        await asyncio.sleep(5)
+        return query
+
+    server.add(call("slow_lookup", query="鴻海"), "<answer>查詢逾時。</answer>")
+    model = VLLMModel(server.base_url, api_key="sk-test-secret")
+    async with Agent(tools=[slow_lookup], model=model) as agent:
+        result = await agent.arun("?")
+    assert result.tool_calls[0].status == "timeout"
+    sent = server.requests[1]["messages"][-1]
+    assert sent["role"] == "tool"
+    assert (
+        sent["content"] == "Error: Tool 'slow_lookup' did not finish within 0.05 s and was stopped."
+    )
+    assert result.answer == "查詢逾時。"
