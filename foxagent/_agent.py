@@ -39,13 +39,12 @@ from foxagent._messages import (
     ModelResponse,
     ModelSettings,
     StreamEnd,
-    StreamEvent,
     TextDelta,
     Usage,
 )
 from foxagent._prompts import DEFAULT_SYSTEM_PROMPT
 from foxagent._recovery import RecoveredCall, Recovery, RejectedCall, ToolIndex, recover_tool_calls
-from foxagent._run import RunResult, Timings, ToolCallRecord
+from foxagent._run import RunEvent, RunResult, StepStarted, Timings, ToolCallRecord, ToolFinished
 from foxagent._tools import ToolContext
 from foxagent._toolset import Toolset
 from foxagent.models._base import Model
@@ -60,7 +59,7 @@ class _RunState:
     run_id: str
     messages: list[Message]
     deps: Any = None
-    on_event: Callable[[StreamEvent], Any] | None = None
+    on_event: Callable[[RunEvent], Any] | None = None
     records: list[ToolCallRecord] = field(default_factory=list)
     usage: list[Usage] = field(default_factory=list)
     timings: Timings = field(default_factory=Timings)
@@ -152,12 +151,13 @@ class Agent:
         *,
         history: Sequence[Message] | None = None,
         deps: Any = None,
-        on_event: Callable[[StreamEvent], Any] | None = None,
+        on_event: Callable[[RunEvent], Any] | None = None,
     ) -> RunResult:
         """Ask ``question`` (continuing ``history``, e.g. an earlier result's ``messages``).
 
-        ``on_event`` receives each streamed text or tool-call delta as it arrives (with
-        ``stream=True``; otherwise each reply arrives as one text delta).
+        ``on_event`` receives the run's progress: ``StepStarted`` before each model request,
+        each text or server tool-call delta as it arrives (with ``stream=True``; otherwise each
+        reply arrives as one text delta), and ``ToolFinished`` after each call.
 
         Raises:
             RunError: the server failed, the step limit was reached, or a tool kept failing;
@@ -172,6 +172,8 @@ class Agent:
         started = time.perf_counter()
         try:
             for step in range(1, self.max_steps + 1):
+                if on_event is not None:
+                    on_event(StepStarted(step=step))
                 response = await self._ask(state)
                 recovery = recover_tool_calls(
                     response.message, self._index, finish_reason=response.finish_reason
@@ -297,6 +299,8 @@ class Agent:
                 }
             )
             state.records.append(record)
+            if state.on_event is not None:
+                state.on_event(ToolFinished(record=record))
 
     def _check_budget(self, state: _RunState, records: list[ToolCallRecord]) -> None:
         for record in records:

@@ -10,10 +10,13 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
-from typing import TextIO
+from typing import Any, TextIO
 
 EXIT_OK = 0
-EXIT_USAGE = 2
+EXIT_USAGE = 2  # bad flags, tools that do not load, unreadable config
+EXIT_UNREACHABLE = 3  # no server at the URL, or it timed out
+EXIT_MODEL = 4  # the server or the model misbehaved (HTTP error, bad reply, tools kept failing)
+EXIT_STEP_LIMIT = 5  # no final answer within --max-steps
 _ESTIMATE = "estimated: ASCII characters / 4 + 1 per non-ASCII character"
 
 
@@ -37,7 +40,53 @@ def _parser() -> argparse.ArgumentParser:
         "default: the stock tools)",
     )
     tools.add_argument("--json", action="store_true", help="print one JSON document")
+    _add_run_parser(commands)
     return parser
+
+
+def _add_run_parser(commands: Any) -> None:
+    run = commands.add_parser(
+        "run",
+        help="ask FoxBrain a question, running tools as it calls them",
+        description="Ask FoxBrain a question through a vLLM server, running the tools it calls. "
+        "Settings come from flags, then FOXAGENT_* (or OPENAI_*) environment variables, then "
+        "[tool.foxagent] in ./pyproject.toml or ./foxagent.toml. Exit codes: 0 answered, "
+        "2 usage error, 3 server unreachable, 4 server or model misbehaved, 5 step limit.",
+    )
+    run.add_argument("question", help="the question (any language)")
+    run.add_argument(
+        "--tools",
+        action="append",
+        metavar="SPEC",
+        default=None,
+        help="stock tool name, 'stock', module, module:object or .py file "
+        "(repeatable; default: the stock tools)",
+    )
+    run.add_argument("--base-url", help="the server's /v1 URL (env FOXAGENT_BASE_URL)")
+    run.add_argument("--api-key", help="the server's API key (env FOXAGENT_API_KEY)")
+    run.add_argument("--model", help="served model name (env FOXAGENT_MODEL; default: ask)")
+    prompt = run.add_mutually_exclusive_group()
+    prompt.add_argument(
+        "--system-prompt",
+        metavar="TEXT|@FILE",
+        help="system prompt, or @path to read it from a file",
+    )
+    prompt.add_argument(
+        "--no-system-prompt",
+        action="store_true",
+        default=None,
+        help="send no system prompt (FoxBrain's is the default)",
+    )
+    run.add_argument("--max-steps", type=int, help="model requests before giving up (8)")
+    run.add_argument("--temperature", type=float, help="sampling temperature (0.5)")
+    run.add_argument("--max-tokens", type=int, help="tokens per reply (2048)")
+    run.add_argument(
+        "--stream",
+        action="store_true",
+        default=None,
+        help="stream replies and show the text as it comes",
+    )
+    run.add_argument("--json", action="store_true", help="print one JSON object for scripts")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -45,6 +94,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "tools":
         return _tools_command(args.tools or ["stock"], as_json=args.json, out=sys.stdout)
+    if args.command == "run":
+        from foxagent._cli_run import run_command
+
+        return run_command(vars(args), out=sys.stdout, err=sys.stderr)
     _parser().print_help()
     return EXIT_OK
 

@@ -1,0 +1,145 @@
+"""``foxagent run``: build an agent from settings, run it with a live view, print the answer."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, TextIO
+
+from foxagent._agent import Agent
+from foxagent._config import RunConfig
+from foxagent._console import LiveView
+from foxagent._exceptions import (
+    ModelConnectionError,
+    ModelError,
+    ModelHTTPError,
+    RunError,
+    StepLimitError,
+    UserError,
+)
+from foxagent._messages import ModelSettings
+from foxagent._prompts import DEFAULT_SYSTEM_PROMPT
+from foxagent._run import RunResult
+from foxagent._toolset import Toolset
+from foxagent.models.vllm import DEFAULT_BASE_URL, VLLMModel
+
+__all__ = ["run_command"]
+
+EXIT_OK, EXIT_USAGE, EXIT_UNREACHABLE, EXIT_MODEL, EXIT_STEP_LIMIT = 0, 2, 3, 4, 5
+
+
+def run_command(flags: Mapping[str, Any], *, out: TextIO, err: TextIO) -> int:
+    """Run ``foxagent run`` with parsed ``flags``; return the exit code."""
+    try:
+        config = RunConfig.resolve(flags)
+        agent = _build_agent(config)
+    except UserError as error:
+        err.write(f"foxagent run: {error}\n")
+        return EXIT_USAGE
+    view = LiveView(err, echo_text=config.stream and not flags.get("json"))
+    try:
+        result = asyncio.run(_run(agent, str(flags["question"]), view))
+    except RunError as error:
+        err.write(f"foxagent run: {_advice(error, config)}\n")
+        return _exit_code(error)
+    finally:
+        view.close()
+    if flags.get("json"):
+        out.write(json.dumps(_as_json(result), ensure_ascii=False, default=str) + "\n")
+    else:
+        out.write((result.parsed.pretty() if result.parsed.tagged else result.answer) + "\n")
+    return EXIT_OK
+
+
+async def _run(agent: Agent, question: str, view: LiveView) -> RunResult:
+    async with agent:
+        return await agent.arun(question, on_event=view)
+
+
+def _build_agent(config: RunConfig) -> Agent:
+    if config.max_steps < 1:
+        raise UserError(f"--max-steps must be at least 1, got {config.max_steps}.")
+    settings = ModelSettings()
+    if config.temperature is not None:
+        settings = dataclasses.replace(settings, temperature=config.temperature)
+    if config.max_tokens is not None:
+        settings = dataclasses.replace(settings, max_tokens=config.max_tokens)
+    model = VLLMModel(config.base_url, api_key=config.api_key, model_name=config.model)
+    return Agent(
+        tools=Toolset.load(config.tools),
+        model=model,
+        system_prompt=_system_prompt(config),
+        max_steps=config.max_steps,
+        settings=settings,
+        stream=config.stream,
+    )
+
+
+def _system_prompt(config: RunConfig) -> str | None:
+    if config.no_system_prompt:
+        return None
+    prompt = config.system_prompt
+    if prompt is None:
+        return DEFAULT_SYSTEM_PROMPT
+    if prompt.startswith("@"):
+        path = Path(prompt[1:])
+        try:
+            return path.read_text(encoding="utf-8")
+        except OSError as error:
+            raise UserError(
+                f"Cannot read the system prompt file {path}: {error.strerror}"
+            ) from None
+    return prompt
+
+
+def _exit_code(error: RunError) -> int:
+    if isinstance(error, ModelConnectionError):
+        return EXIT_UNREACHABLE
+    if isinstance(error, StepLimitError):
+        return EXIT_STEP_LIMIT
+    return EXIT_MODEL
+
+
+def _advice(error: RunError, config: RunConfig) -> str:
+    url = config.base_url or DEFAULT_BASE_URL
+    if isinstance(error, ModelConnectionError):
+        return (
+            f"{error}. Is vLLM running at {url}? Start it (see the README) or point "
+            "--base-url / FOXAGENT_BASE_URL at it."
+        )
+    if isinstance(error, ModelHTTPError) and error.status in (401, 403):
+        return f"{error}. Check --api-key / FOXAGENT_API_KEY against the server's --api-key."
+    if isinstance(error, ModelHTTPError) and error.status == 404:
+        return f"{error}. Check --model / FOXAGENT_MODEL against the server's served model name."
+    if isinstance(error, StepLimitError):
+        return f"{error} Raise --max-steps, or ask a narrower question."
+    if isinstance(error, ModelError):
+        return f"{error}. The server's log says more."
+    return f"{error}"
+
+
+def _as_json(result: RunResult) -> dict[str, Any]:
+    total = result.total_usage
+    return {
+        "answer": result.answer,
+        "parsed": dataclasses.asdict(result.parsed),
+        "tool_calls": [dataclasses.asdict(call) for call in result.tool_calls],
+        "usage": {
+            "requests": [dataclasses.asdict(u) for u in result.usage],
+            "total": {
+                "prompt_tokens": total.prompt_tokens,
+                "completion_tokens": total.completion_tokens,
+                "total_tokens": total.total_tokens,
+            },
+        },
+        "timings": {
+            "total": result.timings.total,
+            "model": result.timings.model,
+            "tools": result.timings.tools,
+            "overhead": result.timings.overhead,
+        },
+        "steps": result.steps,
+    }

@@ -1,0 +1,146 @@
+"""`foxagent run` end to end against FakeVLLMServer: output, --json, config sources, exit codes."""
+
+from __future__ import annotations
+
+import io
+import json
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from foxagent import cli
+from foxagent._prompts import DEFAULT_SYSTEM_PROMPT
+from foxagent.testing import FakeVLLMServer, Reply
+
+ANSWER = (
+    "<count>1</count><step>計算 6*7。</step><reflection>正確。</reflection><reward>0.9</reward>"
+    "<answer>答案是 42。</answer><reflection>好。</reflection><reward>0.95</reward>"
+)
+CALL = '{"name": "calculator", "parameters": {"expression": "6*7"}}'
+
+
+@pytest.fixture
+def server(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[FakeVLLMServer]:
+    for name in ("FOXAGENT_BASE_URL", "OPENAI_BASE_URL", "FOXAGENT_MODEL", "OPENAI_MODEL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("FOXAGENT_API_KEY", "sk-cli-secret")
+    monkeypatch.chdir(tmp_path)  # no stray pyproject.toml from the repo
+    with FakeVLLMServer(api_key="sk-cli-secret") as fake:
+        yield fake
+
+
+def run(*argv: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    from foxagent._cli_run import run_command
+
+    args = cli._parser().parse_args(["run", *argv])
+    code = run_command(vars(args), out=out, err=err)
+    return code, out.getvalue(), err.getvalue()
+
+
+def test_answer_is_pretty_printed_and_progress_goes_to_stderr(server: FakeVLLMServer) -> None:
+    server.add(CALL, ANSWER)
+    code, out, err = run("6 乘以 7 是多少？", "--base-url", server.base_url)
+    assert code == 0
+    assert "✅" in out and "答案是 42。" in out
+    assert "· step 1: asking the model" in err
+    assert '↳ calculator({"expression": "6*7"}) ok in' in err and ": 42" in err
+    assert server.requests[0]["messages"][0] == {"role": "system", "content": DEFAULT_SYSTEM_PROMPT}
+    assert [t["function"]["name"] for t in server.requests[0]["tools"]] == [
+        "calculator",
+        "get_weather",
+    ]
+
+
+def test_json_output(server: FakeVLLMServer) -> None:
+    server.add(CALL, ANSWER)
+    code, out, _ = run("6*7?", "--base-url", server.base_url, "--json", "--tools", "calculator")
+    assert code == 0
+    document = json.loads(out)
+    assert document["answer"] == "答案是 42。"
+    assert document["parsed"]["complete"] is True
+    assert document["tool_calls"][0]["name"] == "calculator"
+    assert document["tool_calls"][0]["result"] == "42"
+    assert document["usage"]["total"]["total_tokens"] > 0
+    assert document["steps"] == 2
+    assert set(document["timings"]) == {"total", "model", "tools", "overhead"}
+
+
+def test_settings_from_pyproject_and_env_flags_win(
+    server: FakeVLLMServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "pyproject.toml").write_text(
+        f'[tool.foxagent]\nbase_url = "{server.base_url}"\ntools = ["calculator"]\n'
+        'max_tokens = 300\ntemperature = 0.1\nsystem_prompt = "@prompt.txt"\n'
+    )
+    (tmp_path / "prompt.txt").write_text("你是 FoxBrain。")
+    server.add("<answer>ok</answer>")
+    code, _, _ = run("hi", "--temperature", "0.9")
+    assert code == 0
+    body = server.requests[0]
+    assert body["max_tokens"] == 300 and body["temperature"] == 0.9
+    assert body["messages"][0] == {"role": "system", "content": "你是 FoxBrain。"}
+    assert [t["function"]["name"] for t in body["tools"]] == ["calculator"]
+
+
+def test_no_system_prompt_and_env_url(
+    server: FakeVLLMServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FOXAGENT_BASE_URL", server.base_url)
+    server.add("plain reply")
+    code, out, _ = run("hi", "--no-system-prompt")
+    assert (code, out) == (0, "plain reply\n")
+    assert server.requests[0]["messages"] == [{"role": "user", "content": "hi"}]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_unreachable_server_exit_3(server: FakeVLLMServer) -> None:
+    url = f"http://127.0.0.1:{free_port()}/v1"
+    code, _, err = run("hi", "--base-url", url, "--model", "foxbrain")
+    assert code == 3
+    assert f"Is vLLM running at {url}?" in err
+
+
+def test_wrong_key_exit_4_without_leaking_it(server: FakeVLLMServer) -> None:
+    code, _, err = run("hi", "--base-url", server.base_url, "--api-key", "sk-wrong-123")
+    assert code == 4
+    assert "Check --api-key / FOXAGENT_API_KEY" in err
+    assert "sk-wrong-123" not in err
+
+
+def test_server_error_exit_4(server: FakeVLLMServer) -> None:
+    server.add(Reply(status=400, text="context too long"))
+    code, _, err = run("hi", "--base-url", server.base_url)
+    assert code == 4 and "context too long" in err
+
+
+def test_step_limit_exit_5(server: FakeVLLMServer) -> None:
+    server.add(CALL, '{"name": "calculator", "parameters": {"expression": "1+1"}}')
+    code, _, err = run("loop", "--base-url", server.base_url, "--max-steps", "2")
+    assert code == 5 and "Raise --max-steps" in err
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--tools", "no_such_tool"], "Unknown tool 'no_such_tool'"),
+        (["--max-steps", "0"], "--max-steps must be at least 1"),
+        (["--system-prompt", "@missing.txt"], "Cannot read the system prompt file missing.txt"),
+    ],
+)
+def test_usage_errors_exit_2(server: FakeVLLMServer, argv: list[str], message: str) -> None:
+    code, _, err = run("hi", "--base-url", server.base_url, *argv)
+    assert code == 2 and message in err
+
+
+def test_bad_config_file_exit_2(server: FakeVLLMServer, tmp_path: Path) -> None:
+    (tmp_path / "foxagent.toml").write_text('api_key = "nope"\n')
+    code, _, err = run("hi")
+    assert code == 2 and "unknown setting(s) api_key" in err
