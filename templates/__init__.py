@@ -1,0 +1,1 @@
+"""Chat templates shipped with foxagent (the package ``foxagent.templates``)."""
