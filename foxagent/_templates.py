@@ -75,8 +75,9 @@ def render_chat(
         jinja2.exceptions.TemplateError: the template rejected the input (an unknown role).
 
     Example:
-        >>> render_chat([{"role": "user", "content": "你好"}], date_string="26 Jul 2024")[-40:]
-        '你好<|eot_id|><|start_header_id|>assistant<|end_header_id|>\\n\\n'
+        >>> prompt = render_chat([{"role": "user", "content": "你好"}], date_string="26 Jul 2024")
+        >>> prompt.endswith("你好<|eot_id|><|start_header_id|>assistant<|end_header_id|>\\n\\n")
+        True
     """
     context: dict[str, Any] = {
         "messages": [dict(message) for message in messages],
