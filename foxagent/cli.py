@@ -41,7 +41,47 @@ def _parser() -> argparse.ArgumentParser:
     )
     tools.add_argument("--json", action="store_true", help="print one JSON document")
     _add_run_parser(commands)
+    _add_server_parsers(commands)
     return parser
+
+
+def _add_server_parsers(commands: Any) -> None:
+    serve = commands.add_parser(
+        "serve",
+        help="start vLLM with FoxBrain's tested flags and foxagent's chat template",
+        description="Start vLLM's OpenAI-compatible server as FoxBrain's guide tested it "
+        "(--enable-auto-tool-choice --tool-call-parser llama3_json, foxagent's chat template, "
+        "--max-model-len 32768, --gpu-memory-utilization 0.97). The API key comes from "
+        "FOXAGENT_API_KEY (or --api-key) and reaches vLLM as VLLM_API_KEY. Arguments after "
+        "`--` go to vLLM unchanged.",
+    )
+    serve.add_argument("model_path", help="the FoxBrain checkpoint directory")
+    serve.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="interface to bind (default 127.0.0.1; 0.0.0.0 exposes the server)",
+    )
+    serve.add_argument("--port", type=int, default=8883, help="port (default 8883)")
+    serve.add_argument("--tensor-parallel-size", type=int, default=1, help="GPUs (default 1)")
+    serve.add_argument("--max-model-len", type=int, default=32768, help="context (32768)")
+    serve.add_argument("--gpu-memory-utilization", type=float, default=0.97, help="(0.97)")
+    serve.add_argument("--dtype", default="auto", help="weights dtype (auto)")
+    serve.add_argument("--served-model-name", help="the name clients use (default: the path)")
+    serve.add_argument("--chat-template", help="template path (default: foxagent's)")
+    serve.add_argument("--api-key", help="the key clients must send (env FOXAGENT_API_KEY)")
+    serve.add_argument("--dry-run", action="store_true", help="print the command, start nothing")
+    doctor = commands.add_parser(
+        "doctor",
+        help="check a FoxBrain server: reachable, model, tool parsing, chat template",
+        description="Check a vLLM server before a demo and say how to fix what is wrong. "
+        "Exit code 0 when every check passes, 1 otherwise.",
+    )
+    doctor.add_argument("--base-url", help="the server's /v1 URL (env FOXAGENT_BASE_URL)")
+    doctor.add_argument("--api-key", help="the server's API key (env FOXAGENT_API_KEY)")
+    template = commands.add_parser("template", help="foxagent's Llama 3.1 chat template")
+    template.add_argument(
+        "action", choices=["path", "show"], help="path: where the installed copy is; show: print it"
+    )
 
 
 def _add_run_parser(commands: Any) -> None:
@@ -91,14 +131,27 @@ def _add_run_parser(commands: Any) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI and return its exit code."""
-    args = _parser().parse_args(argv)
+    words = list(sys.argv[1:] if argv is None else argv)
+    # Everything after `--` is passed to vLLM by `serve` (argparse mishandles `--` in subcommands).
+    extra = words[words.index("--") + 1 :] if "--" in words else []
+    words = words[: words.index("--")] if "--" in words else words
+    parser = _parser()
+    args = parser.parse_args(words)
+    if extra and args.command != "serve":
+        parser.error("arguments after `--` are only for `foxagent serve`")
+    args.extra = extra
     if args.command == "tools":
         return _tools_command(args.tools or ["stock"], as_json=args.json, out=sys.stdout)
+    if args.command in ("serve", "doctor", "template"):
+        from foxagent import _cli_server
+
+        handler = getattr(_cli_server, f"{args.command}_command")
+        return int(handler(vars(args), out=sys.stdout, err=sys.stderr))
     if args.command == "run":
         from foxagent._cli_run import run_command
 
         return run_command(vars(args), out=sys.stdout, err=sys.stderr)
-    _parser().print_help()
+    parser.print_help()
     return EXIT_OK
 
 

@@ -184,6 +184,9 @@ def _tool_call(name: str, arguments: str) -> dict[str, Any]:
 
 # --- request checks (pydantic validators, _postprocess_messages, the chat template) ----------
 
+_AUTO_TOOLS_DISABLED = (
+    '"auto" tool choice requires --enable-auto-tool-choice and --tool-call-parser to be set'
+)
 _NAMED_USAGE = 'Correct usage: `{"type": "function", "function": {"name": "my_function"}}`'
 
 
@@ -359,6 +362,8 @@ class FakeVLLMServer:
         api_key: When set, ``/v1`` requests need ``Authorization: Bearer <api_key>``.
         host: Interface to listen on.
         port: Port to listen on; 0 picks a free one.
+        tool_parser: ``False`` answers like a server started without
+            ``--enable-auto-tool-choice --tool-call-parser`` (auto tool choice is a 400).
 
     Attributes:
         requests: Every chat-completion request body received (parsed JSON), in order.
@@ -378,11 +383,14 @@ class FakeVLLMServer:
         api_key: str | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
+        tool_parser: bool = True,
     ) -> None:
         if generation not in ("prefix", "regex", "brace"):
             raise ValueError(f"unknown generation {generation!r}; expected prefix, regex or brace")
         self.requests: list[dict[str, Any]] = []
         self._generation: Generation = generation
+        # False imitates a server started without --enable-auto-tool-choice --tool-call-parser.
+        self._tool_parser = tool_parser
         self._model = model
         self._api_key = api_key
         self._host = host
@@ -554,6 +562,8 @@ class FakeVLLMServer:
         self.requests.append(body)
         if (problem := _request_problem(body, self._model, self._generation)) is not None:
             return self._error(*problem)
+        if not self._tool_parser and _tool_mode(body, stream=False)[0] == "auto":
+            return self._error(400, _AUTO_TOOLS_DISABLED)
         try:
             reply = self._next_reply(body)
         except _ScriptError as exc:
