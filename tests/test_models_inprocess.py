@@ -20,6 +20,15 @@ from foxagent.models.vllm_inprocess import InProcessVLLMModel
 
 DATE = "26 Jul 2024"
 IPYTHON = "<|start_header_id|>ipython<|end_header_id|>"
+LLAMA31_SPECIAL = {
+    "<|begin_of_text|>": 128000,
+    "<|end_of_text|>": 128001,
+    "<|start_header_id|>": 128006,
+    "<|end_header_id|>": 128007,
+    "<|eom_id|>": 128008,
+    "<|eot_id|>": 128009,
+    "<|python_tag|>": 128010,
+}
 
 
 # --- a stand-in for vllm.LLM ---------------------------------------------------------------
@@ -34,6 +43,7 @@ class FakeSamplingParams:
     max_tokens: int | None = 16
     stop: list[str] | None = None
     seed: int | None = None
+    stop_token_ids: list[int] | None = None
 
 
 class FakeTokenizer:
@@ -41,6 +51,9 @@ class FakeTokenizer:
 
     def __init__(self) -> None:
         self.chat_template: str | None = "{{ tokenizer's own }}"
+
+    def get_added_vocab(self) -> dict[str, int]:
+        return dict(LLAMA31_SPECIAL)
 
     def apply_chat_template(
         self,
@@ -161,7 +174,12 @@ async def test_sampling_params_come_from_the_settings() -> None:
     await agent.arun("台北的天氣？")
     params = llm.params[0][0]
     assert params == FakeSamplingParams(
-        temperature=0.7, top_p=0.9, max_tokens=4096, stop=list(FOXBRAIN_STOP), seed=None
+        temperature=0.7,
+        top_p=0.9,
+        max_tokens=4096,
+        stop=list(FOXBRAIN_STOP),
+        seed=None,
+        stop_token_ids=[128009, 128001, 128007, 128008],  # the same stops, as token ids
     )
     assert "<|eom_id|>" in params.stop
     assert "<|eot_id|>" in params.stop
@@ -181,6 +199,15 @@ async def test_default_settings_carry_the_seed_and_stop_tokens() -> None:
         "tool_calls": [],
     }
     assert response.finish_reason == "stop"
+
+
+async def test_explicit_stop_token_ids_win_and_plain_stops_have_none() -> None:
+    llm = FakeLLM(lambda prompt: "")
+    model = make_model(llm)
+    user = [{"role": "user", "content": "hi"}]
+    await model.request(user, [], ModelSettings(extra_body={"stop_token_ids": [7]}))
+    await model.request(user, [], ModelSettings(stop=["</answer>"]))
+    assert [call[0].stop_token_ids for call in llm.params] == [[7], None]
 
 
 async def test_unknown_sampling_field_is_a_user_error() -> None:

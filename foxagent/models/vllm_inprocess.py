@@ -71,8 +71,9 @@ class InProcessVLLMModel(Model):
             in worker threads and finish at slightly different times; a few milliseconds lets
             their runs join one batch, and costs nothing next to generation.
         sampling_params_factory: builds one request's sampling parameters from keyword
-            arguments (``temperature``, ``top_p``, ``max_tokens``, ``stop``, ``seed`` and the
-            settings' ``extra_body``); ``vllm.SamplingParams`` by default.
+            arguments (``temperature``, ``top_p``, ``max_tokens``, ``stop``, ``seed``,
+            ``stop_token_ids`` for stop strings that are special tokens, and the settings'
+            ``extra_body``); ``vllm.SamplingParams`` by default.
         generate_kwargs: extra keyword arguments for every ``generate`` call
             (``{"use_tqdm": False}`` by default: no progress bar per step).
         **llm_kwargs: further ``vllm.LLM`` arguments (``max_model_len``,
@@ -114,6 +115,8 @@ class InProcessVLLMModel(Model):
             chat_template = template_path().read_text(encoding="utf-8")
         if chat_template is not None:
             self.tokenizer.chat_template = chat_template  # as the guide overrides it
+        added_vocab = getattr(self.tokenizer, "get_added_vocab", None)  # transformers' API
+        self._special_ids: dict[str, int] = dict(added_vocab()) if added_vocab else {}
         self.max_batch_size = max_batch_size
         self.batch_window = batch_window
         self._params_factory = sampling_params_factory or _import_vllm().SamplingParams
@@ -161,6 +164,11 @@ class InProcessVLLMModel(Model):
 
     def _sampling_params(self, settings: ModelSettings) -> Any:
         fields = settings.request_fields()  # temperature, top_p, max_tokens, stop, seed, extras
+        # vLLM matches stop *strings* against text decoded without special tokens, so
+        # "<|eom_id|>" as a string never matches; stop on those tokens by id as well.
+        stop_ids = [self._special_ids[s] for s in settings.stop if s in self._special_ids]
+        if stop_ids and "stop_token_ids" not in fields:
+            fields["stop_token_ids"] = stop_ids
         try:
             return self._params_factory(**fields)
         except (TypeError, ValueError) as error:
