@@ -75,3 +75,10 @@ def test_no_import_cycles_between_modules() -> None:
     for module in graph:
         if module != "foxagent":
             visit(module, [])
+
+
+def test_models_package_exports_every_backend() -> None:
+    import foxagent.models as models
+
+    for name in models.__all__:
+        assert getattr(models, name).__name__ == name
