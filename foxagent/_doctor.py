@@ -29,8 +29,10 @@ _PROBE_TOOL = {
     },
 }
 _PROBE_MESSAGES = [{"role": "user", "content": "Call the ping tool now."}]
-# Written by templates/llama31_chattemplate.jinja into every prompt that offers tools.
-_TEMPLATE_MARK = "Environment: ipython"
+# Every Llama 3.1 tool template writes the first; only foxagent's writes the second (its
+# instruction that a call is bare JSON, which FoxBrain's tag-asking system prompt would override).
+_LLAMA_MARK = "Environment: ipython"
+_FOXAGENT_MARK = "reply with only the JSON for the call: no tags, no other text"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -144,7 +146,11 @@ async def _check_template(session: aiohttp.ClientSession, base_url: str, model: 
         detail = "not checked: the server has no /tokenize that returns token strings"
         return Finding(check=check, ok=None, detail=detail)
     prompt = "".join(str(piece) for piece in data.get("token_strs") or ())
-    if _TEMPLATE_MARK in prompt.replace("Ġ", " ").replace("Ċ", "\n"):
-        return Finding(check=check, ok=True, detail="a Llama 3.1 tool template is in use")
+    prompt = prompt.replace("Ġ", " ").replace("Ċ", "\n")  # byte-level BPE token spellings
+    if _FOXAGENT_MARK in prompt:
+        return Finding(check=check, ok=True, detail="foxagent's Llama 3.1 template is in use")
     fix = "restart vLLM with --chat-template $(foxagent template path)"
+    if _LLAMA_MARK in prompt:
+        detail = "a Llama 3.1 tool template, not foxagent's (FoxBrain's tags may hide calls)"
+        return Finding(check=check, ok=False, detail=detail, fix=fix)
     return Finding(check=check, ok=False, detail="tools are not rendered Llama 3.1 style", fix=fix)

@@ -79,6 +79,28 @@ def render_chat(
         >>> prompt.endswith("你好<|eot_id|><|start_header_id|>assistant<|end_header_id|>\\n\\n")
         True
     """
+    context = _context(messages, tools, add_generation_prompt, date_string)
+    return _compiled_template(template_path()).render(**context)
+
+
+def render_with(
+    template: str,
+    messages: Sequence[Mapping[str, Any]],
+    tools: Sequence[Mapping[str, Any]] | None = None,
+    *,
+    add_generation_prompt: bool = True,
+) -> str:
+    """Render with any chat template's text, the way :func:`render_chat` renders foxagent's."""
+    context = _context(messages, tools, add_generation_prompt, None)
+    return _environment().from_string(template).render(**context)
+
+
+def _context(
+    messages: Sequence[Mapping[str, Any]],
+    tools: Sequence[Mapping[str, Any]] | None,
+    add_generation_prompt: bool,
+    date_string: str | None,
+) -> dict[str, Any]:
     context: dict[str, Any] = {
         "messages": [dict(message) for message in messages],
         "tools": None if tools is None else [dict(tool) for tool in tools],
@@ -88,7 +110,7 @@ def render_chat(
     }
     if date_string is not None:
         context["date_string"] = date_string
-    return _compiled_template(template_path()).render(**context)
+    return context
 
 
 @functools.lru_cache(maxsize=4)

@@ -144,3 +144,19 @@ def test_bad_config_file_exit_2(server: FakeVLLMServer, tmp_path: Path) -> None:
     (tmp_path / "foxagent.toml").write_text('api_key = "nope"\n')
     code, _, err = run("hi")
     assert code == 2 and "unknown setting(s) api_key" in err
+
+
+def test_tools_from_a_file_and_streaming(server: FakeVLLMServer) -> None:
+    fixtures = Path(__file__).parent / "fixtures" / "file_tools.py"
+    server.add(
+        '<count>1</count><step>{"name": "shout", "parameters": {"text": "hi"}}</step>', ANSWER
+    )
+    code, out, err = run(
+        "shout hi", "--base-url", server.base_url, "--tools", str(fixtures), "--stream"
+    )
+    assert code == 0
+    assert server.requests[0]["stream"] is True
+    assert [t["function"]["name"] for t in server.requests[0]["tools"]] == ["shout", "whisper"]
+    assert '↳ shout({"text": "hi"}) ok' in err and ": HI" in err
+    assert "<count>1</count><step>" in err  # streamed text is echoed live
+    assert "答案是 42。" in out

@@ -125,3 +125,33 @@ def test_template_path_and_show() -> None:
     assert code == 0 and path.is_file() and path.suffix == ".jinja"
     code, shown, _ = call(template_command, "template", "show")
     assert shown == path.read_text(encoding="utf-8")
+
+
+OTHER_TEMPLATE = (
+    "{{ bos_token }}<|start_header_id|>system<|end_header_id|>\n\n"
+    "{% if tools %}Environment: ipython\n{% endif %}{% for m in messages %}"
+    "<|start_header_id|>{{ m.role }}<|end_header_id|>\n\n{{ m.content }}<|eot_id|>{% endfor %}"
+)
+
+
+@pytest.mark.parametrize(
+    ("template", "expected"),
+    [
+        ("foxagent", "✓ chat template: foxagent's Llama 3.1 template is in use"),
+        ("other", "✗ chat template: a Llama 3.1 tool template, not foxagent's"),
+        ("plain", "✗ chat template: tools are not rendered Llama 3.1 style"),
+    ],
+)
+def test_doctor_recognises_the_servers_template(template: str, expected: str) -> None:
+    from foxagent._templates import template_path
+
+    text = {
+        "foxagent": template_path().read_text(encoding="utf-8"),
+        "other": OTHER_TEMPLATE,
+        "plain": "{% for m in messages %}{{ m.content }}{% endfor %}",
+    }[template]
+    script = ['{"name": "ping", "parameters": {}}']
+    with FakeVLLMServer(script, chat_template=text) as server:
+        code, out, _ = call(doctor_command, "doctor", "--base-url", server.base_url)
+    assert expected in out
+    assert code == (0 if template == "foxagent" else 1)

@@ -37,6 +37,7 @@ from foxagent._tokens import estimate_tokens
 from foxagent._vllm_llama3_json import Generation, new_tool_call_id, server_message
 from foxagent._vllm_llama3_stream import (
     StreamedTurn,
+    split_pieces,
     stream_auto,
     stream_named,
     stream_plain,
@@ -364,6 +365,8 @@ class FakeVLLMServer:
         port: Port to listen on; 0 picks a free one.
         tool_parser: ``False`` answers like a server started without
             ``--enable-auto-tool-choice --tool-call-parser`` (auto tool choice is a 400).
+        chat_template: a chat template's text; ``POST /tokenize`` then renders chat messages
+            with it (needs jinja2), like a vLLM server started with ``--chat-template``.
 
     Attributes:
         requests: Every chat-completion request body received (parsed JSON), in order.
@@ -384,6 +387,7 @@ class FakeVLLMServer:
         host: str = "127.0.0.1",
         port: int = 0,
         tool_parser: bool = True,
+        chat_template: str | None = None,
     ) -> None:
         if generation not in ("prefix", "regex", "brace"):
             raise ValueError(f"unknown generation {generation!r}; expected prefix, regex or brace")
@@ -391,6 +395,8 @@ class FakeVLLMServer:
         self._generation: Generation = generation
         # False imitates a server started without --enable-auto-tool-choice --tool-call-parser.
         self._tool_parser = tool_parser
+        # With a template text, POST /tokenize renders chat prompts with it, as vLLM does.
+        self._chat_template = chat_template
         self._model = model
         self._api_key = api_key
         self._host = host
@@ -518,6 +524,7 @@ class FakeVLLMServer:
         app.router.add_get("/v1/models", self._models)
         app.router.add_post("/v1/chat/completions", self._chat_completions)
         app.router.add_get("/health", self._health)
+        app.router.add_post("/tokenize", self._tokenize)
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=_SHUTDOWN_TIMEOUT)
         await runner.setup()
         self._runner = runner
@@ -548,6 +555,29 @@ class FakeVLLMServer:
 
     async def _health(self, request: web.Request) -> web.Response:
         return web.Response()
+
+    async def _tokenize(self, request: web.Request) -> web.Response:
+        """vLLM's ``/tokenize`` for chat messages, rendered with ``chat_template`` (if given)."""
+        if self._chat_template is None:
+            return web.Response(status=404)
+        body = json.loads(await request.read())
+        from foxagent._templates import render_with
+
+        prompt = render_with(
+            self._chat_template,
+            body.get("messages") or [],
+            body.get("tools"),
+            add_generation_prompt=bool(body.get("add_generation_prompt", True)),
+        )
+        pieces = split_pieces(prompt)
+        result: dict[str, Any] = {
+            "count": len(pieces),
+            "max_model_len": 32768,
+            "tokens": list(range(len(pieces))),
+        }
+        if body.get("return_token_strs"):
+            result["token_strs"] = pieces
+        return _json_response(200, result)
 
     async def _models(self, request: web.Request) -> web.Response:
         return self._denied(request) or _json_response(200, _models_body(self._model))
