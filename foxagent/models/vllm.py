@@ -131,7 +131,7 @@ class VLLMModel(Model):
         while True:
             try:
                 async with self._client().post(
-                    url, data=json.dumps(body, ensure_ascii=False).encode(), headers=self._headers()
+                    url, data=json.dumps(body, ensure_ascii=False).encode()
                 ) as response:
                     if response.status >= 400:
                         text = await response.text()
@@ -197,8 +197,12 @@ class VLLMModel(Model):
         if self._session is None or self._session.closed or self._session_loop is not loop:
             # A session belongs to one event loop; sync `run()` calls each start a new one.
             connector = aiohttp.TCPConnector(limit=self._max_connections, ttl_dns_cache=300)
+            # Headers set once on the session: per-request header dicts cost a few µs each.
             self._session = aiohttp.ClientSession(
-                connector=connector, timeout=self._timeout, json_serialize=json.dumps
+                connector=connector,
+                timeout=self._timeout,
+                headers=self._headers(),
+                json_serialize=json.dumps,
             )
             self._session_loop = loop
         return self._session
@@ -231,9 +235,7 @@ class VLLMModel(Model):
         url = self.base_url + path
         payload = None if body is None else json.dumps(body, ensure_ascii=False).encode()
         try:
-            async with self._client().request(
-                method, url, data=payload, headers=self._headers()
-            ) as response:
+            async with self._client().request(method, url, data=payload) as response:
                 raw = await response.read()
                 if response.status >= 400:
                     text = raw.decode("utf-8", "replace")
