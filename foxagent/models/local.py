@@ -283,10 +283,17 @@ def _describe(tools: Sequence[Mapping[str, Any]]) -> str:
     lines = []
     for tool in tools:
         function = tool.get("function", tool)
-        summary = str(function.get("description") or "").strip().split("\n\n")[0]
-        arguments = ", ".join((function.get("parameters") or {}).get("properties") or {})
-        lines.append(f"- {function['name']}({arguments}): {' '.join(summary.split())}")
+        lines.append(f"- {function['name']}: {_summary(function.get('description'))}")
+        properties = (function.get("parameters") or {}).get("properties") or {}
+        for name, schema in properties.items():
+            about = _summary(schema.get("description")) if isinstance(schema, Mapping) else ""
+            lines.append(f"  - parameter {name}: {about}".rstrip(": "))
     return "\n".join(lines)
+
+
+def _summary(description: Any) -> str:
+    """The first paragraph of a description, on one line."""
+    return " ".join(str(description or "").strip().split("\n\n")[0].split())
 
 
 def _assistant_text(message: Mapping[str, Any]) -> str:
