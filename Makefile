@@ -8,11 +8,13 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m pip install --quiet -e ".[dev,local]"
 	touch $(STAMP)
 
+# The main job on the embedded default: no GPU, no server; the local model is pulled on first use.
 demo: $(STAMP)
-	$(BIN)/foxagent tools
+	$(BIN)/foxagent models pull
+	$(BIN)/foxagent run --tools calculator "What is 17 * 23? Use the calculator."
 
 lint: $(STAMP)
 	$(BIN)/ruff check foxagent tools tests benchmarks examples

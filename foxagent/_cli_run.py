@@ -24,6 +24,7 @@ from foxagent._messages import ModelSettings
 from foxagent._prompts import DEFAULT_SYSTEM_PROMPT
 from foxagent._run import RunResult
 from foxagent._toolset import Toolset
+from foxagent.models._base import Model
 from foxagent.models.vllm import DEFAULT_BASE_URL, VLLMModel
 
 __all__ = ["run_command"]
@@ -35,7 +36,7 @@ def run_command(flags: Mapping[str, Any], *, out: TextIO, err: TextIO) -> int:
     """Run ``foxagent run`` with parsed ``flags``; return the exit code."""
     try:
         config = RunConfig.resolve(flags)
-        agent = _build_agent(config)
+        agent = _build_agent(config, flags.get("model_file"), err)
     except UserError as error:
         err.write(f"foxagent run: {error}\n")
         return EXIT_USAGE
@@ -59,7 +60,7 @@ async def _run(agent: Agent, question: str, view: LiveView) -> RunResult:
         return await agent.arun(question, on_event=view)
 
 
-def _build_agent(config: RunConfig) -> Agent:
+def _build_agent(config: RunConfig, model_file: str | None, err: TextIO) -> Agent:
     if config.max_steps < 1:
         raise UserError(f"--max-steps must be at least 1, got {config.max_steps}.")
     settings = ModelSettings()
@@ -67,15 +68,41 @@ def _build_agent(config: RunConfig) -> Agent:
         settings = dataclasses.replace(settings, temperature=config.temperature)
     if config.max_tokens is not None:
         settings = dataclasses.replace(settings, max_tokens=config.max_tokens)
-    model = VLLMModel(config.base_url, api_key=config.api_key, model_name=config.model)
+    model: Model
+    system_prompt = _system_prompt(config)
+    if config.base_url is None or model_file is not None:
+        model = _local_model(model_file, err)
+        if config.system_prompt is None:
+            system_prompt = None  # FoxBrain's tag format is beyond a 135M model; it gets its own
+    else:
+        model = VLLMModel(config.base_url, api_key=config.api_key, model_name=config.model)
     return Agent(
         tools=Toolset.load(config.tools),
         model=model,
-        system_prompt=_system_prompt(config),
+        system_prompt=system_prompt,
         max_steps=config.max_steps,
         settings=settings,
         stream=config.stream,
     )
+
+
+def _local_model(model_file: str | None, err: TextIO) -> Model:
+    """The embedded default: a small local GGUF model, when no server is configured."""
+    from foxagent._model_cache import pull
+    from foxagent.models.local import LocalGGUFModel
+
+    if model_file is None:
+        err.write(
+            "foxagent run: no server configured (--base-url / FOXAGENT_BASE_URL); using the "
+            "local model (SmolLM2-135M on llama.cpp).\n"
+        )
+        path = pull(progress=lambda message: err.write(f"  {message}\n"))
+    else:
+        path = Path(model_file)
+        if not path.is_file():
+            raise UserError(f"--model-file {path} does not exist.")
+        err.write(f"foxagent run: using the local model file {path}.\n")
+    return LocalGGUFModel(path)
 
 
 def _system_prompt(config: RunConfig) -> str | None:

@@ -10,7 +10,7 @@ from typing import Any, TextIO
 
 from foxagent._exceptions import UserError
 
-__all__ = ["doctor_command", "serve_command", "template_command"]
+__all__ = ["doctor_command", "models_command", "serve_command", "template_command"]
 
 
 def _env(*names: str) -> str | None:
@@ -79,4 +79,20 @@ def template_command(flags: Mapping[str, Any], *, out: TextIO, err: TextIO) -> i
         out.write(f"{path}\n")
     else:
         out.write(path.read_text(encoding="utf-8"))
+    return 0
+
+
+def models_command(flags: Mapping[str, Any], *, out: TextIO, err: TextIO) -> int:
+    from foxagent import _model_cache
+
+    if flags["action"] == "pull":
+        try:
+            path = _model_cache.pull(progress=lambda message: err.write(f"{message}\n"))
+        except UserError as error:
+            err.write(f"foxagent models: {error}\n")
+            return 2
+        out.write(f"{path}\n")
+        return 0
+    for path, size in _model_cache.list_models():
+        out.write(f"{path}  {size / 1e6:.1f} MB\n")
     return 0

@@ -78,6 +78,12 @@ def _add_server_parsers(commands: Any) -> None:
     )
     doctor.add_argument("--base-url", help="the server's /v1 URL (env FOXAGENT_BASE_URL)")
     doctor.add_argument("--api-key", help="the server's API key (env FOXAGENT_API_KEY)")
+    models = commands.add_parser("models", help="the local model used when no server is set")
+    models.add_argument(
+        "action",
+        choices=["pull", "list"],
+        help="pull: fetch the default model into the cache; list: cached models",
+    )
     template = commands.add_parser("template", help="foxagent's Llama 3.1 chat template")
     template.add_argument(
         "action", choices=["path", "show"], help="path: where the installed copy is; show: print it"
@@ -127,6 +133,11 @@ def _add_run_parser(commands: Any) -> None:
         help="stream replies and show the text as it comes",
     )
     run.add_argument("--json", action="store_true", help="print one JSON object for scripts")
+    run.add_argument(
+        "--model-file",
+        metavar="PATH",
+        help="use this local GGUF model (default without a server: SmolLM2-135M)",
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -142,7 +153,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.extra = extra
     if args.command == "tools":
         return _tools_command(args.tools or ["stock"], as_json=args.json, out=sys.stdout)
-    if args.command in ("serve", "doctor", "template"):
+    if args.command in ("serve", "doctor", "template", "models"):
         from foxagent import _cli_server
 
         handler = getattr(_cli_server, f"{args.command}_command")
