@@ -3,18 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TextIO
 
+from foxagent._config import first_env
 from foxagent._exceptions import UserError
 
 __all__ = ["doctor_command", "models_command", "serve_command", "template_command"]
-
-
-def _env(*names: str) -> str | None:
-    return next((os.environ[name] for name in names if os.environ.get(name)), None)
 
 
 def serve_command(flags: Mapping[str, Any], *, out: TextIO, err: TextIO) -> int:
@@ -41,7 +37,7 @@ def serve_command(flags: Mapping[str, Any], *, out: TextIO, err: TextIO) -> int:
         extra=extra,
     )
     command = build(options)
-    env = server_environment(flags.get("api_key") or _env("FOXAGENT_API_KEY", "VLLM_API_KEY"))
+    env = server_environment(flags.get("api_key") or first_env("FOXAGENT_API_KEY", "VLLM_API_KEY"))
     if options.host == "0.0.0.0":
         err.write("foxagent serve: warning: 0.0.0.0 exposes the server to the network.\n")
     if flags.get("dry_run"):
@@ -62,9 +58,11 @@ def doctor_command(flags: Mapping[str, Any], *, out: TextIO, err: TextIO) -> int
     from foxagent.models.vllm import DEFAULT_BASE_URL
 
     base_url = (
-        flags.get("base_url") or _env("FOXAGENT_BASE_URL", "OPENAI_BASE_URL") or DEFAULT_BASE_URL
+        flags.get("base_url")
+        or first_env("FOXAGENT_BASE_URL", "OPENAI_BASE_URL")
+        or DEFAULT_BASE_URL
     ).rstrip("/")
-    api_key = flags.get("api_key") or _env("FOXAGENT_API_KEY", "OPENAI_API_KEY")
+    api_key = flags.get("api_key") or first_env("FOXAGENT_API_KEY", "OPENAI_API_KEY")
     findings = asyncio.run(run_checks(base_url, api_key))
     for finding in findings:
         out.write(finding.line() + "\n")

@@ -18,7 +18,7 @@ from typing import Any
 
 from foxagent._exceptions import UserError
 
-__all__ = ["RunConfig", "load_file_config"]
+__all__ = ["RunConfig", "first_env", "load_file_config"]
 
 _ALLOWED = {
     "base_url",
@@ -56,20 +56,18 @@ class RunConfig:
         config = cls(source=source)
         for key, value in file_values.items():
             setattr(config, key, value)
-        config.base_url = _env("FOXAGENT_BASE_URL", "OPENAI_BASE_URL") or config.base_url
-        config.api_key = _env("FOXAGENT_API_KEY", "OPENAI_API_KEY")
-        config.model = _env("FOXAGENT_MODEL", "OPENAI_MODEL") or config.model
+        config.base_url = first_env("FOXAGENT_BASE_URL", "OPENAI_BASE_URL") or config.base_url
+        config.api_key = first_env("FOXAGENT_API_KEY", "OPENAI_API_KEY")
+        config.model = first_env("FOXAGENT_MODEL", "OPENAI_MODEL") or config.model
         for key, value in flags.items():
             if value is not None and hasattr(config, key):
                 setattr(config, key, value)
         return config
 
 
-def _env(*names: str) -> str | None:
-    for name in names:
-        if os.environ.get(name):
-            return os.environ[name]
-    return None
+def first_env(*names: str) -> str | None:
+    """The value of the first of ``names`` that is set and not empty in the environment."""
+    return next((os.environ[name] for name in names if os.environ.get(name)), None)
 
 
 def load_file_config(directory: Path) -> tuple[dict[str, Any], str]:

@@ -20,13 +20,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import random
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
 import aiohttp
 
+from foxagent._config import first_env
 from foxagent._exceptions import (
     ModelConnectionError,
     ModelError,
@@ -49,14 +49,6 @@ __all__ = ["DEFAULT_BASE_URL", "VLLMModel"]
 
 DEFAULT_BASE_URL = "http://127.0.0.1:8000/v1"
 _RETRY_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504})
-
-
-def _env(*names: str) -> str | None:
-    for name in names:
-        value = os.environ.get(name)
-        if value:
-            return value
-    return None
 
 
 class VLLMModel(Model):
@@ -86,10 +78,10 @@ class VLLMModel(Model):
         max_connections: int = 512,
     ) -> None:
         self.base_url = (
-            base_url or _env("FOXAGENT_BASE_URL", "OPENAI_BASE_URL") or DEFAULT_BASE_URL
+            base_url or first_env("FOXAGENT_BASE_URL", "OPENAI_BASE_URL") or DEFAULT_BASE_URL
         ).rstrip("/")
         self._api_key = (
-            api_key if api_key is not None else _env("FOXAGENT_API_KEY", "OPENAI_API_KEY")
+            api_key if api_key is not None else first_env("FOXAGENT_API_KEY", "OPENAI_API_KEY")
         )
         self.model_name = model_name
         self.max_retries = max_retries
