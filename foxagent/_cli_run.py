@@ -29,7 +29,11 @@ from foxagent.models.vllm import DEFAULT_BASE_URL, VLLMModel
 
 __all__ = ["run_command"]
 
-EXIT_OK, EXIT_USAGE, EXIT_UNREACHABLE, EXIT_MODEL, EXIT_STEP_LIMIT = 0, 2, 3, 4, 5
+EXIT_OK = 0
+EXIT_USAGE = 2  # bad flags, tools that do not load, unreadable config
+EXIT_UNREACHABLE = 3  # no server at the URL, or it timed out
+EXIT_MODEL = 4  # the server or the model misbehaved (HTTP error, bad reply, tools kept failing)
+EXIT_STEP_LIMIT = 5  # no final answer within --max-steps
 
 
 def run_command(flags: Mapping[str, Any], *, out: TextIO, err: TextIO) -> int:

@@ -55,14 +55,9 @@ def serve_command(flags: Mapping[str, Any], *, out: TextIO, err: TextIO) -> int:
 
 def doctor_command(flags: Mapping[str, Any], *, out: TextIO, err: TextIO) -> int:
     from foxagent._doctor import run_checks
-    from foxagent.models.vllm import DEFAULT_BASE_URL
+    from foxagent.models.vllm import resolve_endpoint
 
-    base_url = (
-        flags.get("base_url")
-        or first_env("FOXAGENT_BASE_URL", "OPENAI_BASE_URL")
-        or DEFAULT_BASE_URL
-    ).rstrip("/")
-    api_key = flags.get("api_key") or first_env("FOXAGENT_API_KEY", "OPENAI_API_KEY")
+    base_url, api_key = resolve_endpoint(flags.get("base_url"), flags.get("api_key"))
     findings = asyncio.run(run_checks(base_url, api_key))
     for finding in findings:
         out.write(finding.line() + "\n")

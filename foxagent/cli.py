@@ -13,10 +13,7 @@ from collections.abc import Sequence
 from typing import Any, TextIO
 
 EXIT_OK = 0
-EXIT_USAGE = 2  # bad flags, tools that do not load, unreadable config
-EXIT_UNREACHABLE = 3  # no server at the URL, or it timed out
-EXIT_MODEL = 4  # the server or the model misbehaved (HTTP error, bad reply, tools kept failing)
-EXIT_STEP_LIMIT = 5  # no final answer within --max-steps
+EXIT_USAGE = 2  # bad flags, tools that do not load; `run`'s other codes live in _cli_run
 _ESTIMATE = "estimated: ASCII characters / 4 + 1 per non-ASCII character"
 
 

@@ -9,25 +9,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from foxagent._answer import FoxBrainAnswer, parse_answer
+from foxagent._prompts import DEFAULT_SYSTEM_PROMPT
 
 # An independent statement of "known tag", deliberately broader than the parser's (Unicode case
 # folding too), used to keep generated content free of markup.
 _ANY_TAG = re.compile(r"</?\s*(answer|clarification|count|reflection|reward|step)\s*>", re.I)
 
-# The "Example Format" block of the guide's DEFAULT_SYSTEM_PROMPT, verbatim.
-GUIDE_TEMPLATE = """<count> [starting budget] </count>
-<step> [Step 1 with code snippets if necessary] </step>
-<count> [remaining budget] </count>
-<step> [Step 2 with code snippets if necessary] </step>
-<reflection> [Evaluation of steps so far] </reflection>
-<reward> [Quality score] </reward>
-<count> [remaining budget] </count>
-...
-<answer>
-[Final comprehensive answer]
-</answer>
-<reflection> [Final evaluation] </reflection>
-<reward> [Quality score] </reward>"""
+# The "Example Format" block of the guide's DEFAULT_SYSTEM_PROMPT, taken from the prompt itself.
+GUIDE_TEMPLATE = DEFAULT_SYSTEM_PROMPT.split("**Example Format:**\n", 1)[1]
 
 # The guide's example question: two trains leave one station in opposite directions.
 TRAINS = """<count>3</count>

@@ -45,10 +45,17 @@ from foxagent._messages import (
 )
 from foxagent.models._base import Model
 
-__all__ = ["DEFAULT_BASE_URL", "VLLMModel"]
+__all__ = ["DEFAULT_BASE_URL", "VLLMModel", "resolve_endpoint"]
 
 DEFAULT_BASE_URL = "http://127.0.0.1:8000/v1"
 _RETRY_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504})
+
+
+def resolve_endpoint(base_url: str | None, api_key: str | None) -> tuple[str, str | None]:
+    """The server URL and key from the arguments, else the environment (module docstring)."""
+    url = base_url or first_env("FOXAGENT_BASE_URL", "OPENAI_BASE_URL") or DEFAULT_BASE_URL
+    key = api_key if api_key is not None else first_env("FOXAGENT_API_KEY", "OPENAI_API_KEY")
+    return url.rstrip("/"), key
 
 
 class VLLMModel(Model):
@@ -77,12 +84,7 @@ class VLLMModel(Model):
         backoff: float = 0.5,
         max_connections: int = 512,
     ) -> None:
-        self.base_url = (
-            base_url or first_env("FOXAGENT_BASE_URL", "OPENAI_BASE_URL") or DEFAULT_BASE_URL
-        ).rstrip("/")
-        self._api_key = (
-            api_key if api_key is not None else first_env("FOXAGENT_API_KEY", "OPENAI_API_KEY")
-        )
+        self.base_url, self._api_key = resolve_endpoint(base_url, api_key)
         self.model_name = model_name
         self.max_retries = max_retries
         self.backoff = backoff
