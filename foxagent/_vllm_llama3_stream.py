@@ -8,12 +8,10 @@ token-like pieces by `split_pieces`. Sources read (in vllm-project/vllm): the pa
 streaming method at commits 02de3de76e3d (G2) and 13e48c2bd449 (G3), the G1 copy with
 ``json.dumps`` ASCII escaping, ``tool_parsers/utils.py`` (``partial_json_loads``,
 ``is_complete_json``, ``find_common_prefix``), and the stream generator of ``serving_chat.py``
-(commit 003fe5932dc9) and ``chat_completion/serving.py`` (commit 5e918640d7b6). The partial JSON
-completion reproduces promplate/partial-json-parser 0.2.1.1.post7 (``fix_fast`` and ``fix``),
-which vLLM calls: on every prefix of ~300k fuzzed tool-call texts it gives the same result as
-the library, and the whole stream the same deltas as vLLM's code running on the library. On
-malformed text that is not a prefix of JSON it may differ in which error it raises (vLLM then
-skips the step either way) and, rarely, in whether a step yields a value.
+(commit 003fe5932dc9) and ``chat_completion/serving.py`` (commit 5e918640d7b6), and, for the
+``"brace"`` generation, vLLM 0.32.0's ``Parser.parse_delta`` and stream generator, which the
+conformance suite (``conformance/``) runs against this module on every corpus text. Cut JSON is
+completed by partial-json-parser, the library vLLM itself calls.
 
 What follows from that code, in every parser generation:
 
@@ -26,13 +24,24 @@ What follows from that code, in every parser generation:
   common prefix of the previous and current dumps, or the full rest once the object is complete.
   ``parameters`` is renamed ``arguments``; an object with both keys is skipped. Empty argument
   objects are never sent, and empty ``""`` fragments happen.
+
+Stream loop, up to v0.11 (``prefix`` and ``regex``):
+
 * The last engine step re-sends whatever the final auto-closed parse has not streamed yet, so a
   call cut by ``max_tokens`` arrives as valid JSON with cut values.
 * ``finish_reason`` is ``tool_calls`` once the parser stored any object, even one without a
   name (whose text was swallowed).
+* G1 (``prefix``) dumps streamed arguments with ASCII escaping while the server's final flush
+  does not, so non-ASCII arguments come out twice (vLLM issue #17703).
 
-Generation differences: G1 (``prefix``) dumps streamed arguments with ASCII escaping while the
-server's final flush does not, so non-ASCII arguments come out twice (vLLM issue #17703).
+Stream loop of vLLM 0.32.0 (``brace``; checked by ``conformance/``):
+
+* The unstreamed rest of the last call is appended only when the final step's delta carries a
+  tool call itself (a step without text usually carries an empty ``""`` argument fragment).
+* ``finish_reason`` is ``tool_calls`` only when a tool-call delta was sent AND the engine
+  stopped naturally: a call cut by ``max_tokens`` reports ``length``.
+* ``tool_choice`` required and named are parsed by this same parser (see `stream_auto`), and a
+  request without tool parsing sends an empty delta, not ``""`` content, on its last step.
 """
 
 from __future__ import annotations
@@ -43,7 +52,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeAlias
 
-from foxagent._vllm_llama3_json import BOT_TOKEN, Generation, new_tool_call_id
+import partial_json_parser
+from partial_json_parser.core.options import Allow
+
+from foxagent._vllm_llama3_json import (
+    BOT_TOKEN,
+    Generation,
+    new_tool_call_id,
+    old_tool_call_id,
+    tool_call_id_factory,
+)
 
 __all__ = [
     "Llama3JsonStreamParser",
@@ -92,244 +110,18 @@ def engine_steps(text: str, engine_finish_reason: str = "stop") -> list[tuple[st
     return [(piece, None) for piece in pieces] + [("", engine_finish_reason)]
 
 
-# --- partial JSON (partial-json-parser's behaviour, written for this module) -------------------
+# --- partial JSON: vLLM's tool_parsers/utils.py on the same library ------------------------
 
-
-class _Malformed(ValueError):
-    """partial-json-parser's MalformedJSON (and the IndexError/AssertionError it may leak)."""
-
-
-class _Partial(ValueError):
-    """partial-json-parser's PartialJSON: nothing usable under the given flags."""
-
-
-# (end, tail): keep text[:end] and append tail; tail None means a complete value; None alone
-# means "not usable" (the library's False).
-_Completion: TypeAlias = tuple[int, str | None] | None
-
-
-def _skip_blank(s: str, i: int) -> int:
-    while i < len(s) and s[i].isspace():
-        i += 1
-    return i
-
-
-def _is_cut_literal(s: str, pos: int, literal: str) -> bool:
-    return len(s) - pos < len(literal) and literal.startswith(s[pos:])
-
-
-def _complete_value(s: str, pos: int, allow_str: bool, top: bool = False) -> _Completion:
-    if pos >= len(s):
-        raise _Malformed("unexpected end of input")
-    ch = s[pos]
-    if ch == '"':
-        return _complete_string(s, pos, allow_str)
-    if ch in "0123456789":
-        return _complete_number(s, pos, top)
-    if ch == "[":
-        return _complete_array(s, pos, allow_str)
-    if ch == "{":
-        return _complete_object(s, pos, allow_str)
-    for literal in ("null", "true", "false", "Infinity"):
-        if s.startswith(literal, pos):
-            return pos + len(literal), None
-        if _is_cut_literal(s, pos, literal):
-            return pos, literal
-    if ch == "-":
-        if pos + 1 == len(s):
-            return None
-        if s[pos + 1] != "I":
-            return _complete_number(s, pos, top)
-    for literal in ("-Infinity", "NaN"):
-        if s.startswith(literal, pos):
-            return pos + len(literal), None
-        if _is_cut_literal(s, pos, literal):
-            return pos, literal
-    raise _Malformed(f"unexpected character {ch!r} at {pos}")
-
-
-def _complete_string(s: str, pos: int, allow_str: bool) -> _Completion:
-    i = pos + 1
-    while i < len(s):
-        if s[i] == "\\":
-            if i + 1 == len(s):
-                break
-            i += 2
-            continue
-        if s[i] == '"':
-            return i + 1, None
-        i += 1
-    if not allow_str:
-        return None
-    # A cut escape sequence is dropped whole, so the completed string stays valid.
-    for marker, width in (("\\u", 5), ("\\U", 9), ("\\x", 3)):
-        at = s.rfind(marker, max(pos, i - width), i)
-        if at != -1 and not _escaped(s, at):
-            return at, '"'
-    return i, '"'
-
-
-def _complete_number(s: str, pos: int, top: bool) -> _Completion:
-    i = pos + 1
-    while i < len(s) and s[i] in "1234567890.-+eE":
-        i += 1
-    cut = False
-    while i > pos and s[i - 1] in ".-+eE":
-        cut, i = True, i - 1
-    if cut or (i == len(s) and not top):
-        return i, ""
-    return i, None
-
-
-def _complete_array(s: str, pos: int, allow_str: bool) -> _Completion:
-    keep = j = pos + 1
-    while True:
-        j = _skip_blank(s, j)
-        if j >= len(s):
-            return keep, "]"
-        if s[j] == "]":
-            return j + 1, None
-        got = _complete_value(s, j, allow_str)
-        if got is None:
-            return keep, "]"
-        end, tail = got
-        if tail is not None:
-            return end, tail + "]"
-        keep, j = end, _skip_blank(s, end)
-        if j >= len(s):
-            return keep, "]"
-        if s[j] == "]":
-            return j + 1, None
-        if s[j] != ",":
-            raise _Malformed(f"expected ',' or ']' at {j}")
-        j += 1
-
-
-def _complete_object(s: str, pos: int, allow_str: bool) -> _Completion:
-    keep = j = pos + 1
-    while True:
-        j = _skip_blank(s, j)
-        if j >= len(s):
-            return keep, "}"
-        if s[j] == "}":
-            return j + 1, None
-        if s[j] != '"':
-            raise _Malformed(f"expected a key at {j}")
-        key = _complete_string(s, j, allow_str)
-        if key is None or key[1] is not None:
-            return keep, "}"  # a cut key drops the whole pair
-        j = _skip_blank(s, key[0])
-        if j >= len(s):
-            return keep, "}"
-        if s[j] != ":":
-            raise _Malformed(f"expected ':' at {j}")
-        j = _skip_blank(s, j + 1)
-        if j >= len(s):
-            return keep, "}"
-        got = _complete_value(s, j, allow_str)
-        if got is None:
-            return keep, "}"
-        end, tail = got
-        if tail is not None:
-            return end, tail + "}"
-        keep, j = end, _skip_blank(s, end)
-        if j >= len(s):
-            return keep, "}"
-        if s[j] == "}":
-            return j + 1, None
-        if s[j] != ",":
-            raise _Malformed(f"expected ',' or '}}' at {j}")
-        j += 1
-
-
-def _fix(s: str, allow_str: bool) -> tuple[str, str]:
-    # The library completes the stripped text but slices the original with that index.
-    got = _complete_value(s.strip(), 0, allow_str, top=True)
-    if got is None:
-        raise _Partial("nothing complete enough to keep")
-    end, tail = got
-    return s[:end], tail or ""
-
-
-_STRUCTURE = re.compile(r'["\[\]{}]')
-
-
-def _escaped(s: str, index: int) -> bool:
-    run = 0
-    while index - run > 0 and s[index - run - 1] == "\\":
-        run += 1
-    return run % 2 == 1
-
-
-@dataclass(frozen=True, slots=True)
-class _Scan:
-    stack: list[tuple[int, str]]  # open brackets outside strings: (position, bracket)
-    in_string: bool  # the text ends inside a string
-    string_start: int  # opening quote of the last string (-1 if none)
-    string_end: int  # closing quote of the last closed string (-1 if none)
-
-
-def _scan(s: str) -> _Scan:
-    """The fast path's single pass over quotes and brackets. Stray closers raise."""
-    stack: list[tuple[int, str]] = []
-    in_string, string_start, string_end = False, -1, -1
-    for match in _STRUCTURE.finditer(s):
-        at, ch = match.start(), match.group()
-        if ch == '"':
-            if not in_string:
-                in_string, string_start = True, at
-            elif not _escaped(s, at):
-                in_string, string_end = False, at
-        elif in_string:
-            continue
-        elif ch in "[{":
-            stack.append((at, ch))
-        elif not stack or stack.pop()[1] != ("{" if ch == "}" else "["):
-            raise _Malformed(f"unbalanced {ch!r} at {at}")
-    return _Scan(stack, in_string, string_start, string_end)
-
-
-def _cut_open_string(s: str, scan: _Scan) -> str:
-    """Without partial strings, drop the open string and the key or element it starts."""
-    container, kind = scan.stack[-1]
-    if container > scan.string_end and kind == "{":
-        return s[: container + 1]  # { "k
-    comma = s.rfind(",", max(container, scan.string_end) + 1, scan.string_start)
-    if comma != -1:
-        return s[:comma]  # { "key": "v", "k   or   [1, 2, "v
-    # { ... "key": "v  : walk back to the last key's opening quote, then to the comma before it
-    quote = scan.string_end
-    while (quote := s.rfind('"', container, quote)) != -1 and _escaped(s, quote):
-        quote -= 1
-    comma = -1 if quote == -1 else s.rfind(",", container, quote)
-    return s[: container + 1] if comma == -1 else s[:comma]
-
-
-def _closers(stack: list[tuple[int, str]]) -> str:
-    return "".join("}" if ch == "{" else "]" for _, ch in reversed(stack))
-
-
-def _complete_text(s: str, allow_str: bool) -> tuple[str, str]:
-    """What partial-json-parser hands to ``json.loads``: ``(kept text, closing tail)``."""
-    first = _STRUCTURE.search(s)
-    if first is None or first.group() == '"':
-        return _fix(s, allow_str)  # the library's slow path, which cuts extra data
-    scan = _scan(s)
-    if not scan.stack:
-        return s, ""  # complete, or followed by extra data that json.loads reports
-    if scan.in_string and not allow_str:
-        return _cut_open_string(s, scan), _closers(scan.stack)
-    got = _complete_value(s.strip(), 0, allow_str, top=True)
-    if got is None:
-        raise _Partial("nothing complete enough to keep")
-    end, tail = got
-    if tail is None and s[end:].strip():
-        return s, ""  # a complete value, then the start of another: "Extra data" again
-    return s[:end], tail or ""
+_ALL = Allow.ALL
+_ALL_BUT_STRINGS = Allow.ALL & ~Allow.STR
 
 
 def partial_json_loads(text: str, allow_partial_strings: bool = True) -> tuple[Any, int]:
     """vLLM's ``partial_json_loads``: parse a possibly cut JSON value at the start of ``text``.
+
+    It runs on partial-json-parser, the library vLLM calls, so cut texts complete exactly as in
+    vLLM (an earlier port of the library here differed on blanks before the value and on text
+    after a complete object; the conformance suite compares every corpus prefix).
 
     Args:
         text: JSON text, possibly cut anywhere and possibly followed by more text.
@@ -342,13 +134,16 @@ def partial_json_loads(text: str, allow_partial_strings: bool = True) -> tuple[A
     Raises:
         ValueError: Whenever vLLM's call would raise (vLLM then streams nothing for the step).
     """
+    flags = _ALL if allow_partial_strings else _ALL_BUT_STRINGS
     try:
-        head, tail = _complete_text(text, allow_partial_strings)
-        return json.loads(head + tail), len(text)
+        return partial_json_parser.loads(text, flags), len(text)
     except json.JSONDecodeError as exc:
         if "Extra data" in exc.msg:
             return json.JSONDecoder().raw_decode(text)
         raise
+    except (AssertionError, IndexError) as exc:
+        # The library's fast path can leak these on malformed text; vLLM skips the step then.
+        raise ValueError(str(exc)) from exc
 
 
 def _is_complete_json(text: str) -> bool:
@@ -481,11 +276,22 @@ class StreamedTurn:
     finish_reason: str
 
 
-def stream_plain(text: str, *, engine_finish_reason: str = "stop") -> StreamedTurn:
-    """No tool parsing (no tools, or ``tool_choice: "none"``): every step is ``content``."""
-    steps = engine_steps(text, engine_finish_reason)
-    deltas = tuple({"content": piece} for piece, _ in steps)
-    return StreamedTurn(deltas=deltas, finish_reason=engine_finish_reason or "stop")
+def stream_plain(
+    text: str, *, engine_finish_reason: str = "stop", skip_empty: bool = False
+) -> StreamedTurn:
+    """No tool parsing (no tools, or ``tool_choice: "none"``): every step is ``content``.
+
+    ``skip_empty``: vLLM 0.32.0 with a tool parser configured passes such requests through the
+    parser, which sends nothing for a step without text; the final step then carries an empty
+    delta instead of ``{"content": ""}``.
+    """
+    deltas: list[Delta] = []
+    for piece, finish in engine_steps(text, engine_finish_reason):
+        if piece or not skip_empty:
+            deltas.append({"content": piece})
+        elif finish is not None:
+            deltas.append({})
+    return StreamedTurn(deltas=tuple(deltas), finish_reason=engine_finish_reason or "stop")
 
 
 def _has_arguments(delta: Delta) -> bool:
@@ -511,28 +317,83 @@ def _flush_unstreamed(parser: Llama3JsonStreamParser, delta: Delta) -> Delta:
     return {"tool_calls": [{"index": index, "function": {"arguments": remaining}}]}
 
 
+def _remaining_arguments(parser: Llama3JsonStreamParser) -> str:
+    # ToolParser.get_remaining_unstreamed_args (vLLM 0.32.0): the last parsed call's arguments
+    # beyond what was streamed, when what was streamed is a prefix of them.
+    if not parser.prev_tool_call_arr:
+        return ""
+    index = len(parser.prev_tool_call_arr) - 1
+    arguments = parser.prev_tool_call_arr[index].get("arguments", {})
+    if isinstance(arguments, str):
+        expected = arguments
+    else:
+        expected = json.dumps(arguments, ensure_ascii=False)
+    streamed = parser.streamed_args_for_tool
+    actual = streamed[index] if index < len(streamed) else ""
+    return expected[len(actual) :] if expected.startswith(actual) else ""
+
+
+def _stream_v032(
+    parser: Llama3JsonStreamParser, text: str, engine_finish_reason: str, named: bool
+) -> StreamedTurn:
+    # vLLM 0.32.0's chat_completion_stream_generator with Parser.parse_delta: a step with no
+    # delta sends nothing unless it is the last; the last delta's final tool call gets the
+    # arguments the parser holds but never streamed; finish_reason becomes tool_calls only when a
+    # tool-call delta went out, the engine stopped naturally and no function was named.
+    deltas: list[Delta] = []
+    tools_streamed = False
+    current = ""
+    for piece, finish in engine_steps(text, engine_finish_reason):
+        current += piece
+        delta = parser.extract(current, piece)
+        calls = delta.get("tool_calls") if delta is not None else None
+        tools_streamed = tools_streamed or bool(calls)
+        if finish is None:
+            if delta is not None:
+                deltas.append(delta)
+            continue
+        if calls and "function" in calls[-1]:
+            function = calls[-1]["function"]
+            function["arguments"] = function.get("arguments", "") + _remaining_arguments(parser)
+        deltas.append({} if delta is None else delta)
+    upgrade = tools_streamed and not named and engine_finish_reason == "stop"
+    return StreamedTurn(
+        deltas=tuple(deltas), finish_reason="tool_calls" if upgrade else engine_finish_reason
+    )
+
+
 def stream_auto(
     text: str,
     *,
     generation: Generation = "brace",
     engine_finish_reason: str = "stop",
-    id_factory: Callable[[], str] = new_tool_call_id,
+    id_factory: Callable[[], str] | None = None,
     ensure_ascii: bool | None = None,
+    named: bool = False,
 ) -> StreamedTurn:
     """Stream ``text`` through the llama3_json parser (tools given, ``tool_choice`` auto).
 
+    In ``"brace"`` (vLLM 0.32.0) ``tool_choice`` required and named stream this way too: the
+    parser has a structural tag, so vLLM constrains the model to its own ``{"name": ...,
+    "parameters": ...}`` format and parses it as in auto mode.
+
     Args:
         text: The raw model output.
-        generation: Parser generation; streaming differs only in ASCII escaping.
+        generation: Parser generation; ``"brace"`` also follows vLLM 0.32.0's stream loop.
         engine_finish_reason: Why the engine stopped (``"stop"`` or ``"length"``).
-        id_factory: Makes each tool-call id.
+        id_factory: Makes each tool-call id; ``None`` picks the generation's.
         ensure_ascii: ASCII-escape streamed arguments; ``None`` picks the generation's default.
+        named: ``tool_choice`` named a function (``"brace"`` only: the finish reason stays the
+            engine's).
 
     Returns:
         The deltas and the reported finish reason.
     """
     escape = _STREAM_ENSURE_ASCII[generation] if ensure_ascii is None else ensure_ascii
-    parser = Llama3JsonStreamParser(ensure_ascii=escape, id_factory=id_factory)
+    make_id = id_factory or tool_call_id_factory(generation)
+    parser = Llama3JsonStreamParser(ensure_ascii=escape, id_factory=make_id)
+    if generation == "brace":
+        return _stream_v032(parser, text, engine_finish_reason, named)
     deltas: list[Delta] = []
     current = ""
     for piece, finish in engine_steps(text, engine_finish_reason):
@@ -557,9 +418,10 @@ def stream_named(
     name: str,
     *,
     engine_finish_reason: str = "stop",
-    id_factory: Callable[[], str] = new_tool_call_id,
+    id_factory: Callable[[], str] = old_tool_call_id,
 ) -> StreamedTurn:
-    """A named ``tool_choice``: the constrained text is streamed raw as the call's arguments.
+    """A named ``tool_choice`` up to vLLM v0.11: the constrained text is streamed raw as the
+    call's arguments (vLLM 0.32.0 constrains to the llama format instead, see `stream_auto`).
 
     The finish reason stays the engine's (newest vLLM, and what OpenAI does).
     """
@@ -596,9 +458,8 @@ def _required_delta(
     if not current:
         return None, name_sent
     try:
-        head, tail = _complete_text(current, True)
-        calls = json.loads(head + tail)
-    except ValueError:
+        calls = partial_json_parser.loads(current, _ALL)
+    except (ValueError, AssertionError, IndexError):  # what the library raises on bad text
         calls = None
     if not isinstance(calls, list) or not calls:
         return None, False
@@ -628,9 +489,10 @@ def stream_required(
     text: str,
     *,
     engine_finish_reason: str = "stop",
-    id_factory: Callable[[], str] = new_tool_call_id,
+    id_factory: Callable[[], str] = old_tool_call_id,
 ) -> StreamedTurn:
-    """``tool_choice: "required"``: the constrained text is a JSON list of ``{name, parameters}``.
+    """``tool_choice: "required"`` up to vLLM v0.11: the constrained text is a JSON list of
+    ``{name, parameters}`` (vLLM 0.32.0 constrains to the llama format instead, see `stream_auto`).
 
     Ports ``extract_tool_call_required_streaming``; the finish reason is ``tool_calls`` once a
     call was started.

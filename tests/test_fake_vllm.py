@@ -41,7 +41,8 @@ TOOLS = [
 ASK = [{"role": "user", "content": "台北天氣？"}]
 CALL = '{"name": "get_weather", "parameters": {"city": "台北", "days": 3}}'
 ARGS = {"city": "台北", "days": 3}
-TOOL_ID = re.compile(r"chatcmpl-tool-[0-9a-f]{32}")
+TOOL_ID = re.compile(r"chatcmpl-tool-[0-9a-f]{16}")  # vLLM 0.32.0: 64 random bits
+OLD_TOOL_ID = re.compile(r"chatcmpl-tool-[0-9a-f]{32}")  # up to v0.11: a whole uuid4
 FOXBRAIN = "<count>1</count><step>查天氣</step><step>" + CALL + "</step>"
 
 
@@ -189,10 +190,13 @@ def test_clean_call_has_vllms_full_shape(fake_vllm: FakeVLLMServer) -> None:
     assert re.fullmatch(r"chatcmpl-[0-9a-f]{32}", data["id"])
     assert data["object"] == "chat.completion" and data["model"] == "foxbrain"
     assert set(data) >= {"created", "usage", "prompt_logprobs", "kv_transfer_params"}
+    assert set(data) >= {"prompt_token_ids", "prompt_text", "ec_transfer_params", "metrics"}
     (choice,) = data["choices"]
     assert choice["finish_reason"] == "tool_calls" and choice["stop_reason"] is None
+    assert choice["token_ids"] is None and choice["routed_experts"] is None
     message = choice["message"]
-    assert message["content"] is None and message["reasoning_content"] is None
+    assert message["content"] is None and message["reasoning"] is None
+    assert "reasoning_content" not in message  # renamed by vLLM 0.32.0
     (call,) = message["tool_calls"]
     assert TOOL_ID.fullmatch(call["id"]) and call["type"] == "function"
     assert call["function"] == {
@@ -224,8 +228,11 @@ async def test_clean_call_through_the_sdk(
 def test_without_tools_the_text_is_content(fake_vllm: FakeVLLMServer) -> None:
     fake_vllm.add(Reply(text=CALL, finish_reason="length"))
     message = post(fake_vllm).json()["choices"][0]
-    assert message["message"]["content"] == CALL and message["message"]["tool_calls"] == []
+    assert message["message"]["content"] == CALL
+    assert "tool_calls" not in message["message"]  # vLLM 0.32.0 leaves an empty list out
     assert message["finish_reason"] == "length"
+    with FakeVLLMServer([CALL], generation="regex") as old:
+        assert post(old).json()["choices"][0]["message"]["tool_calls"] == []
 
 
 @pytest.mark.parametrize(
@@ -249,14 +256,14 @@ def test_generations_disagree_like_vllm_versions(
             assert message["content"] is None, generation
             assert json.loads(message["tool_calls"][0]["function"]["arguments"]) == ARGS
         else:
-            assert (message["content"], message["tool_calls"]) == (text, []), generation
+            assert (message["content"], message.get("tool_calls", [])) == (text, []), generation
 
 
 def test_foxbrain_tagged_text_with_a_stray_brace_stays_content(fake_vllm: FakeVLLMServer) -> None:
     text = "<count>2</count><step>集合 {1,2}</step><step>" + CALL + "</step>"
     fake_vllm.add(text)
     choice = post(fake_vllm, tools=TOOLS).json()["choices"][0]
-    assert choice["message"]["content"] == text and choice["message"]["tool_calls"] == []
+    assert choice["message"]["content"] == text and "tool_calls" not in choice["message"]
     assert choice["finish_reason"] == "stop"
 
 
@@ -277,34 +284,61 @@ def test_tool_choice_none_returns_the_raw_text(fake_vllm: FakeVLLMServer) -> Non
     assert choice["message"]["content"] == CALL and choice["finish_reason"] == "stop"
 
 
-def test_tool_choice_required_turns_the_constrained_list_into_calls(
-    fake_vllm: FakeVLLMServer,
-) -> None:
+REQUIRED_CALLS = [
+    {"name": "get_weather", "arguments": '{"city": "台北"}'},
+    {"name": "calculator", "arguments": '{"expression": "6*7"}'},
+]
+
+
+def test_tool_choice_required_parses_llama_objects_like_auto(fake_vllm: FakeVLLMServer) -> None:
+    # vLLM 0.32.0 constrains required to the llama format with a structural tag and parses the
+    # output with llama3_json; text that holds no call comes back as content, finish tool_calls.
     fake_vllm.add(
-        '[{"name": "get_weather", "parameters": {"city": "台北"}}, '
-        '{"name": "calculator", "parameters": {"expression": "6*7"}}]',
-        "not a list",
+        '{"name": "get_weather", "parameters": {"city": "台北"}}\n'
+        '{"name": "calculator", "parameters": {"expression": "6*7"}}',
+        "no call here",
     )
     choice = post(fake_vllm, tools=TOOLS, tool_choice="required").json()["choices"][0]
     assert choice["finish_reason"] == "tool_calls" and choice["message"]["content"] == ""
-    calls = [c["function"] for c in choice["message"]["tool_calls"]]
-    assert calls == [
-        {"name": "get_weather", "arguments": '{"city": "台北"}'},
-        {"name": "calculator", "arguments": '{"expression": "6*7"}'},
+    assert [c["function"] for c in choice["message"]["tool_calls"]] == REQUIRED_CALLS
+    choice = post(fake_vllm, tools=TOOLS, tool_choice="required").json()["choices"][0]
+    assert choice["message"]["content"] == "no call here" and "tool_calls" not in choice["message"]
+    assert choice["finish_reason"] == "tool_calls"
+
+
+def test_tool_choice_required_up_to_v011_turns_the_constrained_list_into_calls() -> None:
+    script = [
+        '[{"name": "get_weather", "parameters": {"city": "台北"}}, '
+        '{"name": "calculator", "parameters": {"expression": "6*7"}}]',
+        "not a list",
     ]
-    assert post(fake_vllm, tools=TOOLS, tool_choice="required").status_code == 400
+    with FakeVLLMServer(script, generation="regex") as old:
+        choice = post(old, tools=TOOLS, tool_choice="required").json()["choices"][0]
+        assert choice["finish_reason"] == "tool_calls" and choice["message"]["content"] == ""
+        assert [c["function"] for c in choice["message"]["tool_calls"]] == REQUIRED_CALLS
+        assert OLD_TOOL_ID.fullmatch(choice["message"]["tool_calls"][0]["id"])
+        assert post(old, tools=TOOLS, tool_choice="required").status_code == 400
 
 
-async def test_named_tool_choice_takes_the_text_as_arguments_and_stops(
-    fake_vllm: FakeVLLMServer, client: openai.AsyncOpenAI
-) -> None:
-    fake_vllm.add('{"expression": "6*7"}')
-    completion = await client.chat.completions.create(
-        model="foxbrain",
-        messages=ASK,
-        tools=TOOLS,
-        tool_choice={"type": "function", "function": {"name": "calculator"}},
-    )
+@pytest.mark.parametrize(
+    ("generation", "text"),
+    [
+        # vLLM 0.32.0: constrained to {"name": ..., "parameters": ...}, parsed by llama3_json.
+        ("brace", '{"name": "calculator", "parameters": {"expression": "6*7"}}'),
+        # Up to v0.11: constrained to the arguments alone, taken as they are.
+        ("regex", '{"expression": "6*7"}'),
+    ],
+)
+async def test_named_tool_choice_gives_one_call_and_stops(generation: str, text: str) -> None:
+    with FakeVLLMServer([text], generation=generation) as server:  # type: ignore[arg-type]
+        client = openai.AsyncOpenAI(base_url=server.base_url, api_key="unused")
+        completion = await client.chat.completions.create(
+            model="foxbrain",
+            messages=ASK,
+            tools=TOOLS,
+            tool_choice={"type": "function", "function": {"name": "calculator"}},
+        )
+        await client.close()
     choice = completion.choices[0]
     assert choice.finish_reason == "stop" and choice.message.content == ""
     call = choice.message.tool_calls[0]
@@ -478,18 +512,30 @@ def test_prose_first_streams_content_only_even_with_a_call(fake_vllm: FakeVLLMSe
     assert folded == {"content": FOXBRAIN, "calls": [], "finish": "stop"}
     pieces = [c["choices"][0]["delta"]["content"] for c in chunks[1:-1]]
     assert pieces == split_pieces(FOXBRAIN)  # one chunk per token-like piece
-    assert chunks[-1]["choices"][0]["delta"] == {"content": ""}  # the EOS step
+    assert chunks[-1]["choices"][0]["delta"] == {"content": ""}  # the EOS step, through the parser
 
 
-def test_cut_call_is_flushed_as_valid_json_with_tool_calls(fake_vllm: FakeVLLMServer) -> None:
-    cut = '{"name": "get_weather", "parameters": {"city": "台北市信義'
-    fake_vllm.add(Reply(text=cut, finish_reason="length"), Reply(text=cut, finish_reason="length"))
+CUT = '{"name": "get_weather", "parameters": {"city": "台北市信義'
+
+
+def test_cut_call_is_flushed_as_valid_json_and_reports_length(fake_vllm: FakeVLLMServer) -> None:
+    # vLLM 0.32.0: the last delta carries an argument fragment, so the auto-closed rest is
+    # appended (valid JSON with a cut value), but the finish reason stays "length".
+    fake_vllm.add(Reply(text=CUT, finish_reason="length"), Reply(text=CUT, finish_reason="length"))
     folded = assemble(sse(fake_vllm, tools=TOOLS))
-    assert folded["finish"] == "tool_calls"
+    assert folded["finish"] == "length"
+    assert folded["calls"][0]["name"] == "get_weather"
     assert json.loads(folded["calls"][0]["arguments"]) == {"city": "台北市信義"}
     # The non-streaming parser cannot decode it: content, with the engine's reason.
     choice = post(fake_vllm, tools=TOOLS).json()["choices"][0]
-    assert choice["message"]["content"] == cut and choice["finish_reason"] == "length"
+    assert choice["message"]["content"] == CUT and choice["finish_reason"] == "length"
+
+
+def test_cut_call_up_to_v011_is_flushed_as_valid_json_with_tool_calls() -> None:
+    with FakeVLLMServer([Reply(text=CUT, finish_reason="length")], generation="regex") as old:
+        folded = assemble(sse(old, tools=TOOLS))
+    assert folded["finish"] == "tool_calls"
+    assert json.loads(folded["calls"][0]["arguments"]) == {"city": "台北市信義"}
 
 
 def test_include_usage_adds_a_final_usage_chunk(fake_vllm: FakeVLLMServer) -> None:
@@ -507,7 +553,8 @@ def test_include_usage_adds_a_final_usage_chunk(fake_vllm: FakeVLLMServer) -> No
 
 
 def test_streamed_tool_choice_modes(fake_vllm: FakeVLLMServer) -> None:
-    fake_vllm.add('{"expression": "6*7"}', '[{"name": "calculator", "parameters": {"x": 1}}]', CALL)
+    named_call = '{"name": "calculator", "parameters": {"expression": "6*7"}}'
+    fake_vllm.add(named_call, '{"name": "calculator", "parameters": {"x": 1}}', CALL)
     named = {"type": "function", "function": {"name": "calculator"}}
     folded = assemble(sse(fake_vllm, tools=TOOLS, tool_choice=named))
     assert folded["calls"][0]["arguments"] == '{"expression": "6*7"}'
@@ -516,6 +563,18 @@ def test_streamed_tool_choice_modes(fake_vllm: FakeVLLMServer) -> None:
     assert json.loads(folded["calls"][0]["arguments"]) == {"x": 1}
     assert folded["finish"] == "tool_calls"
     assert assemble(sse(fake_vllm, tools=TOOLS, tool_choice="none"))["content"] == CALL
+
+
+def test_streamed_tool_choice_modes_up_to_v011() -> None:
+    script = ['{"expression": "6*7"}', '[{"name": "calculator", "parameters": {"x": 1}}]']
+    with FakeVLLMServer(script, generation="regex") as old:
+        named = {"type": "function", "function": {"name": "calculator"}}
+        folded = assemble(sse(old, tools=TOOLS, tool_choice=named))
+        assert folded["calls"][0]["arguments"] == '{"expression": "6*7"}'
+        assert folded["finish"] == "stop"
+        folded = assemble(sse(old, tools=TOOLS, tool_choice="required"))
+        assert json.loads(folded["calls"][0]["arguments"]) == {"x": 1}
+        assert folded["finish"] == "tool_calls"
 
 
 # --- faults -----------------------------------------------------------------------------------
@@ -615,9 +674,12 @@ def test_stream_emulation_quirks() -> None:
     folded = assemble([{"choices": [{"delta": d, "finish_reason": None}]} for d in turn.deltas])
     assert [c["name"] for c in folded["calls"]] == ["get_weather", "calculator"]
     assert [json.loads(c["arguments"]) for c in folded["calls"]] == [ARGS, {"expression": "6*7"}]
-    # A JSON object that is not a call: nothing streamed, yet vLLM reports tool_calls.
-    swallowed = stream_auto('{"city": "台北"}')
+    # A JSON object that is not a call: nothing streamed. Up to v0.11 vLLM still reported
+    # tool_calls; 0.32.0 needs a tool-call delta to have gone out.
+    swallowed = stream_auto('{"city": "台北"}', generation="regex")
     assert swallowed.deltas == ({},) and swallowed.finish_reason == "tool_calls"
+    swallowed = stream_auto('{"city": "台北"}')
+    assert swallowed.deltas == ({},) and swallowed.finish_reason == "stop"
     # G1 streamed ASCII-escaped arguments and the final flush re-sent them unescaped (#17703).
     old = stream_auto(CALL, generation="prefix")
     sent = "".join(
@@ -637,9 +699,11 @@ def test_stream_emulation_quirks() -> None:
 def test_plain_and_empty_replies_stream() -> None:
     with FakeVLLMServer(["", Reply(text="abc", finish_reason="length")]) as server:
         empty = sse(server)
+        # Without tools vLLM 0.32.0 still runs the configured parser, which sends nothing for
+        # the textless EOS step: the last chunk has an empty delta.
         assert [c["choices"][0]["delta"] for c in empty] == [
             {"role": "assistant", "content": ""},
-            {"content": ""},
+            {},
         ]
         cut = sse(server)
         assert cut[-1]["choices"][0] == {
@@ -648,7 +712,10 @@ def test_plain_and_empty_replies_stream() -> None:
             "logprobs": None,
             "finish_reason": "length",
             "stop_reason": None,
+            "token_ids": None,
         }
+    with FakeVLLMServer([""], generation="regex") as old:
+        assert sse(old)[-1]["choices"][0]["delta"] == {"content": ""}
 
 
 async def test_server_thread_survives_a_busy_caller_loop() -> None:

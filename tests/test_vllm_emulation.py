@@ -300,7 +300,11 @@ def test_fact_failure_gives_full_raw_text_and_empty_tool_calls_list(
 ) -> None:
     text = "{'name': 'get_weather', 'parameters': {'location': 'Taipei'}}"
     message, finish = server_message(text, generation=generation)
-    assert message == {"role": "assistant", "content": text, "tool_calls": []}
+    if generation == "brace":
+        # vLLM 0.32.0's ChatMessage serializer drops an empty tool_calls list (conformance suite).
+        assert message == {"role": "assistant", "content": text}
+    else:
+        assert message == {"role": "assistant", "content": text, "tool_calls": []}
     assert finish == "stop"
 
 
@@ -331,12 +335,14 @@ def test_fact_python_tag_prefix_is_accepted(generation: Generation) -> None:
 # --- §3 ids and finish_reason -------------------------------------------------------------
 
 
-def test_fact_ids_are_chatcmpl_tool_plus_32_hex_generated_server_side() -> None:
-    assert re.fullmatch(r"chatcmpl-tool-[0-9a-f]{32}", new_tool_call_id())
-    message, _ = server_message(WEATHER + "; " + CALC, generation="prefix")
-    ids = [call["id"] for call in message["tool_calls"]]
-    assert all(re.fullmatch(r"chatcmpl-tool-[0-9a-f]{32}", i) for i in ids)
-    assert len(set(ids)) == 2
+def test_fact_ids_are_chatcmpl_tool_plus_hex_generated_server_side() -> None:
+    # Up to v0.11 a whole uuid4 (32 hex digits); vLLM 0.32.0 keeps its low 64 bits (16).
+    assert re.fullmatch(r"chatcmpl-tool-[0-9a-f]{16}", new_tool_call_id())
+    for generation, digits in (("prefix", 32), ("regex", 32), ("brace", 16)):
+        message, _ = server_message(WEATHER + "; " + CALC, generation=generation)
+        ids = [call["id"] for call in message["tool_calls"]]
+        assert all(re.fullmatch(rf"chatcmpl-tool-[0-9a-f]{{{digits}}}", i) for i in ids)
+        assert len(set(ids)) == 2
     fixed, _ = server_message(WEATHER, id_factory=lambda: "<id>")
     assert fixed["tool_calls"] == [
         {

@@ -34,7 +34,7 @@ from typing import Any, Literal, TypeAlias
 from aiohttp import web
 
 from foxagent._tokens import estimate_tokens
-from foxagent._vllm_llama3_json import Generation, new_tool_call_id, server_message
+from foxagent._vllm_llama3_json import Generation, old_tool_call_id, server_message
 from foxagent._vllm_llama3_stream import (
     StreamedTurn,
     split_pieces,
@@ -150,9 +150,12 @@ def _models_body(model: str) -> dict[str, Any]:
     return {"object": "list", "data": [card]}
 
 
-def _full_message(content: str | None, tool_calls: list[dict[str, Any]]) -> dict[str, Any]:
-    # ChatMessage's fields in declaration order (vLLM v0.10.x protocol.py), all dumped.
-    return {
+def _full_message(
+    content: str | None, tool_calls: list[dict[str, Any]], generation: Generation
+) -> dict[str, Any]:
+    # ChatMessage's fields in declaration order, all dumped. vLLM 0.32.0 ("brace") renamed
+    # reasoning_content to reasoning and leaves an empty tool_calls list out.
+    message: dict[str, Any] = {
         "role": "assistant",
         "content": content,
         "refusal": None,
@@ -160,8 +163,12 @@ def _full_message(content: str | None, tool_calls: list[dict[str, Any]]) -> dict
         "audio": None,
         "function_call": None,
         "tool_calls": tool_calls,
-        "reasoning_content": None,
     }
+    if generation != "brace":
+        return message | {"reasoning_content": None}
+    if not tool_calls:
+        del message["tool_calls"]
+    return message | {"reasoning": None}
 
 
 def _usage(prompt: int, completion: int, *, details: bool = True) -> dict[str, Any]:
@@ -177,7 +184,7 @@ def _usage(prompt: int, completion: int, *, details: bool = True) -> dict[str, A
 
 def _tool_call(name: str, arguments: str) -> dict[str, Any]:
     return {
-        "id": new_tool_call_id(),
+        "id": old_tool_call_id(),
         "type": "function",
         "function": {"name": name, "arguments": arguments},
     }
@@ -319,6 +326,21 @@ def _required_calls(text: str) -> list[dict[str, Any]]:
             raise ValueError(f"tool_choice required: item {i} 'parameters' is not an object")
         calls.append(_tool_call(item["name"], json.dumps(parameters, ensure_ascii=False)))
     return calls
+
+
+def _explicit_null_choice(body: dict[str, Any]) -> bool:
+    return bool(body.get("tools")) and "tool_choice" in body and body["tool_choice"] is None
+
+
+def _constrained_v032(text: str) -> tuple[str, list[dict[str, Any]]]:
+    """vLLM 0.32.0, ``tool_choice`` required or named: the llama3_json parser has a structural
+    tag, so the model was constrained to ``{"name": ..., "parameters": ...}`` and the output is
+    parsed as in auto mode; the message's content is never null."""
+    message, _ = server_message(text, generation="brace")
+    calls = message.get("tool_calls", [])
+    if calls or not text.strip():
+        return "", calls
+    return text, []
 
 
 def _prompt_tokens(body: dict[str, Any]) -> int:
@@ -620,7 +642,10 @@ class FakeVLLMServer:
             message, finish = server_message(
                 reply.text, generation=self._generation, engine_finish_reason=finish
             )
-            content, calls = message["content"], message["tool_calls"]
+            content, calls = message["content"], message.get("tool_calls", [])
+        elif self._generation == "brace" and mode in ("named", "required"):
+            content, calls = _constrained_v032(reply.text)
+            finish = "tool_calls" if mode == "required" and finish == "stop" else finish
         elif mode == "named":
             content, calls = "", [_tool_call(name, reply.text)]
         elif mode == "required":
@@ -629,39 +654,56 @@ class FakeVLLMServer:
             except ValueError as exc:
                 return self._error(400, str(exc))
             finish = "tool_calls" if finish == "stop" else finish
+        elif self._generation == "brace" and _explicit_null_choice(body):
+            # vLLM 0.32.0 parses the output (tool_choice null counts as auto there), then builds
+            # a plain message from the parser's content: a found call is lost, content is null.
+            content, calls = server_message(reply.text, generation="brace")[0]["content"], []
         else:
             content, calls = reply.text, []
         prompt = _prompt_tokens(body)
         completion = _completion_tokens(reply)
-        choice: dict[str, Any] = {"index": 0, "message": _full_message(content, calls)}
-        choice["logprobs"] = None
+        message = _full_message(content, calls, self._generation)
+        choice: dict[str, Any] = {"index": 0, "message": message, "logprobs": None}
         choice |= {"finish_reason": finish, "stop_reason": None}
-        return _json_response(
-            200,
-            {
-                "id": f"chatcmpl-{uuid.uuid4().hex}",
-                "object": "chat.completion",
-                "created": int(time.time()),
-                "model": self._model,
-                "choices": [choice],
-                "service_tier": None,
-                "system_fingerprint": None,
-                "usage": _usage(prompt, completion),
-                "prompt_logprobs": None,
-                "kv_transfer_params": None,
-            },
-        )
+        result: dict[str, Any] = {
+            "id": f"chatcmpl-{uuid.uuid4().hex}",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": self._model,
+            "choices": [choice],
+            "service_tier": None,
+            "system_fingerprint": None,
+            "usage": _usage(prompt, completion),
+            "prompt_logprobs": None,
+        }
+        if self._generation == "brace":
+            # vLLM 0.32.0's ChatCompletionResponse / ...Choice fields beyond v0.10.x's.
+            choice |= {"token_ids": None, "routed_experts": None}
+            result["usage"]["completion_tokens_details"] = None
+            result |= {"prompt_token_ids": None, "prompt_text": None}
+            result |= {"kv_transfer_params": None, "ec_transfer_params": None, "metrics": None}
+        else:
+            result["kv_transfer_params"] = None
+        return _json_response(200, result)
 
     def _streamed_turn(self, body: dict[str, Any], reply: Reply) -> StreamedTurn:
         mode, name = _tool_mode(body, stream=True)
         finish = reply.finish_reason
-        if mode == "auto":
-            return stream_auto(reply.text, generation=self._generation, engine_finish_reason=finish)
+        current = self._generation == "brace"
+        if mode == "auto" or (current and mode in ("named", "required")):
+            return stream_auto(
+                reply.text,
+                generation=self._generation,
+                engine_finish_reason=finish,
+                named=mode == "named",
+            )
         if mode == "named":
             return stream_named(reply.text, name, engine_finish_reason=finish)
         if mode == "required":
             return stream_required(reply.text, engine_finish_reason=finish)
-        return stream_plain(reply.text, engine_finish_reason=finish)
+        # vLLM 0.32.0 runs even plain requests through the configured tool parser.
+        skip_empty = current and self._tool_parser
+        return stream_plain(reply.text, engine_finish_reason=finish, skip_empty=skip_empty)
 
     def _chunks(self, body: dict[str, Any], reply: Reply) -> Iterator[dict[str, Any]]:
         # Dumped by vLLM with exclude_unset=True: only the fields it set explicitly.
@@ -669,14 +711,19 @@ class FakeVLLMServer:
         head: dict[str, Any] = {"id": f"chatcmpl-{uuid.uuid4().hex}"}
         head["object"] = "chat.completion.chunk"
         head |= {"created": int(time.time()), "model": self._model}
+        current = self._generation == "brace"
         role = {"role": "assistant", "content": ""}
         choice: dict[str, Any] = {"index": 0, "delta": role, "logprobs": None}
         choice["finish_reason"] = None
-        yield head | {"choices": [choice]}
+        first = head | {"choices": [choice]}
+        # vLLM 0.32.0 sets these fields explicitly, so exclude_unset keeps them as nulls.
+        yield first | {"prompt_token_ids": None, "prompt_text": None} if current else first
         for i, delta in enumerate(turn.deltas, start=1):
             choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": None}
             if i == len(turn.deltas):
                 choice |= {"finish_reason": turn.finish_reason, "stop_reason": None}
+            if current:
+                choice["token_ids"] = None
             yield head | {"choices": [choice]}
         if _include_usage(body):
             usage = _usage(_prompt_tokens(body), _completion_tokens(reply), details=False)
