@@ -22,7 +22,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Coroutine, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from foxagent._answer import parse_answer
@@ -90,6 +90,9 @@ class Agent:
         base_url: the vLLM server's ``/v1`` URL, when ``model`` is not given.
         api_key: the server's API key, when ``model`` is not given.
         model_name: the served model's name; ``None`` asks the server.
+        reset_tool_choice: once a tool call was made, send ``tool_choice: "auto"`` instead of a
+            forcing one (``"required"`` or a named function) from ``settings``; otherwise every
+            reply must be a call and the run can only end at ``max_steps``.
     """
 
     def __init__(
@@ -106,6 +109,7 @@ class Agent:
         base_url: str | None = None,
         api_key: str | None = None,
         model_name: str | None = None,
+        reset_tool_choice: bool = True,
     ) -> None:
         if max_steps < 1:
             raise UserError(f"max_steps must be at least 1, got {max_steps}.")
@@ -118,6 +122,12 @@ class Agent:
         self.system_prompt = system_prompt or None
         self.max_steps = max_steps
         self.settings = settings or ModelSettings()
+        forcing = self.settings.tool_choice not in ("auto", "none")
+        self._settings_after_calls = (
+            replace(self.settings, tool_choice="auto")
+            if forcing and reset_tool_choice
+            else self.settings
+        )
         self.tool_timeout = tool_timeout
         self.max_retries = max_retries
         self.stream = stream
@@ -206,7 +216,8 @@ class Agent:
             if self.stream:
                 response = await self._ask_streaming(state)
             else:
-                response = await self.model.request(state.messages, self._schemas, self.settings)
+                settings = self._settings_after_calls if state.records else self.settings
+                response = await self.model.request(state.messages, self._schemas, settings)
                 content = response.message.get("content")
                 if state.on_event is not None and isinstance(content, str) and content:
                     state.on_event(TextDelta(text=content))
@@ -216,7 +227,8 @@ class Agent:
         return response
 
     async def _ask_streaming(self, state: _RunState) -> ModelResponse:
-        async for event in self.model.stream(state.messages, self._schemas, self.settings):
+        settings = self._settings_after_calls if state.records else self.settings
+        async for event in self.model.stream(state.messages, self._schemas, settings):
             if isinstance(event, StreamEnd):
                 return event.response
             if state.on_event is not None:

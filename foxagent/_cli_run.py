@@ -72,6 +72,8 @@ def _build_agent(config: RunConfig, model_file: str | None, err: TextIO) -> Agen
         settings = dataclasses.replace(settings, temperature=config.temperature)
     if config.max_tokens is not None:
         settings = dataclasses.replace(settings, max_tokens=config.max_tokens)
+    tools = Toolset.load(config.tools)
+    settings = dataclasses.replace(settings, tool_choice=_tool_choice(config.tool_choice, tools))
     model: Model
     system_prompt = _system_prompt(config)
     if config.base_url is None or model_file is not None:
@@ -81,12 +83,25 @@ def _build_agent(config: RunConfig, model_file: str | None, err: TextIO) -> Agen
     else:
         model = VLLMModel(config.base_url, api_key=config.api_key, model_name=config.model)
     return Agent(
-        tools=Toolset.load(config.tools),
+        tools=tools,
         model=model,
         system_prompt=system_prompt,
         max_steps=config.max_steps,
         settings=settings,
         stream=config.stream,
+    )
+
+
+def _tool_choice(choice: str, tools: Toolset) -> str | dict[str, Any]:
+    """``--tool-choice`` as the request field: a mode, or a loaded tool's name to force it."""
+    if choice in ("auto", "required", "none"):
+        return choice
+    if choice in tools.names:
+        return {"type": "function", "function": {"name": choice}}
+    loaded = ", ".join(tools.names) or "none"
+    raise UserError(
+        f"--tool-choice {choice!r} is neither auto, required, none nor a loaded tool "
+        f"(loaded: {loaded})."
     )
 
 

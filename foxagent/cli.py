@@ -129,6 +129,12 @@ def _add_run_parser(commands: Any) -> None:
         default=None,
         help="stream replies and show the text as it comes",
     )
+    run.add_argument(
+        "--tool-choice",
+        metavar="CHOICE",
+        help="auto (default), required, none, or a tool's name to force that tool; "
+        "a forced choice applies until the first call",
+    )
     run.add_argument("--json", action="store_true", help="print one JSON object for scripts")
     run.add_argument(
         "--model-file",

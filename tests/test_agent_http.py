@@ -249,3 +249,26 @@ async def test_tool_that_times_out_is_told_to_the_model(server: FakeVLLMServer) 
         sent["content"] == "Error: Tool 'slow_lookup' did not finish within 0.05 s and was stopped."
     )
     assert result.answer == "查詢逾時。"
+
+
+@pytest.mark.parametrize("stream", [False, True])
+@pytest.mark.parametrize(
+    "choice", ["required", {"type": "function", "function": {"name": "get_weather"}}]
+)
+async def test_forced_tool_choice_applies_until_the_first_call(
+    server: FakeVLLMServer, choice: Any, stream: bool
+) -> None:
+    server.add(call("get_weather", location="台北"), ANSWER)
+    settings = ModelSettings(tool_choice=choice)
+    result = await run(server, settings=settings, stream=stream)
+    assert result.answer == "台北現在 23°C。"
+    assert [r["tool_choice"] for r in server.requests] == [choice, "auto"]
+    server.assert_complete()
+
+
+async def test_forced_tool_choice_kept_when_reset_is_off(server: FakeVLLMServer) -> None:
+    server.add(call("get_weather", location="台北"), call("get_weather", location="新竹"))
+    settings = ModelSettings(tool_choice="required")
+    with pytest.raises(StepLimitError):
+        await run(server, settings=settings, max_steps=2, reset_tool_choice=False)
+    assert [r["tool_choice"] for r in server.requests] == ["required", "required"]

@@ -160,3 +160,28 @@ def test_tools_from_a_file_and_streaming(server: FakeVLLMServer) -> None:
     assert '↳ shout({"text": "hi"}) ok' in err and ": HI" in err
     assert "<count>1</count><step>" in err  # streamed text is echoed live
     assert "答案是 42。" in out
+
+
+@pytest.mark.parametrize(
+    ("flag", "sent"),
+    [
+        ("required", "required"),
+        ("calculator", {"type": "function", "function": {"name": "calculator"}}),
+    ],
+)
+def test_tool_choice_flag_forces_the_first_request(
+    server: FakeVLLMServer, flag: str, sent: object
+) -> None:
+    server.add(CALL, ANSWER)
+    code, out, _ = run("6*7?", "--base-url", server.base_url, "--tool-choice", flag)
+    assert code == 0 and "答案是 42。" in out
+    assert [r["tool_choice"] for r in server.requests] == [sent, "auto"]
+
+
+def test_tool_choice_flag_names_an_unknown_tool(server: FakeVLLMServer) -> None:
+    code, _, err = run(
+        "hi", "--base-url", server.base_url, "--tools", "calculator", "--tool-choice", "weather"
+    )
+    assert code == 2
+    assert "--tool-choice 'weather' is neither auto, required, none nor a loaded tool" in err
+    assert "(loaded: calculator)" in err and server.requests == []
