@@ -4,7 +4,8 @@ Precedence, highest first: command-line flags; ``FOXAGENT_*`` environment variab
 to the ``OPENAI_*`` names); the ``[tool.foxagent]`` table of ``./pyproject.toml``, or
 ``./foxagent.toml`` (top-level keys); built-in defaults. Config-file keys: ``base_url``,
 ``model``, ``tools`` (list), ``system_prompt``, ``max_steps``, ``temperature``, ``max_tokens``,
-``stream``, ``tool_choice``. The API key is never read from a config file (files get committed; keys must not).
+``stream``, ``tool_choice``. The API key is never read from a config file (files get committed;
+keys must not).
 """
 
 from __future__ import annotations
