@@ -11,7 +11,6 @@ token counts (the usage keys are compared).
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -19,11 +18,12 @@ import httpx
 import pytest
 
 from conformance.cases import conformance_cases, request_body
+from conformance.compare import differences, normalise
+from foxagent._vllm_llama3_json import server_message
 from foxagent.testing import FakeVLLMServer, Reply
+from tests.corpus import load_cases
 
 CASES = conformance_cases()
-TOOL_ID_PREFIX = "chatcmpl-tool-"
-TOOL_ID = re.compile(r"chatcmpl-tool-[0-9a-f]+")
 
 
 def _reply(body: dict[str, Any]) -> Reply:
@@ -36,46 +36,6 @@ def _reply(body: dict[str, Any]) -> Reply:
 def fake() -> Iterator[httpx.Client]:
     with FakeVLLMServer(_reply) as server, httpx.Client(base_url=server.base_url) as client:
         yield client
-
-
-def normalise(value: Any) -> Any:
-    """Drop what is random or tokenizer-dependent; keep everything else.
-
-    Response ids and ``created`` go; a tool-call id keeps its shape (``chatcmpl-tool-`` and as
-    many ``h`` as it has hex digits); ``usage`` keeps its keys.
-    """
-    if isinstance(value, dict):
-        out = {}
-        for key, item in value.items():
-            if key == "created" or (key == "id" and not TOOL_ID.fullmatch(str(item))):
-                continue
-            out[key] = (
-                sorted(item) if key == "usage" and isinstance(item, dict) else normalise(item)
-            )
-        return out
-    if isinstance(value, list):
-        return [normalise(item) for item in value]
-    if isinstance(value, str) and TOOL_ID.fullmatch(value):
-        return TOOL_ID_PREFIX + "h" * (len(value) - len(TOOL_ID_PREFIX))
-    return value
-
-
-def differences(real: Any, fake: Any, path: str = "$") -> list[str]:
-    """Every path where the two JSON values differ, with both values."""
-    if isinstance(real, dict) and isinstance(fake, dict):
-        found = []
-        for key in real.keys() | fake.keys():
-            if key not in fake:
-                found.append(f"{path}.{key}: real {real[key]!r}, fake has no such key")
-            elif key not in real:
-                found.append(f"{path}.{key}: fake {fake[key]!r}, real has no such key")
-            else:
-                found.extend(differences(real[key], fake[key], f"{path}.{key}"))
-        return sorted(found)
-    if isinstance(real, list) and isinstance(fake, list) and len(real) == len(fake):
-        pairs = enumerate(zip(real, fake, strict=True))
-        return [found for i, (r, f) in pairs for found in differences(r, f, f"{path}[{i}]")]
-    return [] if real == fake else [f"{path}: real {real!r}, fake {fake!r}"]
 
 
 def _sse(text: str) -> list[Any]:
@@ -103,3 +63,60 @@ def test_stream_matches_real_vllm(
     if len(real) != len(mine):
         problems.insert(0, f"{len(real)} real chunks, {len(mine)} fake chunks")
     assert not problems, f"{case['id']}: " + "\n".join(problems)
+
+
+# --- how the older parser generations differ from the real current one -----------------------
+
+GENERATION_REPORT: dict[str, dict[str, list[int]]] = {}
+
+
+def _calls_and_content(message: dict[str, Any]) -> tuple[Any, Any]:
+    calls = [
+        (c["function"]["name"], json.loads(c["function"]["arguments"]))
+        for c in message.get("tool_calls") or []
+    ]
+    return calls, message.get("content")
+
+
+def test_older_generations_differ_from_the_real_parser_on_the_corpus(
+    real_vllm: dict[str, dict[str, Any]],
+) -> None:
+    """Per family, how many corpus texts G1 (prefix) and G2 (regex) answer differently from
+    vLLM 0.32.0 (calls, arguments and content of the non-streaming message); printed at the end
+    of the run."""
+    for case in load_cases():
+        real = real_vllm[case["id"]]["full"]["choices"][0]["message"]
+        row = GENERATION_REPORT.setdefault(
+            case["family"], {"cases": [0], "prefix": [0], "regex": [0]}
+        )
+        row["cases"][0] += 1
+        for generation in ("prefix", "regex"):
+            old, _ = server_message(
+                case["model_text"],
+                generation=generation,
+                engine_finish_reason=case["engine_finish_reason"],
+            )
+            if _calls_and_content(old) != _calls_and_content(real):
+                row[generation][0] += 1
+    differing = {g: sum(r[g][0] for r in GENERATION_REPORT.values()) for g in ("prefix", "regex")}
+    assert sum(r["cases"][0] for r in GENERATION_REPORT.values()) == len(load_cases())
+    # The generations were emulated from different code; identical answers would mean the
+    # emulation collapsed them into one.
+    assert differing["prefix"] > 0 and differing["regex"] > 0
+
+
+def report_lines(version: str) -> list[str]:
+    """The table printed by conftest: corpus texts where older generations differ from vLLM."""
+    if not GENERATION_REPORT:
+        return []
+    lines = [
+        f"corpus texts answered differently from the real vLLM {version} (non-streaming):",
+        f"{'family':<16}{'cases':>6}{'G1 prefix':>11}{'G2 regex':>10}",
+    ]
+    totals = [0, 0, 0]
+    for family, row in GENERATION_REPORT.items():
+        values = [row["cases"][0], row["prefix"][0], row["regex"][0]]
+        totals = [t + v for t, v in zip(totals, values, strict=True)]
+        lines.append(f"{family:<16}{values[0]:>6}{values[1]:>11}{values[2]:>10}")
+    lines.append(f"{'all':<16}{totals[0]:>6}{totals[1]:>11}{totals[2]:>10}")
+    return lines
