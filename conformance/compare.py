@@ -5,20 +5,20 @@ from __future__ import annotations
 import re
 from typing import Any
 
-TOOL_ID_PREFIX = "chatcmpl-tool-"
-TOOL_ID = re.compile(r"chatcmpl-tool-[0-9a-f]+")
+# Random or config-made values, compared by shape: the hex digits become "h".
+_SHAPED = re.compile(r"(chatcmpl-tool-|chatcmpl-|vllm-[0-9.]+-)([0-9a-f]+)")
 
 
 def normalise(value: Any) -> Any:
     """Drop what is random or tokenizer-dependent; keep everything else.
 
-    Response ids and ``created`` go; a tool-call id keeps its shape (``chatcmpl-tool-`` and as
-    many ``h`` as it has hex digits); ``usage`` keeps its keys.
+    ``created`` goes; response and tool-call ids and the system fingerprint keep their shape
+    (``chatcmpl-tool-`` and as many ``h`` as they have hex digits); ``usage`` keeps its keys.
     """
     if isinstance(value, dict):
         out = {}
         for key, item in value.items():
-            if key == "created" or (key == "id" and not TOOL_ID.fullmatch(str(item))):
+            if key == "created":
                 continue
             out[key] = (
                 sorted(item) if key == "usage" and isinstance(item, dict) else normalise(item)
@@ -26,8 +26,8 @@ def normalise(value: Any) -> Any:
         return out
     if isinstance(value, list):
         return [normalise(item) for item in value]
-    if isinstance(value, str) and TOOL_ID.fullmatch(value):
-        return TOOL_ID_PREFIX + "h" * (len(value) - len(TOOL_ID_PREFIX))
+    if isinstance(value, str) and (shaped := _SHAPED.fullmatch(value)):
+        return shaped.group(1) + "h" * len(shaped.group(2))
     return value
 
 

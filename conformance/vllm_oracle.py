@@ -40,10 +40,15 @@ from vllm.entrypoints.openai.chat_completion.protocol import ChatCompletionReque
 from vllm.entrypoints.openai.chat_completion.serving import OpenAIServingChat
 from vllm.outputs import CompletionOutput, RequestOutput
 from vllm.parser import ParserManager
+from vllm.utils import random_uuid
 
 MODEL = "foxbrain"
 PROMPT_IDS = [128000, 9906, 128009]  # any prompt: the parser never looks at it
 EOS_ID = 128009  # <|eot_id|>: the token the engine emits on a natural stop
+
+
+def _request_id() -> str:
+    return "chatcmpl-" + random_uuid()  # what create_chat_completion names a request
 
 
 def _tokenizer() -> PreTrainedTokenizerFast:
@@ -75,7 +80,8 @@ def _serving(tokenizer: PreTrainedTokenizerFast) -> OpenAIServingChat:
     serving.enable_log_outputs = False
     serving.enable_log_deltas = True
     serving.request_logger = None
-    serving.system_fingerprint = None
+    # A real server's value; its hash part comes from the engine config, compared by shape.
+    serving.system_fingerprint = "vllm-0.32.0-0a1b2c3d"
     serving.chat_template = None
     serving.chat_template_content_format = "auto"
     serving.default_chat_template_kwargs = {}
@@ -151,7 +157,7 @@ async def _full(
     response = await serving.chat_completion_full_generator(
         request,
         _feed(whole),
-        "chatcmpl-oracle",
+        _request_id(),
         MODEL,
         [],
         tokenizer,
@@ -169,7 +175,7 @@ async def _chunks(
     generator = serving.chat_completion_stream_generator(
         request,
         _feed(_outputs(case["steps"], tokenizer)),
-        "chatcmpl-oracle",
+        _request_id(),
         MODEL,
         [],
         tokenizer,

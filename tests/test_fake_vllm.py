@@ -187,7 +187,8 @@ def test_assert_complete_names_what_is_left(fake_vllm: FakeVLLMServer) -> None:
 def test_clean_call_has_vllms_full_shape(fake_vllm: FakeVLLMServer) -> None:
     fake_vllm.add(CALL)
     data = post(fake_vllm, tools=TOOLS, model="foxbrain").json()
-    assert re.fullmatch(r"chatcmpl-[0-9a-f]{32}", data["id"])
+    assert re.fullmatch(r"chatcmpl-[0-9a-f]{16}", data["id"])
+    assert re.fullmatch(r"vllm-0\.32\.0-[0-9a-f]{8}", data["system_fingerprint"])
     assert data["object"] == "chat.completion" and data["model"] == "foxbrain"
     assert set(data) >= {"created", "usage", "prompt_logprobs", "kv_transfer_params"}
     assert set(data) >= {"prompt_token_ids", "prompt_text", "ec_transfer_params", "metrics"}

@@ -19,6 +19,7 @@ benchmarks can all use it::
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import socket
 import threading
@@ -420,6 +421,8 @@ class FakeVLLMServer:
         # With a template text, POST /tokenize renders chat prompts with it, as vLLM does.
         self._chat_template = chat_template
         self._model = model
+        # vLLM 0.32.0: "vllm-<version>-" and 8 hex digits of its config hash (here: the model's).
+        self._fingerprint = "vllm-0.32.0-" + hashlib.sha256(model.encode()).hexdigest()[:8]
         self._api_key = api_key
         self._host = host
         self._port = port
@@ -666,13 +669,13 @@ class FakeVLLMServer:
         choice: dict[str, Any] = {"index": 0, "message": message, "logprobs": None}
         choice |= {"finish_reason": finish, "stop_reason": None}
         result: dict[str, Any] = {
-            "id": f"chatcmpl-{uuid.uuid4().hex}",
+            "id": self._response_id(),
             "object": "chat.completion",
             "created": int(time.time()),
             "model": self._model,
             "choices": [choice],
             "service_tier": None,
-            "system_fingerprint": None,
+            "system_fingerprint": self._fingerprint if self._generation == "brace" else None,
             "usage": _usage(prompt, completion),
             "prompt_logprobs": None,
         }
@@ -685,6 +688,12 @@ class FakeVLLMServer:
         else:
             result["kv_transfer_params"] = None
         return _json_response(200, result)
+
+    def _response_id(self) -> str:
+        # vLLM 0.32.0's random_uuid keeps 64 bits: 16 hex digits; older releases sent 32.
+        if self._generation == "brace":
+            return f"chatcmpl-{uuid.uuid4().int & ((1 << 64) - 1):016x}"
+        return f"chatcmpl-{uuid.uuid4().hex}"
 
     def _streamed_turn(self, body: dict[str, Any], reply: Reply) -> StreamedTurn:
         mode, name = _tool_mode(body, stream=True)
@@ -708,10 +717,10 @@ class FakeVLLMServer:
     def _chunks(self, body: dict[str, Any], reply: Reply) -> Iterator[dict[str, Any]]:
         # Dumped by vLLM with exclude_unset=True: only the fields it set explicitly.
         turn = self._streamed_turn(body, reply)
-        head: dict[str, Any] = {"id": f"chatcmpl-{uuid.uuid4().hex}"}
+        current = self._generation == "brace"
+        head: dict[str, Any] = {"id": self._response_id()}
         head["object"] = "chat.completion.chunk"
         head |= {"created": int(time.time()), "model": self._model}
-        current = self._generation == "brace"
         role = {"role": "assistant", "content": ""}
         choice: dict[str, Any] = {"index": 0, "delta": role, "logprobs": None}
         choice["finish_reason"] = None
@@ -722,12 +731,17 @@ class FakeVLLMServer:
             choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": None}
             if i == len(turn.deltas):
                 choice |= {"finish_reason": turn.finish_reason, "stop_reason": None}
+            chunk = head | {"choices": [choice]}
             if current:
                 choice["token_ids"] = None
-            yield head | {"choices": [choice]}
+                # vLLM 0.32.0 stamps the fingerprint on the last chunk, the usage chunk if any.
+                if i == len(turn.deltas) and not _include_usage(body):
+                    chunk["system_fingerprint"] = self._fingerprint
+            yield chunk
         if _include_usage(body):
             usage = _usage(_prompt_tokens(body), _completion_tokens(reply), details=False)
-            yield head | {"choices": [], "usage": usage}
+            last = head | {"choices": [], "usage": usage}
+            yield last | {"system_fingerprint": self._fingerprint} if current else last
 
     async def _stream(
         self, request: web.Request, body: dict[str, Any], reply: Reply
