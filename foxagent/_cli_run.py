@@ -73,7 +73,11 @@ def _build_agent(config: RunConfig, model_file: str | None, err: TextIO) -> Agen
     if config.max_tokens is not None:
         settings = dataclasses.replace(settings, max_tokens=config.max_tokens)
     tools = Toolset.load(config.tools)
-    settings = dataclasses.replace(settings, tool_choice=_tool_choice(config.tool_choice, tools))
+    settings = dataclasses.replace(
+        settings,
+        tool_choice=_tool_choice(config.tool_choice, tools),
+        strict_tools=config.strict_tools,
+    )
     model: Model
     system_prompt = _system_prompt(config)
     if config.base_url is None or model_file is not None:

@@ -4,8 +4,8 @@ Precedence, highest first: command-line flags; ``FOXAGENT_*`` environment variab
 to the ``OPENAI_*`` names); the ``[tool.foxagent]`` table of ``./pyproject.toml``, or
 ``./foxagent.toml`` (top-level keys); built-in defaults. Config-file keys: ``base_url``,
 ``model``, ``tools`` (list), ``system_prompt``, ``max_steps``, ``temperature``, ``max_tokens``,
-``stream``, ``tool_choice``. The API key is never read from a config file (files get committed;
-keys must not).
+``stream``, ``tool_choice``, ``strict_tools``. The API key is never read from a config file (files
+get committed; keys must not).
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ _ALLOWED = {
     "max_tokens",
     "stream",
     "tool_choice",
+    "strict_tools",
 }
 
 
@@ -49,6 +50,7 @@ class RunConfig:
     max_tokens: int | None = None
     stream: bool = False
     tool_choice: str = "auto"
+    strict_tools: bool = False
     source: str = "defaults"
 
     @classmethod

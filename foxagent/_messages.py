@@ -43,6 +43,11 @@ class ModelSettings:
         stop: the guide's stop strings plus ``<|eom_id|>``.
         seed: 42 in the guide; ``None`` for no seed.
         tool_choice: ``"auto"`` lets vLLM's llama3_json parser run.
+        strict_tools: send every tool with ``"strict": true``. vLLM 0.32 then constrains a
+            call's arguments to the tool's JSON schema (xgrammar's llama structural tag): always
+            with a forcing ``tool_choice``, and in auto mode once the model has written
+            ``{"name": ``. Without it only the call's envelope is constrained, and a small model
+            may copy the schema itself into the arguments.
         extra_body: any other request fields (``repetition_penalty``, ``top_k``, ...).
     """
 
@@ -52,7 +57,14 @@ class ModelSettings:
     stop: Sequence[str] = FOXBRAIN_STOP
     seed: int | None = 42
     tool_choice: str | Mapping[str, Any] = "auto"
+    strict_tools: bool = False
     extra_body: Mapping[str, Any] = field(default_factory=dict)
+
+    def request_tools(self, tools: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+        """``tools`` as the request's ``tools`` field (marked strict with `strict_tools`)."""
+        if not self.strict_tools:
+            return list(tools)
+        return [{**tool, "function": {**tool["function"], "strict": True}} for tool in tools]
 
     def request_fields(self) -> dict[str, Any]:
         """The settings as chat-completion request fields (unset ones left out)."""

@@ -135,6 +135,12 @@ def _add_run_parser(commands: Any) -> None:
         help="auto (default), required, none, or a tool's name to force that tool; "
         "a forced choice applies until the first call",
     )
+    run.add_argument(
+        "--strict-tools",
+        action="store_true",
+        default=None,
+        help="mark tools strict: vLLM >= 0.32 then holds a call's arguments to the tool's schema",
+    )
     run.add_argument("--json", action="store_true", help="print one JSON object for scripts")
     run.add_argument(
         "--model-file",

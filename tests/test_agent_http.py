@@ -272,3 +272,15 @@ async def test_forced_tool_choice_kept_when_reset_is_off(server: FakeVLLMServer)
     with pytest.raises(StepLimitError):
         await run(server, settings=settings, max_steps=2, reset_tool_choice=False)
     assert [r["tool_choice"] for r in server.requests] == ["required", "required"]
+
+
+async def test_strict_tools_mark_every_function_strict(server: FakeVLLMServer) -> None:
+    server.add(call("get_weather", location="台北"), ANSWER, call("get_weather", location="台北"))
+    server.add(ANSWER)
+    result = await run(server, settings=ModelSettings(strict_tools=True))
+    assert result.answer == "台北現在 23°C。"
+    for request in server.requests:
+        assert [t["function"]["strict"] for t in request["tools"]] == [True, True]
+        assert request["tools"][0]["function"]["parameters"]["required"] == ["location"]
+    await run(server)  # the default sends the schemas as they are
+    assert all("strict" not in t["function"] for t in server.requests[-1]["tools"])

@@ -64,7 +64,7 @@ class OpenAIClientModel(Model):
         extra = {key: value for key, value in fields.items() if key not in known}
         arguments: dict[str, Any] = {key: value for key, value in fields.items() if key in known}
         if tools:
-            arguments["tools"] = list(tools)
+            arguments["tools"] = settings.request_tools(tools)
             arguments["tool_choice"] = settings.tool_choice
         try:
             completion = await self.client.chat.completions.create(

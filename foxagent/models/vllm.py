@@ -161,7 +161,7 @@ class VLLMModel(Model):
             **settings.request_fields(),
         }
         if tools:
-            body["tools"] = list(tools)
+            body["tools"] = settings.request_tools(tools)
             body["tool_choice"] = settings.tool_choice
         return body
 
