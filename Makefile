@@ -3,7 +3,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit conformance bench clean
+.PHONY: demo test lint typecheck unit conformance e2e-vllm bench clean
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -34,6 +34,12 @@ test: lint typecheck unit
 conformance: $(STAMP)
 	$(BIN)/python conformance/vllm_env.py
 	$(BIN)/pytest conformance
+
+# Tier 2, on demand (not in CI): a real vLLM OpenAI server on CPU with SmolLM2-135M, foxagent's
+# chat template and the llama3_json parser; runs the Agent and CLI scenarios against it and
+# re-records tests/fixtures/vllm_e2e/, which the main suite replays. Takes several minutes.
+e2e-vllm: $(STAMP)
+	$(BIN)/python -m conformance.e2e.record
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_recovery.py
