@@ -13,7 +13,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 import re
 from collections.abc import Iterator
@@ -105,7 +104,10 @@ async def test_agent_scenario_replays_identically(scenario: Scenario) -> None:
 
 @pytest.mark.parametrize("scenario", [s for s in SCENARIOS if s.cli], ids=lambda s: s.name)
 def test_cli_scenario_replays_identically(
-    scenario: Scenario, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    scenario: Scenario,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     recorded = RECORDED[scenario.name]
     monkeypatch.chdir(tmp_path)
@@ -116,14 +118,12 @@ def test_cli_scenario_replays_identically(
         for name in ("OPENAI_BASE_URL", "OPENAI_API_KEY", "FOXAGENT_MODEL", "OPENAI_MODEL"):
             monkeypatch.delenv(name, raising=False)
         argv = cli_command(scenario)[3:]  # drop "python -m foxagent"
-        out, err = io.StringIO(), io.StringIO()
-        from foxagent._cli_run import run_command
-
-        code = run_command(vars(cli._parser().parse_args(argv)), out=out, err=err)
+        code = cli.main(argv)
         assert server.problems == []
         assert not server.expected
-    outcome = {"exit_code": code, "stdout": cli_output(out.getvalue())}
-    assert outcome == recorded["outcome"], err.getvalue()
+    captured = capsys.readouterr()
+    outcome = {"exit_code": code, "stdout": cli_output(captured.out, server.base_url)}
+    assert outcome == recorded["outcome"], captured.err
 
 
 def test_replay_server_refuses_a_request_that_was_not_recorded() -> None:
@@ -268,3 +268,12 @@ def test_fake_server_answers_like_the_real_one(
     else:
         problems = differences(normalise(json.loads(exchange["body"])), normalise(response.json()))
         assert not problems, "\n".join(problems)
+
+
+def test_doctor_recognised_the_real_server_and_foxagents_template() -> None:
+    report = RECORDED["cli-doctor"]["outcome"]["stdout"]
+    assert "✓ auto tool choice (llama3_json parser): on" in report
+    assert "✓ chat template: foxagent's Llama 3.1 template is in use" in report
+    # The real /tokenize spells tokens in byte-level BPE (Ġ, Ċ), which doctor must undo.
+    tokenized = json.loads(RECORDED["cli-doctor"]["exchanges"][-1]["body"])
+    assert "Ċ" in "".join(tokenized["token_strs"])

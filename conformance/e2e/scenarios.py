@@ -49,6 +49,7 @@ class Scenario:
     strict_tools: bool = False
     stream: bool = False
     cli: bool = False
+    command: str = "run"  # the CLI's subcommand
     cli_args: tuple[str, ...] = ()
     # Greedy and short: a 135M model on 2 CPU cores writes ~7 tokens/s.
     settings: Mapping[str, Any] = field(
@@ -87,6 +88,7 @@ SCENARIOS: tuple[Scenario, ...] = (
         cli=True,
         cli_args=("--tool-choice", "calculator", "--strict-tools", "--json"),
     ),
+    Scenario(name="cli-doctor", cli=True, command="doctor"),
 )
 
 
@@ -120,7 +122,10 @@ async def run_agent(scenario: Scenario, base_url: str) -> dict[str, Any]:
 
 
 def cli_command(scenario: Scenario) -> list[str]:
-    """``foxagent run`` for a CLI scenario (settings as flags, tools from the stock set)."""
+    """``foxagent run`` for a CLI scenario (settings as flags, tools from the stock set), or
+    another subcommand with the server from the environment."""
+    if scenario.command != "run":
+        return [sys.executable, "-m", "foxagent", scenario.command, *scenario.cli_args]
     return [
         sys.executable,
         "-m",
@@ -156,16 +161,16 @@ async def run_cli(scenario: Scenario, base_url: str, cwd: Path) -> dict[str, Any
         stderr=asyncio.subprocess.PIPE,
     )
     out, _ = await process.communicate()
-    return {"exit_code": process.returncode, "stdout": cli_output(out.decode())}
+    return {"exit_code": process.returncode, "stdout": cli_output(out.decode(), base_url)}
 
 
-def cli_output(stdout: str) -> Any:
+def cli_output(stdout: str, base_url: str) -> Any:
     """The CLI's stdout, parsed when it is ``--json``; timings and the ids foxagent makes for
     calls it recovered or refused vary between runs and are left out."""
     try:
         document = json.loads(stdout)
     except ValueError:
-        return stdout
+        return stdout.replace(base_url, "<base_url>")  # doctor names the server's random port
     if isinstance(document, dict):
         document.pop("timings", None)
         for call in document.get("tool_calls", []):
