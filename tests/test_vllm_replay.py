@@ -23,6 +23,7 @@ import httpx
 import pytest
 
 from conformance.compare import differences, normalise
+from conformance.e2e.replay import ReplayServer
 from conformance.e2e.scenarios import (
     FIXTURES,
     SCENARIOS,
@@ -34,7 +35,6 @@ from conformance.e2e.scenarios import (
 )
 from foxagent import cli
 from foxagent.testing import FakeVLLMServer, Reply
-from tests.vllm_replay import ReplayServer
 
 RECORDED = {s.name: json.loads(s.fixture.read_text(encoding="utf-8")) for s in SCENARIOS}
 TOOL_ID = re.compile(r"chatcmpl-tool-[0-9a-f]{16}")

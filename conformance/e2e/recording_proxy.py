@@ -14,6 +14,8 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from conformance.e2e.loopback import serve_on_loopback
+
 # Hop-by-hop and length headers are the proxy's own business.
 _FORWARDED_REQUEST_HEADERS = ("Authorization", "Content-Type", "Accept")
 
@@ -38,13 +40,7 @@ class RecordingProxy:
         self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=900))
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_route("*", "/{tail:.*}", self._forward)
-        self._runner = web.AppRunner(app)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        server = site._server
-        assert server is not None and server.sockets  # started just above
-        self._port = server.sockets[0].getsockname()[1]
+        self._runner, self._port = await serve_on_loopback(app)
         return self
 
     async def __aexit__(

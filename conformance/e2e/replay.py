@@ -1,7 +1,7 @@
 """``ReplayServer``: answers with the HTTP exchanges recorded from a real vLLM, in order.
 
-``conformance/e2e/record.py`` recorded them (``tests/fixtures/vllm_e2e/``). The server runs on
-127.0.0.1 in its own thread (like `FakeVLLMServer`, so sync CLI runs and async tests can both use
+``record.py`` recorded them (``tests/fixtures/vllm_e2e/``); ``tests/test_vllm_replay.py`` replays
+them. The server runs on 127.0.0.1 in its own thread (like `FakeVLLMServer`, so sync CLI runs and async tests can both use
 it). Every request must be the recorded one: same method and path and, for JSON bodies, the same
 body once tool-call ids (random, and foxagent's own for calls it recovered) are numbered in order
 of appearance. A request that differs is answered 599 and kept in ``problems``.
@@ -18,6 +18,8 @@ from types import TracebackType
 from typing import Any
 
 from aiohttp import web
+
+from conformance.e2e.loopback import serve_on_loopback
 
 MISMATCH_STATUS = 599
 
@@ -78,13 +80,7 @@ class ReplayServer:
     async def _start(self) -> None:
         app = web.Application()
         app.router.add_route("*", "/{tail:.*}", self._answer)
-        self._runner = web.AppRunner(app)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        server = site._server
-        assert server is not None and server.sockets
-        self._port = server.sockets[0].getsockname()[1]
+        self._runner, self._port = await serve_on_loopback(app)
 
     async def _answer(self, request: web.Request) -> web.Response:
         raw = await request.read()
