@@ -1,10 +1,11 @@
 """``ReplayServer``: answers with the HTTP exchanges recorded from a real vLLM, in order.
 
 ``record.py`` recorded them (``tests/fixtures/vllm_e2e/``); ``tests/test_vllm_replay.py`` replays
-them. The server runs on 127.0.0.1 in its own thread (like `FakeVLLMServer`, so sync CLI runs and async tests can both use
-it). Every request must be the recorded one: same method and path and, for JSON bodies, the same
-body once tool-call ids (random, and foxagent's own for calls it recovered) are numbered in order
-of appearance. A request that differs is answered 599 and kept in ``problems``.
+them. The server runs on 127.0.0.1 in its own thread (like `FakeVLLMServer`), so sync CLI runs
+and async tests can both use it. Every request must be the recorded one: same method and path
+and, for JSON bodies, the same body once tool-call ids (random, and foxagent's own for calls it
+recovered) are numbered in order of appearance. A request that differs is answered 599 and kept
+in ``problems``.
 """
 
 from __future__ import annotations
