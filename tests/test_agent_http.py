@@ -284,3 +284,20 @@ async def test_strict_tools_mark_every_function_strict(server: FakeVLLMServer) -
         assert request["tools"][0]["function"]["parameters"]["required"] == ["location"]
     await run(server)  # the default sends the schemas as they are
     assert all("strict" not in t["function"] for t in server.requests[-1]["tools"])
+
+
+@pytest.mark.parametrize(("generation", "ran"), [("brace", False), ("regex", True)])
+async def test_streamed_call_cut_at_max_tokens(generation: str, ran: bool) -> None:
+    # The auto-closed stream hands the client a valid-looking call with a cut value. vLLM 0.32
+    # reports finish_reason "length", so foxagent refuses the call as truncated; up to v0.11 it
+    # said "tool_calls" and the cut call was indistinguishable from a whole one.
+    cut = '{"name": "get_weather", "parameters": {"location": "台北市信義'
+    script = [Reply(text=cut, finish_reason="length"), ANSWER]
+    with FakeVLLMServer(script, generation=generation, api_key="sk-test-secret") as fake:  # type: ignore[arg-type]
+        result = await run(fake, stream=True)
+    (record,) = result.tool_calls
+    assert record.name == "get_weather"
+    if ran:
+        assert (record.status, record.arguments) == ("ok", {"location": "台北市信義"})
+    else:
+        assert record.status == "rejected" and "cut off" in (record.error or "")
