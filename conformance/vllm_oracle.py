@@ -48,7 +48,7 @@ EOS_ID = 128009  # <|eot_id|>: the token the engine emits on a natural stop
 
 
 def _request_id() -> str:
-    return "chatcmpl-" + random_uuid()  # what create_chat_completion names a request
+    return "chatcmpl-" + str(random_uuid())  # what create_chat_completion names a request
 
 
 def _tokenizer() -> PreTrainedTokenizerFast:
@@ -164,7 +164,8 @@ async def _full(
         SimpleNamespace(final_usage_info=None),
         parser=parser,
     )
-    return json.loads(json.dumps(response.model_dump()))
+    body: dict[str, Any] = json.loads(json.dumps(response.model_dump()))
+    return body
 
 
 async def _chunks(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+
 from aiohttp import web
 
 
@@ -9,8 +11,7 @@ async def serve_on_loopback(app: web.Application) -> tuple[web.AppRunner, int]:
     """Start ``app`` on 127.0.0.1 with a port the OS picks; return its runner and the port."""
     runner = web.AppRunner(app)
     await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    server = site._server  # aiohttp exposes the bound port only through the listening socket
-    assert server is not None and server.sockets
-    return runner, int(server.sockets[0].getsockname()[1])
+    # Binding the socket here gives the port without reaching into the site's server.
+    sock = socket.create_server(("127.0.0.1", 0))
+    await web.SockSite(runner, sock).start()
+    return runner, int(sock.getsockname()[1])
