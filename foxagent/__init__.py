@@ -12,6 +12,14 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from foxagent._agent import Agent
     from foxagent._answer import FoxBrainAnswer, parse_answer
+    from foxagent._events import (
+        FinalAnswer,
+        ModelRetry,
+        StepStarted,
+        ToolCallDetected,
+        ToolFinished,
+        ToolStarted,
+    )
     from foxagent._exceptions import (
         ArgumentProblem,
         FoxagentError,
@@ -28,7 +36,7 @@ if TYPE_CHECKING:
         ToolRetryError,
         UserError,
     )
-    from foxagent._messages import ModelResponse, ModelSettings, Usage
+    from foxagent._messages import ModelResponse, ModelSettings, TextDelta, ToolCallDelta, Usage
     from foxagent._prompts import DEFAULT_SYSTEM_PROMPT
     from foxagent._recovery import RecoveredCall, Recovery, RejectedCall, recover_tool_calls
     from foxagent._run import RunResult, Timings, ToolCallRecord
@@ -42,6 +50,7 @@ __all__ = [
     "DEFAULT_SYSTEM_PROMPT",
     "Agent",
     "ArgumentProblem",
+    "FinalAnswer",
     "FoxBrainAnswer",
     "FoxagentError",
     "ModelConnectionError",
@@ -49,6 +58,7 @@ __all__ = [
     "ModelHTTPError",
     "ModelResponse",
     "ModelResponseError",
+    "ModelRetry",
     "ModelSettings",
     "ModelTimeoutError",
     "RecoveredCall",
@@ -58,14 +68,20 @@ __all__ = [
     "RunResult",
     "SchemaTool",
     "StepLimitError",
+    "StepStarted",
+    "TextDelta",
     "Timings",
     "Tool",
     "ToolArgumentsError",
+    "ToolCallDelta",
+    "ToolCallDetected",
     "ToolCallError",
     "ToolCallRecord",
     "ToolContext",
     "ToolError",
+    "ToolFinished",
     "ToolRetryError",
+    "ToolStarted",
     "Toolset",
     "Usage",
     "UserError",
@@ -79,6 +95,7 @@ _HOMES = {
     "Agent": "_agent",
     "ArgumentProblem": "_exceptions",
     "DEFAULT_SYSTEM_PROMPT": "_prompts",
+    "FinalAnswer": "_events",
     "FoxBrainAnswer": "_answer",
     "FoxagentError": "_exceptions",
     "ModelConnectionError": "_exceptions",
@@ -86,6 +103,7 @@ _HOMES = {
     "ModelHTTPError": "_exceptions",
     "ModelResponse": "_messages",
     "ModelResponseError": "_exceptions",
+    "ModelRetry": "_events",
     "ModelSettings": "_messages",
     "ModelTimeoutError": "_exceptions",
     "RecoveredCall": "_recovery",
@@ -95,14 +113,20 @@ _HOMES = {
     "RunResult": "_run",
     "SchemaTool": "_schema_tool",
     "StepLimitError": "_exceptions",
+    "StepStarted": "_events",
+    "TextDelta": "_messages",
     "Timings": "_run",
     "Tool": "_tools",
     "ToolArgumentsError": "_exceptions",
+    "ToolCallDelta": "_messages",
+    "ToolCallDetected": "_events",
     "ToolCallError": "_exceptions",
     "ToolCallRecord": "_run",
     "ToolContext": "_tools",
     "ToolError": "_exceptions",
+    "ToolFinished": "_events",
     "ToolRetryError": "_exceptions",
+    "ToolStarted": "_events",
     "Toolset": "_toolset",
     "Usage": "_messages",
     "UserError": "_exceptions",

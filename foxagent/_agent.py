@@ -17,15 +17,25 @@ One run is a few named steps over an explicit :class:`_RunState`:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import sys
 import time
 import uuid
-from collections.abc import Callable, Coroutine, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from foxagent._answer import parse_answer
+from foxagent._events import (
+    FinalAnswer,
+    RunEvent,
+    StepStarted,
+    ToolCallDetected,
+    ToolFinished,
+    ToolStarted,
+    listening,
+)
 from foxagent._exceptions import (
     ModelResponseError,
     RunError,
@@ -44,7 +54,7 @@ from foxagent._messages import (
 )
 from foxagent._prompts import DEFAULT_SYSTEM_PROMPT
 from foxagent._recovery import RecoveredCall, Recovery, RejectedCall, ToolIndex, recover_tool_calls
-from foxagent._run import RunEvent, RunResult, StepStarted, Timings, ToolCallRecord, ToolFinished
+from foxagent._run import RunResult, Timings, ToolCallRecord
 from foxagent._tools import ToolContext
 from foxagent._toolset import Toolset
 from foxagent.models._base import Model
@@ -165,9 +175,11 @@ class Agent:
     ) -> RunResult:
         """Ask ``question`` (continuing ``history``, e.g. an earlier result's ``messages``).
 
-        ``on_event`` receives the run's progress: ``StepStarted`` before each model request,
-        each text or server tool-call delta as it arrives (with ``stream=True``; otherwise each
-        reply arrives as one text delta), and ``ToolFinished`` after each call.
+        ``on_event`` receives the run's progress as typed events (see `foxagent.events`):
+        ``StepStarted`` before each model request, ``ModelRetry`` for retried requests, each
+        text or server tool-call delta as it arrives (with ``stream=True``; otherwise each reply
+        arrives as one text delta), ``ToolCallDetected``, ``ToolStarted`` and ``ToolFinished``
+        for each call, and ``FinalAnswer`` last.
 
         Raises:
             RunError: the server failed, the step limit was reached, or a tool kept failing;
@@ -180,28 +192,64 @@ class Agent:
             on_event=on_event,
         )
         started = time.perf_counter()
+        with listening(on_event):
+            try:
+                result = await self._steps(state)
+            except RunError as error:
+                if not error.messages:
+                    error.messages = list(state.messages)
+                raise
+            finally:
+                state.timings.total = time.perf_counter() - started
+            if on_event is not None:
+                on_event(FinalAnswer(result=result))
+        return result
+
+    async def iter(
+        self, question: str, *, history: Sequence[Message] | None = None, deps: Any = None
+    ) -> AsyncIterator[RunEvent]:
+        """Run ``question`` and yield its events as they happen, `FinalAnswer` last.
+
+        For a service that pushes progress to its users (e.g. as server-sent events)::
+
+            async for event in agent.iter("台北現在幾度？"):
+                await send(event.kind, event)
+
+        A failed run raises its ``RunError`` after the events that led to it. Leaving the loop
+        early (``break``, or the consumer's task being cancelled) cancels the run: its model
+        request and tool tasks are stopped.
+        """
+        queue: asyncio.Queue[RunEvent | None] = asyncio.Queue()
+        run = asyncio.ensure_future(
+            self.arun(question, history=history, deps=deps, on_event=queue.put_nowait)
+        )
+        run.add_done_callback(lambda _: queue.put_nowait(None))  # None: no more events
         try:
-            for step in range(1, self.max_steps + 1):
-                if on_event is not None:
-                    on_event(StepStarted(step=step))
-                response = await self._ask(state)
-                recovery = recover_tool_calls(
-                    response.message, self._index, finish_reason=response.finish_reason
-                )
-                attempts = [r for r in recovery.rejected if r.kind != "example"]
-                if not recovery.calls and not attempts:
-                    return self._finish(state, response, recovery, step)
-                await self._run_calls(state, recovery, attempts, step)
-            raise StepLimitError(
-                f"No final answer after {self.max_steps} model requests (max_steps).",
-                messages=state.messages,
-            )
-        except RunError as error:
-            if not error.messages:
-                error.messages = list(state.messages)
-            raise
+            while (event := await queue.get()) is not None:
+                yield event
+            run.result()  # re-raises the run's error, if it failed
         finally:
-            state.timings.total = time.perf_counter() - started
+            if not run.done():
+                run.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await run
+
+    async def _steps(self, state: _RunState) -> RunResult:
+        for step in range(1, self.max_steps + 1):
+            if state.on_event is not None:
+                state.on_event(StepStarted(step=step))
+            response = await self._ask(state)
+            recovery = recover_tool_calls(
+                response.message, self._index, finish_reason=response.finish_reason
+            )
+            attempts = [r for r in recovery.rejected if r.kind != "example"]
+            if not recovery.calls and not attempts:
+                return self._finish(state, response, recovery, step)
+            await self._run_calls(state, recovery, attempts, step)
+        raise StepLimitError(
+            f"No final answer after {self.max_steps} model requests (max_steps).",
+            messages=state.messages,
+        )
 
     def _opening(self, question: str, history: Sequence[Message] | None) -> list[Message]:
         messages = [dict(m) for m in history or ()]
@@ -258,6 +306,13 @@ class Agent:
         rejected: list[RejectedCall],
         step: int,
     ) -> None:
+        if state.on_event is not None:
+            for call in recovery.calls:
+                state.on_event(
+                    ToolCallDetected(
+                        id=call.id, name=call.name, arguments=call.arguments, step=step
+                    )
+                )
         started = time.perf_counter()
         records = await asyncio.gather(
             *(self._execute(state, call, step) for call in recovery.calls)
@@ -281,6 +336,10 @@ class Agent:
             run_id=state.run_id, tool_call_id=call.id, messages=state.messages, deps=state.deps
         )
         timeout = tool.timeout if tool.timeout is not None else self.tool_timeout
+        if state.on_event is not None:
+            state.on_event(
+                ToolStarted(id=call.id, name=call.name, arguments=call.arguments, step=step)
+            )
         started = time.perf_counter()
         try:
             result = await _within(timeout, tool.invoke(call.arguments, context))

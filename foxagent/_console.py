@@ -11,8 +11,8 @@ import json
 import time
 from typing import Any, TextIO
 
+from foxagent._events import RunEvent, StepStarted, ToolFinished
 from foxagent._messages import TextDelta
-from foxagent._run import RunEvent, StepStarted, ToolFinished
 
 __all__ = ["LiveView"]
 

@@ -6,9 +6,9 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from foxagent._answer import FoxBrainAnswer
-from foxagent._messages import Message, StreamEvent, Usage
+from foxagent._messages import Message, Usage
 
-__all__ = ["RunEvent", "RunResult", "StepStarted", "Timings", "ToolCallRecord", "ToolFinished"]
+__all__ = ["RunResult", "Timings", "ToolCallRecord"]
 
 CallStatus = Literal["ok", "error", "rejected", "timeout"]
 
@@ -36,25 +36,6 @@ class ToolCallRecord:
     error: str | None = None
     duration: float = 0.0
     step: int = 0
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class StepStarted:
-    """A model request is about to be sent (``step`` counts from 1)."""
-
-    kind: Literal["step"] = "step"
-    step: int
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class ToolFinished:
-    """A tool call finished, failed, timed out or was refused."""
-
-    kind: Literal["tool_finished"] = "tool_finished"
-    record: ToolCallRecord
-
-
-RunEvent = StreamEvent | StepStarted | ToolFinished
 
 
 @dataclass(kw_only=True, slots=True)

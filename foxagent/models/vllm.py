@@ -27,6 +27,7 @@ from typing import Any
 import aiohttp
 
 from foxagent._config import first_env
+from foxagent._events import ModelRetry, emit
 from foxagent._exceptions import (
     ModelConnectionError,
     ModelError,
@@ -140,6 +141,7 @@ class VLLMModel(Model):
                 delay = self._retry_delay(error, attempt) if not assembler.started else None
                 if delay is None:
                     raise
+                emit(ModelRetry(attempt=attempt + 1, delay=delay, reason=str(error)))
             except asyncio.TimeoutError:
                 raise ModelTimeoutError(f"{url} did not finish streaming in time") from None
             except aiohttp.ClientError as error:
@@ -210,6 +212,7 @@ class VLLMModel(Model):
                 delay = self._retry_delay(error, attempt)
                 if delay is None:
                     raise
+                emit(ModelRetry(attempt=attempt + 1, delay=delay, reason=str(error)))
             attempt += 1
             await asyncio.sleep(delay)
 

@@ -1,0 +1,123 @@
+"""The typed events a run reports as it advances.
+
+``Agent.iter(question)`` yields them; ``Agent.arun(question, on_event=callback)`` calls the
+callback with each. In order, for one step: `StepStarted` (a model request is about to go out),
+`ModelRetry` for each retried request, the reply's `TextDelta` and `ToolCallDelta` pieces (as
+they stream, or the whole text at once), then for each call the reply holds `ToolCallDetected`,
+`ToolStarted` and `ToolFinished` (whose record says ``ok``, ``error``, ``timeout`` or
+``rejected``); the run ends with `FinalAnswer`. A service can forward them as server-sent events:
+every event is a frozen dataclass with a ``kind`` string.
+
+Model backends report retries through `emit`, which reaches the listener of the run the code is
+running for (a context variable, so concurrent runs in one process never see each other's).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from foxagent._messages import StreamEvent
+from foxagent._run import RunResult, ToolCallRecord
+
+__all__ = [
+    "FinalAnswer",
+    "ModelRetry",
+    "RunEvent",
+    "StepStarted",
+    "ToolCallDetected",
+    "ToolFinished",
+    "ToolStarted",
+    "emit",
+    "listening",
+]
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class StepStarted:
+    """A model request is about to be sent (``step`` counts from 1)."""
+
+    kind: Literal["step"] = "step"
+    step: int
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ModelRetry:
+    """A model request failed in a retryable way and is sent again after ``delay`` seconds."""
+
+    kind: Literal["retry"] = "retry"
+    attempt: int  # the retry about to be made, from 1
+    delay: float
+    reason: str
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ToolCallDetected:
+    """The model's reply holds a valid call that will run (refused ones go to `ToolFinished`)."""
+
+    kind: Literal["tool_call_detected"] = "tool_call_detected"
+    id: str
+    name: str
+    arguments: dict[str, Any]
+    step: int
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ToolStarted:
+    """A tool starts running."""
+
+    kind: Literal["tool_started"] = "tool_started"
+    id: str
+    name: str
+    arguments: dict[str, Any]
+    step: int
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ToolFinished:
+    """A tool call finished, failed, timed out or was refused."""
+
+    kind: Literal["tool_finished"] = "tool_finished"
+    record: ToolCallRecord
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class FinalAnswer:
+    """The run is over: ``result`` is what ``arun`` returns."""
+
+    kind: Literal["final_answer"] = "final_answer"
+    result: RunResult
+
+
+RunEvent = (
+    StreamEvent
+    | StepStarted
+    | ModelRetry
+    | ToolCallDetected
+    | ToolStarted
+    | ToolFinished
+    | FinalAnswer
+)
+
+Listener = Callable[[RunEvent], Any]
+_LISTENER: ContextVar[Listener | None] = ContextVar("foxagent_run_listener", default=None)
+
+
+def emit(event: RunEvent) -> None:
+    """Report ``event`` to the listener of the run in progress, if it has one."""
+    listener = _LISTENER.get()
+    if listener is not None:
+        listener(event)
+
+
+@contextmanager
+def listening(listener: Listener | None) -> Iterator[None]:
+    """Make ``listener`` the current run's listener for the ``with`` block."""
+    token = _LISTENER.set(listener)
+    try:
+        yield
+    finally:
+        _LISTENER.reset(token)

@@ -1,0 +1,36 @@
+"""The events a run reports (``Agent.iter``, ``Agent.arun(on_event=...)``), in one place.
+
+``RunEvent`` is their union, for annotating a handler::
+
+    from foxagent.events import RunEvent, ToolFinished
+
+    def on_event(event: RunEvent) -> None:
+        if isinstance(event, ToolFinished):
+            print(event.record.name, event.record.status)
+
+The order they come in is described in ``foxagent._events``.
+"""
+
+from foxagent._events import (
+    FinalAnswer,
+    ModelRetry,
+    RunEvent,
+    StepStarted,
+    ToolCallDetected,
+    ToolFinished,
+    ToolStarted,
+)
+from foxagent._messages import StreamEnd, TextDelta, ToolCallDelta
+
+__all__ = [
+    "FinalAnswer",
+    "ModelRetry",
+    "RunEvent",
+    "StepStarted",
+    "StreamEnd",
+    "TextDelta",
+    "ToolCallDelta",
+    "ToolCallDetected",
+    "ToolFinished",
+    "ToolStarted",
+]
