@@ -29,6 +29,7 @@ from typing import Any
 from foxagent._answer import parse_answer
 from foxagent._events import (
     FinalAnswer,
+    RunCancelled,
     RunEvent,
     StepStarted,
     ToolCallDetected,
@@ -39,6 +40,7 @@ from foxagent._events import (
 from foxagent._exceptions import (
     ModelResponseError,
     RunError,
+    RunTimeoutError,
     StepLimitError,
     ToolCallError,
     ToolRetryError,
@@ -100,6 +102,11 @@ class Agent:
         base_url: the vLLM server's ``/v1`` URL, when ``model`` is not given.
         api_key: the server's API key, when ``model`` is not given.
         model_name: the served model's name; ``None`` asks the server.
+        run_timeout: seconds a whole run may take (``arun(timeout=...)`` overrides it); past it
+            the model request or tools in progress are stopped and ``RunTimeoutError`` carries
+            the transcript. ``None``: no deadline.
+        max_tool_result_chars: a tool result longer than this is cut, with a note saying so,
+            before it goes back to the model (the run's records keep it whole); ``None``: no cap.
         reset_tool_choice: once a tool call was made, send ``tool_choice: "auto"`` instead of a
             forcing one (``"required"`` or a named function) from ``settings``; otherwise every
             reply must be a call and the run can only end at ``max_steps``.
@@ -119,6 +126,8 @@ class Agent:
         base_url: str | None = None,
         api_key: str | None = None,
         model_name: str | None = None,
+        run_timeout: float | None = None,
+        max_tool_result_chars: int | None = 16_000,
         reset_tool_choice: bool = True,
     ) -> None:
         if max_steps < 1:
@@ -139,6 +148,8 @@ class Agent:
             else self.settings
         )
         self.tool_timeout = tool_timeout
+        self.run_timeout = run_timeout
+        self.max_tool_result_chars = max_tool_result_chars
         self.max_retries = max_retries
         self.stream = stream
         self._index = ToolIndex(self.toolset)
@@ -172,6 +183,7 @@ class Agent:
         history: Sequence[Message] | None = None,
         deps: Any = None,
         on_event: Callable[[RunEvent], Any] | None = None,
+        timeout: float | None = None,
     ) -> RunResult:
         """Ask ``question`` (continuing ``history``, e.g. an earlier result's ``messages``).
 
@@ -181,9 +193,13 @@ class Agent:
         arrives as one text delta), ``ToolCallDetected``, ``ToolStarted`` and ``ToolFinished``
         for each call, and ``FinalAnswer`` last.
 
+        ``timeout`` is this run's deadline in seconds (default: the agent's ``run_timeout``).
+        When the run's task is cancelled, its model request and tools are stopped and
+        ``on_event`` gets ``RunCancelled`` with the transcript before the cancellation goes on.
+
         Raises:
-            RunError: the server failed, the step limit was reached, or a tool kept failing;
-                ``error.messages`` holds the transcript so far.
+            RunError: the server failed, the step limit or the deadline was reached, or a tool
+                kept failing; ``error.messages`` holds the transcript so far.
         """
         state = _RunState(
             run_id=uuid.uuid4().hex,
@@ -192,12 +208,27 @@ class Agent:
             on_event=on_event,
         )
         started = time.perf_counter()
+        deadline = self.run_timeout if timeout is None else timeout
         with listening(on_event):
             try:
-                result = await self._steps(state)
+                if deadline is None:
+                    result = await self._steps(state)
+                else:
+                    result = await _within(deadline, self._steps(state))
             except RunError as error:
                 if not error.messages:
                     error.messages = list(state.messages)
+                raise
+            except asyncio.TimeoutError:
+                # Tool and model timeouts are turned into their own errors further in, so a
+                # TimeoutError reaching this point is the run's deadline.
+                raise RunTimeoutError(
+                    f"The run did not finish within {deadline:g} s (run_timeout).",
+                    messages=list(state.messages),
+                ) from None
+            except asyncio.CancelledError:
+                if on_event is not None:
+                    on_event(RunCancelled(messages=list(state.messages)))
                 raise
             finally:
                 state.timings.total = time.perf_counter() - started
@@ -366,7 +397,7 @@ class Agent:
                     "role": "tool",
                     "tool_call_id": record.id,
                     "name": record.name,
-                    "content": _result_text(record),
+                    "content": _capped(_result_text(record), self.max_tool_result_chars),
                 }
             )
             state.records.append(record)
@@ -435,6 +466,16 @@ def _refused_record(rejected: RejectedCall, step: int) -> ToolCallRecord:
         status="rejected",
         error=rejected.reason,
         step=step,
+    )
+
+
+def _capped(text: str, limit: int | None) -> str:
+    """``text`` cut to ``limit`` characters, with a note the model can act on."""
+    if limit is None or len(text) <= limit:
+        return text
+    return (
+        text[:limit] + f"\n[foxagent: the tool result was cut to its first {limit} of "
+        f"{len(text)} characters]"
     )
 
 

@@ -5,8 +5,9 @@ callback with each. In order, for one step: `StepStarted` (a model request is ab
 `ModelRetry` for each retried request, the reply's `TextDelta` and `ToolCallDelta` pieces (as
 they stream, or the whole text at once), then for each call the reply holds `ToolCallDetected`,
 `ToolStarted` and `ToolFinished` (whose record says ``ok``, ``error``, ``timeout`` or
-``rejected``); the run ends with `FinalAnswer`. A service can forward them as server-sent events:
-every event is a frozen dataclass with a ``kind`` string.
+``rejected``); the run ends with `FinalAnswer`, or `RunCancelled` when its task is cancelled.
+A service can forward them as server-sent events: every event is a frozen dataclass with a
+``kind`` string.
 
 Model backends report retries through `emit`, which reaches the listener of the run the code is
 running for (a context variable, so concurrent runs in one process never see each other's).
@@ -20,12 +21,13 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from foxagent._messages import StreamEvent
+from foxagent._messages import Message, StreamEvent
 from foxagent._run import RunResult, ToolCallRecord
 
 __all__ = [
     "FinalAnswer",
     "ModelRetry",
+    "RunCancelled",
     "RunEvent",
     "StepStarted",
     "ToolCallDetected",
@@ -92,6 +94,15 @@ class FinalAnswer:
     result: RunResult
 
 
+@dataclass(frozen=True, kw_only=True, slots=True)
+class RunCancelled:
+    """The run's task was cancelled: its model request and tools were stopped, and
+    ``messages`` is the transcript up to that point (pass it as ``history`` to go on)."""
+
+    kind: Literal["cancelled"] = "cancelled"
+    messages: list[Message]
+
+
 RunEvent = (
     StreamEvent
     | StepStarted
@@ -100,6 +111,7 @@ RunEvent = (
     | ToolStarted
     | ToolFinished
     | FinalAnswer
+    | RunCancelled
 )
 
 Listener = Callable[[RunEvent], Any]

@@ -36,6 +36,7 @@ __all__ = [
     "ModelResponseError",
     "ModelTimeoutError",
     "RunError",
+    "RunTimeoutError",
     "StepLimitError",
     "ToolArgumentsError",
     "ToolCallError",
@@ -149,6 +150,11 @@ class ModelTimeoutError(ModelConnectionError):
 
 class ModelResponseError(ModelError):
     """The server's answer is not a chat completion (malformed JSON, no choices, ...)."""
+
+
+class RunTimeoutError(RunError):
+    """The run passed its deadline (``Agent(run_timeout=...)`` or ``arun(timeout=...)``); the
+    model request or tools in progress were stopped."""
 
 
 class StepLimitError(RunError):

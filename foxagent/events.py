@@ -14,6 +14,7 @@ The order they come in is described in ``foxagent._events``.
 from foxagent._events import (
     FinalAnswer,
     ModelRetry,
+    RunCancelled,
     RunEvent,
     StepStarted,
     ToolCallDetected,
@@ -25,6 +26,7 @@ from foxagent._messages import StreamEnd, TextDelta, ToolCallDelta
 __all__ = [
     "FinalAnswer",
     "ModelRetry",
+    "RunCancelled",
     "RunEvent",
     "StepStarted",
     "StreamEnd",

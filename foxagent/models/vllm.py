@@ -19,6 +19,7 @@ Behaviour:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import random
 from collections.abc import AsyncIterator, Mapping, Sequence
@@ -71,6 +72,9 @@ class VLLMModel(Model):
         max_retries: retries after the first attempt, for retryable failures.
         backoff: the first retry's delay in seconds; doubled each time, with jitter.
         max_connections: the connection pool's size.
+        max_concurrent_requests: chat requests this model sends at once; more wait their turn
+            (in order) instead of failing. ``None``: as many as the pool allows. One vLLM
+            deployment shared by thousands of runs in a process is the case for it.
     """
 
     def __init__(
@@ -84,6 +88,7 @@ class VLLMModel(Model):
         max_retries: int = 3,
         backoff: float = 0.5,
         max_connections: int = 512,
+        max_concurrent_requests: int | None = None,
     ) -> None:
         self.base_url, self._api_key = resolve_endpoint(base_url, api_key)
         self.model_name = model_name
@@ -91,6 +96,12 @@ class VLLMModel(Model):
         self.backoff = backoff
         self._timeout = aiohttp.ClientTimeout(total=timeout, connect=connect_timeout)
         self._max_connections = max_connections
+        if max_concurrent_requests is not None and max_concurrent_requests < 1:
+            raise ValueError(
+                f"max_concurrent_requests must be at least 1, got {max_concurrent_requests}"
+            )
+        self.max_concurrent_requests = max_concurrent_requests
+        self._slots: asyncio.Semaphore | None = None
         self._session: aiohttp.ClientSession | None = None
         self._session_loop: asyncio.AbstractEventLoop | None = None
 
@@ -107,7 +118,8 @@ class VLLMModel(Model):
         settings: ModelSettings,
     ) -> ModelResponse:
         body = await self._body(messages, tools, settings)
-        data = await self._call("POST", "/chat/completions", body)
+        async with self._slot():
+            data = await self._call("POST", "/chat/completions", body)
         return _parse_completion(data)
 
     async def stream(
@@ -125,9 +137,12 @@ class VLLMModel(Model):
         attempt = 0
         while True:
             try:
-                async with self._client().post(
-                    url, data=json.dumps(body, ensure_ascii=False).encode()
-                ) as response:
+                async with (
+                    self._slot(),
+                    self._client().post(
+                        url, data=json.dumps(body, ensure_ascii=False).encode()
+                    ) as response,
+                ):
                     if response.status >= 400:
                         text = await response.text()
                         raise _http_error(
@@ -201,7 +216,18 @@ class VLLMModel(Model):
                 json_serialize=json.dumps,
             )
             self._session_loop = loop
+            # Like the session, a semaphore belongs to the loop it was first used in.
+            if self.max_concurrent_requests is not None:
+                self._slots = asyncio.Semaphore(self.max_concurrent_requests)
         return self._session
+
+    def _slot(self) -> contextlib.AbstractAsyncContextManager[Any]:
+        """A place among ``max_concurrent_requests`` (a no-op without a cap)."""
+        if self.max_concurrent_requests is None:
+            return contextlib.nullcontext()
+        self._client()  # a new event loop gets a new session and a new semaphore
+        assert self._slots is not None
+        return self._slots
 
     async def _call(self, method: str, path: str, body: Any) -> Any:
         attempt = 0

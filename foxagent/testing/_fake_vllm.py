@@ -393,6 +393,8 @@ class FakeVLLMServer:
 
     Attributes:
         requests: Every chat-completion request body received (parsed JSON), in order.
+        peak_in_flight: The most chat-completion requests being answered at the same time.
+        abandoned: Delayed replies whose client closed the connection before the answer.
 
     Example:
         >>> with FakeVLLMServer(["<answer>台北</answer>"]) as server:
@@ -415,6 +417,9 @@ class FakeVLLMServer:
         if generation not in ("prefix", "regex", "brace"):
             raise ValueError(f"unknown generation {generation!r}; expected prefix, regex or brace")
         self.requests: list[dict[str, Any]] = []
+        self.peak_in_flight = 0
+        self.abandoned = 0
+        self._in_flight = 0
         self._generation: Generation = generation
         # False imitates a server started without --enable-auto-tool-choice --tool-call-parser.
         self._tool_parser = tool_parser
@@ -608,6 +613,14 @@ class FakeVLLMServer:
         return self._denied(request) or _json_response(200, _models_body(self._model))
 
     async def _chat_completions(self, request: web.Request) -> web.StreamResponse:
+        self._in_flight += 1
+        self.peak_in_flight = max(self.peak_in_flight, self._in_flight)
+        try:
+            return await self._answer_chat(request)
+        finally:
+            self._in_flight -= 1
+
+    async def _answer_chat(self, request: web.Request) -> web.StreamResponse:
         if (denied := self._denied(request)) is not None:
             return denied
         try:
@@ -625,6 +638,7 @@ class FakeVLLMServer:
             return self._error(500, str(exc))
         stream = body.get("stream") is True
         if reply.delay > 0 and not await _wait(request, reply.delay):
+            self.abandoned += 1
             return web.Response()  # the client gave up; nobody reads this
         if reply.drop and not stream:
             _abort(request)
