@@ -57,6 +57,7 @@ from foxagent._messages import (
 from foxagent._prompts import DEFAULT_SYSTEM_PROMPT
 from foxagent._recovery import RecoveredCall, Recovery, RejectedCall, ToolIndex, recover_tool_calls
 from foxagent._run import RunResult, Timings, ToolCallRecord
+from foxagent._session import Session, compact_history
 from foxagent._tools import ToolContext
 from foxagent._toolset import Toolset
 from foxagent.models._base import Model
@@ -77,6 +78,8 @@ class _RunState:
     timings: Timings = field(default_factory=Timings)
     failures: dict[str, int] = field(default_factory=dict)
     repeats: dict[str, int] = field(default_factory=dict)
+    session: Session | None = None
+    committed: int = 0  # messages[:committed] are stored in the session
 
 
 class Agent:
@@ -184,6 +187,7 @@ class Agent:
         deps: Any = None,
         on_event: Callable[[RunEvent], Any] | None = None,
         timeout: float | None = None,
+        session: Session | None = None,
     ) -> RunResult:
         """Ask ``question`` (continuing ``history``, e.g. an earlier result's ``messages``).
 
@@ -193,6 +197,9 @@ class Agent:
         arrives as one text delta), ``ToolCallDetected``, ``ToolStarted`` and ``ToolFinished``
         for each call, and ``FinalAnswer`` last.
 
+        ``session`` continues a stored conversation instead of ``history`` and commits the
+        run's messages to it as they become final (see `foxagent.sessions`).
+
         ``timeout`` is this run's deadline in seconds (default: the agent's ``run_timeout``).
         When the run's task is cancelled, its model request and tools are stopped and
         ``on_event`` gets ``RunCancelled`` with the transcript before the cancellation goes on.
@@ -201,16 +208,44 @@ class Agent:
             RunError: the server failed, the step limit or the deadline was reached, or a tool
                 kept failing; ``error.messages`` holds the transcript so far.
         """
-        state = _RunState(
+        if session is None:
+            state = self._state(self._opening(question, history), 0, deps, on_event, None)
+            return await self._run(state, timeout)
+        if history is not None:
+            raise UserError("Pass either history or session to arun, not both.")
+        async with session.lock:  # runs of one session take turns
+            stored = await self._session_history(session)
+            # A stored conversation keeps the system prompt it started with.
+            opening = self._opening(question, stored) if not stored else [*stored]
+            if stored:
+                opening.append({"role": "user", "content": question})
+            state = self._state(opening, len(stored), deps, on_event, session)
+            return await self._run(state, timeout)
+
+    def _state(
+        self,
+        messages: list[Message],
+        committed: int,
+        deps: Any,
+        on_event: Callable[[RunEvent], Any] | None,
+        session: Session | None,
+    ) -> _RunState:
+        return _RunState(
             run_id=uuid.uuid4().hex,
-            messages=self._opening(question, history),
+            messages=messages,
             deps=deps,
             on_event=on_event,
+            session=session,
+            committed=committed,
         )
+
+    async def _run(self, state: _RunState, timeout: float | None) -> RunResult:
+        on_event = state.on_event
         started = time.perf_counter()
         deadline = self.run_timeout if timeout is None else timeout
         with listening(on_event):
             try:
+                await self._commit(state)  # the question, before anything can fail
                 if deadline is None:
                     result = await self._steps(state)
                 else:
@@ -275,12 +310,33 @@ class Agent:
             )
             attempts = [r for r in recovery.rejected if r.kind != "example"]
             if not recovery.calls and not attempts:
-                return self._finish(state, response, recovery, step)
+                result = self._finish(state, response, recovery, step)
+                await self._commit(state)
+                return result
             await self._run_calls(state, recovery, attempts, step)
+            await self._commit(state)
         raise StepLimitError(
             f"No final answer after {self.max_steps} model requests (max_steps).",
             messages=state.messages,
         )
+
+    async def _commit(self, state: _RunState) -> None:
+        """Store the messages that became final since the last commit (with a session)."""
+        if state.session is not None and state.committed < len(state.messages):
+            await state.session.append(state.messages[state.committed :])
+            state.committed = len(state.messages)
+
+    async def _session_history(self, session: Session) -> list[Message]:
+        """The stored history, compacted first when it nears ``session.compact_at`` tokens."""
+        history = await session.messages()
+        if session.compact_at is None or not history:
+            return history
+        tokens = await self.model.count_tokens(history, self._schemas)
+        if tokens <= session.compact_at:
+            return history
+        compacted = compact_history(history, tokens, target=session.compact_at // 2)
+        await session.replace(compacted)
+        return compacted
 
     def _opening(self, question: str, history: Sequence[Message] | None) -> list[Message]:
         messages = [dict(m) for m in history or ()]

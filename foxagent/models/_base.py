@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Mapping, Sequence
 from types import TracebackType
 from typing import Any
 
 from foxagent._messages import ModelResponse, ModelSettings, StreamEnd, StreamEvent, TextDelta
+from foxagent._tokens import estimate_tokens
 
 __all__ = ["Model"]
 
@@ -44,6 +46,14 @@ class Model(ABC):
         if isinstance(content, str) and content:
             yield TextDelta(text=content)
         yield StreamEnd(response=response)
+
+    async def count_tokens(
+        self, messages: Sequence[Mapping[str, Any]], tools: Sequence[Mapping[str, Any]]
+    ) -> int:
+        """How many prompt tokens ``messages`` and ``tools`` cost; the default estimates
+        (about four characters a token, one a Chinese character)."""
+        text = json.dumps(list(messages), ensure_ascii=False, default=str)
+        return estimate_tokens(text + json.dumps(list(tools), ensure_ascii=False))
 
     async def aclose(self) -> None:  # noqa: B027 - optional hook, most test doubles hold nothing
         """Release connections (the default holds none)."""

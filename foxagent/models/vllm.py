@@ -182,6 +182,26 @@ class VLLMModel(Model):
             body["tool_choice"] = settings.tool_choice
         return body
 
+    async def count_tokens(
+        self, messages: Sequence[Mapping[str, Any]], tools: Sequence[Mapping[str, Any]]
+    ) -> int:
+        """The prompt's exact length from vLLM's ``/tokenize`` (chat template applied); an
+        estimate when the server has no such endpoint or it fails."""
+        body: dict[str, Any] = {"model": self.model_name or await self.served_model()}
+        body |= {"messages": list(messages), "tools": list(tools) or None}
+        root = self.base_url.removesuffix("/v1")
+        try:
+            async with self._client().post(
+                root + "/tokenize", data=json.dumps(body, ensure_ascii=False).encode()
+            ) as response:
+                data = await response.json(content_type=None) if response.status == 200 else {}
+        except (aiohttp.ClientError, asyncio.TimeoutError, ValueError):
+            data = {}
+        count = data.get("count") if isinstance(data, dict) else None
+        if isinstance(count, int):
+            return count
+        return await super().count_tokens(messages, tools)
+
     async def served_model(self) -> str:
         """The first model the server serves (cached as ``model_name``)."""
         if self.model_name is None:

@@ -1,0 +1,152 @@
+"""Conversations that outlive a run: ``Session`` and the ``SessionStore`` interface.
+
+A service keeps one session per user conversation: ``await agent.arun(question,
+session=Session(store, "user-42"))``. The run starts from the stored history and commits its
+messages as they become final, so a process that dies mid-run loses at most the step in
+progress:
+
+* the question (and the system prompt, for a new conversation) when the run starts;
+* each assistant tool call together with its ``role: "tool"`` result, once the tools finished
+  (never a call without its result: the Llama 3.1 template matches results to calls by order);
+* the final answer.
+
+A stored history is therefore always valid for the template. A run that died before its answer
+leaves its question (and maybe some call/result pairs) at the end; the next run continues after
+them.
+
+Stores: `MemoryStore` (tests, one process), ``SQLiteStore`` (``foxagent.sessions``; the embedded
+default, one file, several processes), ``PostgresStore`` (several machines). They keep each
+session's messages in order and a small JSON state (the pending approval of a stopped run).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import itertools
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from typing import Any
+
+from foxagent._messages import Message
+
+__all__ = ["MemoryStore", "Session", "SessionStore", "compact_history"]
+
+
+class SessionStore(ABC):
+    """Where sessions live. Every method is atomic for its session."""
+
+    @abstractmethod
+    async def load(self, session_id: str) -> list[Message]:
+        """The session's messages in order (``[]`` for a new session)."""
+
+    @abstractmethod
+    async def append(self, session_id: str, messages: Sequence[Message]) -> None:
+        """Add ``messages`` after the stored ones, all or none."""
+
+    @abstractmethod
+    async def replace(self, session_id: str, messages: Sequence[Message]) -> None:
+        """Make ``messages`` the session's whole history (compaction), all or none."""
+
+    @abstractmethod
+    async def get_state(self, session_id: str) -> dict[str, Any]:
+        """The session's JSON state (``{}`` when none was saved)."""
+
+    @abstractmethod
+    async def set_state(self, session_id: str, state: dict[str, Any]) -> None:
+        """Save the session's JSON state, replacing the old one."""
+
+    async def aclose(self) -> None:  # noqa: B027 - optional: stores without resources hold none
+        """Release connections or files."""
+
+
+class MemoryStore(SessionStore):
+    """Sessions in this process's memory (tests, demos, single-process tools)."""
+
+    def __init__(self) -> None:
+        self._messages: dict[str, list[Message]] = {}
+        self._states: dict[str, dict[str, Any]] = {}
+
+    async def load(self, session_id: str) -> list[Message]:
+        return copy.deepcopy(self._messages.get(session_id, []))
+
+    async def append(self, session_id: str, messages: Sequence[Message]) -> None:
+        stored = self._messages.setdefault(session_id, [])
+        stored.extend(copy.deepcopy(list(messages)))
+
+    async def replace(self, session_id: str, messages: Sequence[Message]) -> None:
+        self._messages[session_id] = copy.deepcopy(list(messages))
+
+    async def get_state(self, session_id: str) -> dict[str, Any]:
+        return copy.deepcopy(self._states.get(session_id, {}))
+
+    async def set_state(self, session_id: str, state: dict[str, Any]) -> None:
+        self._states[session_id] = copy.deepcopy(state)
+
+
+class Session:
+    """One conversation in a store.
+
+    Args:
+        store: where the conversation is kept.
+        session_id: the conversation's key (a user id, a chat id...).
+        compact_at: when the stored history reaches this many tokens (counted by the model's
+            server, e.g. vLLM's ``/tokenize``, or estimated), the oldest exchanges are dropped
+            until it is about half that, before the next run starts. Set it below the
+            server's ``max_model_len`` minus room for tools and the answer. ``None``: never.
+
+    Runs of one session must not overlap (the agent keeps a lock per session object; two
+    processes must not run the same session at once). Different sessions run concurrently.
+    """
+
+    def __init__(
+        self, store: SessionStore, session_id: str, *, compact_at: int | None = None
+    ) -> None:
+        if not session_id:
+            raise ValueError("session_id must not be empty")
+        self.store = store
+        self.session_id = session_id
+        self.compact_at = compact_at
+        self.lock = asyncio.Lock()
+
+    def __repr__(self) -> str:
+        return f"Session({self.session_id!r}, store={type(self.store).__name__})"
+
+    async def messages(self) -> list[Message]:
+        """The stored history, as a run would continue it."""
+        return await self.store.load(self.session_id)
+
+    async def append(self, messages: Sequence[Message]) -> None:
+        """Commit ``messages`` (the agent does this as a run goes)."""
+        if messages:
+            await self.store.append(self.session_id, messages)
+
+    async def replace(self, messages: Sequence[Message]) -> None:
+        """Replace the whole history (compaction)."""
+        await self.store.replace(self.session_id, messages)
+
+
+def compact_history(history: Sequence[Message], tokens: int, *, target: int) -> list[Message]:
+    """Drop the oldest whole exchanges of ``history`` (``tokens`` long) to about ``target``.
+
+    An exchange runs from a user message to the next one, so calls stay with their results;
+    leading system messages and the last exchange are always kept. The share of each exchange is
+    estimated from its characters, scaled to the counted total.
+    """
+    head = 0
+    while head < len(history) and history[head].get("role") == "system":
+        head += 1
+    starts = [i for i in range(head, len(history)) if history[i].get("role") == "user"]
+    if len(starts) < 2:
+        return list(history)
+    sizes = [len(json.dumps(message, ensure_ascii=False)) for message in history]
+    per_char = tokens / max(1, sum(sizes))
+    cut = starts[0]
+    remaining = tokens
+    for start, next_start in itertools.pairwise(starts):
+        if remaining <= target:
+            break
+        remaining -= int(sum(sizes[start:next_start]) * per_char)
+        cut = next_start
+    return [*history[:head], *history[cut:]]
