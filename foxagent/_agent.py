@@ -27,7 +27,9 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from foxagent._answer import parse_answer
+from foxagent._approval import Approver, ask, pending_state
 from foxagent._events import (
+    ApprovalRequired,
     FinalAnswer,
     RunCancelled,
     RunEvent,
@@ -57,7 +59,7 @@ from foxagent._messages import (
 from foxagent._prompts import DEFAULT_SYSTEM_PROMPT
 from foxagent._recovery import RecoveredCall, Recovery, RejectedCall, ToolIndex, recover_tool_calls
 from foxagent._run import RunResult, Timings, ToolCallRecord
-from foxagent._session import Session, compact_history
+from foxagent._session import PendingCall, Session, compact_history
 from foxagent._tools import ToolContext
 from foxagent._toolset import Toolset
 from foxagent.models._base import Model
@@ -108,6 +110,9 @@ class Agent:
         run_timeout: seconds a whole run may take (``arun(timeout=...)`` overrides it); past it
             the model request or tools in progress are stopped and ``RunTimeoutError`` carries
             the transcript. ``None``: no deadline.
+        approver: asked about each call to a tool made with ``requires_approval=True`` (sync or
+            async, returns True to let it run). Without one, a run with a session pauses
+            instead (``RunResult.pending``, then ``resume``), and a run without refuses the call.
         max_tool_result_chars: a tool result longer than this is cut, with a note saying so,
             before it goes back to the model (the run's records keep it whole); ``None``: no cap.
         reset_tool_choice: once a tool call was made, send ``tool_choice: "auto"`` instead of a
@@ -131,6 +136,7 @@ class Agent:
         model_name: str | None = None,
         run_timeout: float | None = None,
         max_tool_result_chars: int | None = 16_000,
+        approver: Approver | None = None,
         reset_tool_choice: bool = True,
     ) -> None:
         if max_steps < 1:
@@ -153,6 +159,7 @@ class Agent:
         self.tool_timeout = tool_timeout
         self.run_timeout = run_timeout
         self.max_tool_result_chars = max_tool_result_chars
+        self.approver = approver
         self.max_retries = max_retries
         self.stream = stream
         self._index = ToolIndex(self.toolset)
@@ -214,6 +221,12 @@ class Agent:
         if history is not None:
             raise UserError("Pass either history or session to arun, not both.")
         async with session.lock:  # runs of one session take turns
+            if waiting := await session.pending():
+                ids = ", ".join(call.id for call in waiting if call.needs_approval)
+                raise UserError(
+                    f"Session {session.session_id!r} has a run waiting for approval of {ids}: "
+                    "approve or deny through the session, then call agent.resume(session)."
+                )
             stored = await self._session_history(session)
             # A stored conversation keeps the system prompt it started with.
             opening = self._opening(question, stored) if not stored else [*stored]
@@ -221,6 +234,41 @@ class Agent:
                 opening.append({"role": "user", "content": question})
             state = self._state(opening, len(stored), deps, on_event, session)
             return await self._run(state, timeout)
+
+    async def resume(
+        self,
+        session: Session,
+        *,
+        deps: Any = None,
+        on_event: Callable[[RunEvent], Any] | None = None,
+        timeout: float | None = None,
+    ) -> RunResult:
+        """Continue the session's paused run once every call it waits on was decided.
+
+        Approved calls run, denied ones go back to the model as errors (with the reason),
+        then the run goes on as ``arun`` would. Any process holding the session may call it.
+
+        Raises:
+            UserError: nothing is paused, or a call still waits for a decision.
+            RunError: as for ``arun``.
+        """
+        async with session.lock:
+            paused = (await session.store.get_state(session.session_id)).get("pending")
+            if not paused:
+                raise UserError(f"Session {session.session_id!r} has no run waiting for approval.")
+            undecided = [
+                c["id"]
+                for c in paused["calls"]
+                if c["needs_approval"] and c["id"] not in paused["decisions"]
+            ]
+            if undecided:
+                raise UserError(
+                    f"Session {session.session_id!r}: {', '.join(undecided)} still wait for a "
+                    "decision (session.approve(call_id) or session.deny(call_id, reason))."
+                )
+            history = await session.messages()
+            state = self._state(history, len(history), deps, on_event, session)
+            return await self._run(state, timeout, paused)
 
     def _state(
         self,
@@ -239,17 +287,17 @@ class Agent:
             committed=committed,
         )
 
-    async def _run(self, state: _RunState, timeout: float | None) -> RunResult:
+    async def _run(
+        self, state: _RunState, timeout: float | None, paused: dict[str, Any] | None = None
+    ) -> RunResult:
         on_event = state.on_event
         started = time.perf_counter()
         deadline = self.run_timeout if timeout is None else timeout
         with listening(on_event):
             try:
                 await self._commit(state)  # the question, before anything can fail
-                if deadline is None:
-                    result = await self._steps(state)
-                else:
-                    result = await _within(deadline, self._steps(state))
+                work = self._steps(state) if paused is None else self._resumed(state, paused)
+                result = await (work if deadline is None else _within(deadline, work))
             except RunError as error:
                 if not error.messages:
                     error.messages = list(state.messages)
@@ -267,7 +315,9 @@ class Agent:
                 raise
             finally:
                 state.timings.total = time.perf_counter() - started
-            if on_event is not None:
+            if on_event is not None and result.pending:
+                on_event(ApprovalRequired(calls=result.pending))
+            elif on_event is not None:
                 on_event(FinalAnswer(result=result))
         return result
 
@@ -300,8 +350,28 @@ class Agent:
                 with contextlib.suppress(asyncio.CancelledError):
                     await run
 
-    async def _steps(self, state: _RunState) -> RunResult:
-        for step in range(1, self.max_steps + 1):
+    async def _resumed(self, state: _RunState, paused: dict[str, Any]) -> RunResult:
+        """Run a paused reply's calls as decided, then go on with the next step."""
+        step = int(paused["step"])
+        calls = [
+            RecoveredCall(id=c["id"], name=c["name"], arguments=c["arguments"], source="server")
+            for c in paused["calls"]
+        ]
+        denied = {
+            call_id: _denial(name, decision["reason"])
+            for call_id, name in ((c["id"], c["name"]) for c in paused["calls"])
+            if (decision := paused["decisions"].get(call_id)) and not decision["approved"]
+        }
+        records = await self._execute_all(state, calls, denied, step)
+        self._append_turns(state, paused["text"], records)
+        await self._commit(state)
+        assert state.session is not None  # only sessions pause
+        await state.session.store.set_state(state.session.session_id, {"pending": None})
+        self._check_budget(state, records)
+        return await self._steps(state, first_step=step + 1)
+
+    async def _steps(self, state: _RunState, first_step: int = 1) -> RunResult:
+        for step in range(first_step, self.max_steps + 1):
             if state.on_event is not None:
                 state.on_event(StepStarted(step=step))
             response = await self._ask(state)
@@ -313,8 +383,10 @@ class Agent:
                 result = self._finish(state, response, recovery, step)
                 await self._commit(state)
                 return result
-            await self._run_calls(state, recovery, attempts, step)
+            pause = await self._run_calls(state, recovery, attempts, step)
             await self._commit(state)
+            if pause is not None:
+                return await self._pause(state, pause, step)
         raise StepLimitError(
             f"No final answer after {self.max_steps} model requests (max_steps).",
             messages=state.messages,
@@ -392,7 +464,7 @@ class Agent:
         recovery: Recovery,
         rejected: list[RejectedCall],
         step: int,
-    ) -> None:
+    ) -> _Pause | None:
         if state.on_event is not None:
             for call in recovery.calls:
                 state.on_event(
@@ -400,14 +472,65 @@ class Agent:
                         id=call.id, name=call.name, arguments=call.arguments, step=step
                     )
                 )
-        started = time.perf_counter()
-        records = await asyncio.gather(
-            *(self._execute(state, call, step) for call in recovery.calls)
-        )
-        state.timings.tools += time.perf_counter() - started
         refused = [_refused_record(r, step) for r in rejected]
+        needing = {c.id for c in recovery.calls if self._requires_approval(c.name)}
+        if needing and self.approver is None and state.session is not None:
+            # Pause: the refused attempts are final now; the calls wait for a decision.
+            self._append_turns(state, recovery.text, refused)
+            pending = [_pending(call, call.id in needing, step) for call in recovery.calls]
+            return _Pause(calls=pending, text="" if refused else recovery.text)
+        denied: dict[str, str] = {}
+        for call in recovery.calls:
+            if call.id not in needing:
+                continue
+            if self.approver is None:
+                denied[call.id] = (
+                    f"Tool '{call.name}' needs a person's approval, and nobody can be asked "
+                    "in this run; do not call it again."
+                )
+            elif not await ask(self.approver, _pending(call, True, step)):
+                denied[call.id] = _denial(call.name, "")
+        records = await self._execute_all(state, recovery.calls, denied, step)
         self._append_turns(state, recovery.text, [*records, *refused])
         self._check_budget(state, [*records, *refused])
+        return None
+
+    def _requires_approval(self, name: str) -> bool:
+        return bool(getattr(self.toolset[name], "requires_approval", False))
+
+    async def _execute_all(
+        self,
+        state: _RunState,
+        calls: Sequence[RecoveredCall],
+        denied: dict[str, str],
+        step: int,
+    ) -> list[ToolCallRecord]:
+        """Run ``calls`` concurrently, except the ``denied`` ones (id to the model's message)."""
+
+        async def one(call: RecoveredCall) -> ToolCallRecord:
+            if call.id in denied:
+                return _record(call, step, "denied", error=denied[call.id])
+            return await self._execute(state, call, step)
+
+        started = time.perf_counter()
+        records = await asyncio.gather(*(one(call) for call in calls))
+        state.timings.tools += time.perf_counter() - started
+        return list(records)
+
+    async def _pause(self, state: _RunState, pause: _Pause, step: int) -> RunResult:
+        assert state.session is not None  # only runs with a session pause
+        paused = pending_state(pause.calls, pause.text, step)
+        await state.session.store.set_state(state.session.session_id, {"pending": paused})
+        return RunResult(
+            answer="",
+            parsed=parse_answer(""),
+            messages=state.messages,
+            tool_calls=state.records,
+            usage=state.usage,
+            timings=state.timings,
+            steps=step,
+            pending=tuple(pause.calls),
+        )
 
     async def _execute(self, state: _RunState, call: RecoveredCall, step: int) -> ToolCallRecord:
         key = call.name + "\x00" + json.dumps(call.arguments, sort_keys=True, ensure_ascii=False)
@@ -462,6 +585,8 @@ class Agent:
 
     def _check_budget(self, state: _RunState, records: list[ToolCallRecord]) -> None:
         for record in records:
+            if record.status == "denied":
+                continue  # a person's decision, not the model's mistake
             if record.status == "ok":
                 state.failures[record.name] = 0
                 continue
@@ -523,6 +648,29 @@ def _refused_record(rejected: RejectedCall, step: int) -> ToolCallRecord:
         error=rejected.reason,
         step=step,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class _Pause:
+    """A reply's calls waiting for approval, and the reply's text for their turns."""
+
+    calls: list[PendingCall]
+    text: str
+
+
+def _pending(call: RecoveredCall, needs_approval: bool, step: int) -> PendingCall:
+    return PendingCall(
+        id=call.id,
+        name=call.name,
+        arguments=call.arguments,
+        needs_approval=needs_approval,
+        step=step,
+    )
+
+
+def _denial(name: str, reason: str) -> str:
+    text = f"The user did not approve the call to '{name}'"
+    return f"{text}: {reason}" if reason else f"{text}."
 
 
 def _capped(text: str, limit: int | None) -> str:

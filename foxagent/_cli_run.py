@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TextIO
 
 from foxagent._agent import Agent
+from foxagent._approval import Approver
 from foxagent._config import RunConfig
 from foxagent._console import LiveView
 from foxagent._exceptions import (
@@ -23,6 +25,7 @@ from foxagent._exceptions import (
 from foxagent._messages import ModelSettings
 from foxagent._prompts import DEFAULT_SYSTEM_PROMPT
 from foxagent._run import RunResult
+from foxagent._session import PendingCall
 from foxagent._toolset import Toolset
 from foxagent.models._base import Model
 from foxagent.models.vllm import DEFAULT_BASE_URL, VLLMModel
@@ -89,11 +92,25 @@ def _build_agent(config: RunConfig, model_file: str | None, err: TextIO) -> Agen
     return Agent(
         tools=tools,
         model=model,
+        approver=_terminal_approver(err),
         system_prompt=system_prompt,
         max_steps=config.max_steps,
         settings=settings,
         stream=config.stream,
     )
+
+
+def _terminal_approver(err: TextIO) -> Approver:
+    """Ask on the terminal before a tool that requires approval runs (anything but y: no)."""
+
+    async def approve(call: PendingCall) -> bool:
+        arguments = json.dumps(call.arguments, ensure_ascii=False)
+        err.write(f"  ? {call.name}({arguments}) needs your approval. Run it? [y/N] ")
+        err.flush()
+        answer = await asyncio.to_thread(sys.stdin.readline)  # the loop keeps running
+        return answer.strip().lower() in ("y", "yes")
+
+    return approve
 
 
 def _tool_choice(choice: str, tools: Toolset) -> str | dict[str, Any]:

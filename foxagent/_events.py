@@ -5,7 +5,8 @@ callback with each. In order, for one step: `StepStarted` (a model request is ab
 `ModelRetry` for each retried request, the reply's `TextDelta` and `ToolCallDelta` pieces (as
 they stream, or the whole text at once), then for each call the reply holds `ToolCallDetected`,
 `ToolStarted` and `ToolFinished` (whose record says ``ok``, ``error``, ``timeout`` or
-``rejected``); the run ends with `FinalAnswer`, or `RunCancelled` when its task is cancelled.
+``rejected`` or ``denied``); the run ends with `FinalAnswer`, `ApprovalRequired` when it
+pauses for a person's decision, or `RunCancelled` when its task is cancelled.
 A service can forward them as server-sent events: every event is a frozen dataclass with a
 ``kind`` string.
 
@@ -23,8 +24,10 @@ from typing import Any, Literal
 
 from foxagent._messages import Message, StreamEvent
 from foxagent._run import RunResult, ToolCallRecord
+from foxagent._session import PendingCall
 
 __all__ = [
+    "ApprovalRequired",
     "FinalAnswer",
     "ModelRetry",
     "RunCancelled",
@@ -95,6 +98,14 @@ class FinalAnswer:
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
+class ApprovalRequired:
+    """The run paused: ``calls`` wait for a person's decision (``RunResult.pending``)."""
+
+    kind: Literal["approval_required"] = "approval_required"
+    calls: tuple[PendingCall, ...]
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
 class RunCancelled:
     """The run's task was cancelled: its model request and tools were stopped, and
     ``messages`` is the transcript up to that point (pass it as ``history`` to go on)."""
@@ -111,6 +122,7 @@ RunEvent = (
     | ToolStarted
     | ToolFinished
     | FinalAnswer
+    | ApprovalRequired
     | RunCancelled
 )
 

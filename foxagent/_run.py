@@ -7,10 +7,11 @@ from typing import Any, Literal
 
 from foxagent._answer import FoxBrainAnswer
 from foxagent._messages import Message, Usage
+from foxagent._session import PendingCall
 
 __all__ = ["RunResult", "Timings", "ToolCallRecord"]
 
-CallStatus = Literal["ok", "error", "rejected", "timeout"]
+CallStatus = Literal["ok", "error", "rejected", "timeout", "denied"]
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -21,7 +22,8 @@ class ToolCallRecord:
         id: the call id used in the transcript.
         name: the tool name (as the model wrote it, for refused calls).
         arguments: the validated arguments (``{}`` for refused calls that had none readable).
-        status: ``ok``, ``error`` (the tool raised), ``timeout``, or ``rejected`` (never run).
+        status: ``ok``, ``error`` (the tool raised), ``timeout``, ``rejected`` (never run: the
+            call was invalid) or ``denied`` (never run: a person did not approve it).
         result: what the tool returned, for ``ok`` calls.
         error: the text sent back to the model otherwise.
         duration: seconds the tool ran.
@@ -66,6 +68,9 @@ class RunResult:
         usage: tokens of each model request.
         timings: model, tool and foxagent time.
         steps: how many model requests the run made.
+        pending: calls waiting for a person's approval; non-empty means the run paused (with a
+            session) instead of answering: decide through the session, then
+            ``Agent.resume(session)``.
     """
 
     answer: str
@@ -75,6 +80,7 @@ class RunResult:
     usage: list[Usage] = field(default_factory=list)
     timings: Timings = field(default_factory=Timings)
     steps: int = 0
+    pending: tuple[PendingCall, ...] = ()
 
     @property
     def total_usage(self) -> Usage:

@@ -27,11 +27,32 @@ import itertools
 import json
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
+from foxagent._exceptions import UserError
 from foxagent._messages import Message
 
-__all__ = ["MemoryStore", "Session", "SessionStore", "compact_history"]
+__all__ = ["MemoryStore", "PendingCall", "Session", "SessionStore", "compact_history"]
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class PendingCall:
+    """A call of a paused run.
+
+    Attributes:
+        id: the call's id; decisions name it.
+        name: the tool.
+        arguments: the validated arguments it would run with.
+        needs_approval: the tool requires approval (the reply's other calls wait with it).
+        step: the model request whose reply made the call.
+    """
+
+    id: str
+    name: str
+    arguments: dict[str, Any]
+    needs_approval: bool
+    step: int
 
 
 class SessionStore(ABC):
@@ -125,6 +146,32 @@ class Session:
     async def replace(self, messages: Sequence[Message]) -> None:
         """Replace the whole history (compaction)."""
         await self.store.replace(self.session_id, messages)
+
+    async def pending(self) -> list[PendingCall]:
+        """The calls a paused run waits on (``[]`` when no run is paused)."""
+        paused = (await self.store.get_state(self.session_id)).get("pending")
+        return [PendingCall(**call) for call in paused["calls"]] if paused else []
+
+    async def approve(self, call_id: str) -> None:
+        """Let the paused call ``call_id`` run when the run is resumed (any process may)."""
+        await self._decide(call_id, approved=True, reason="")
+
+    async def deny(self, call_id: str, reason: str = "") -> None:
+        """Refuse the paused call ``call_id``; ``reason`` is passed on to the model."""
+        await self._decide(call_id, approved=False, reason=reason)
+
+    async def _decide(self, call_id: str, *, approved: bool, reason: str) -> None:
+        state = await self.store.get_state(self.session_id)
+        paused = state.get("pending")
+        calls = {call["id"]: call for call in paused["calls"]} if paused else {}
+        if paused is None or call_id not in calls or not calls[call_id]["needs_approval"]:
+            waiting = [c["id"] for c in calls.values() if c["needs_approval"]]
+            raise UserError(
+                f"Session {self.session_id!r} has no call {call_id!r} waiting for approval "
+                f"(waiting: {', '.join(waiting) or 'none'})."
+            )
+        paused["decisions"][call_id] = {"approved": approved, "reason": reason}
+        await self.store.set_state(self.session_id, state)
 
 
 def compact_history(history: Sequence[Message], tokens: int, *, target: int) -> list[Message]:

@@ -91,6 +91,8 @@ class Tool(Generic[P, R]):
         function: the wrapped function.
         timeout: seconds a call may take, or ``None`` for the agent's default.
         strict: when true, arguments are validated without coercion.
+        requires_approval: a person must approve each call before it runs (see
+            ``Agent(approver=...)`` and ``Agent.resume``).
     """
 
     def __init__(
@@ -101,6 +103,7 @@ class Tool(Generic[P, R]):
         description: str | None = None,
         timeout: float | None = None,
         strict: bool = False,
+        requires_approval: bool = False,
     ) -> None:
         if not callable(function):
             raise UserError(f"@tool needs a function, got {function!r}.")
@@ -108,6 +111,7 @@ class Tool(Generic[P, R]):
         self.name = name if name is not None else function.__name__
         self.timeout = timeout
         self.strict = strict
+        self.requires_approval = requires_approval
         _check_name(self.name, function)
         doc = parse_docstring(inspect.getdoc(function))
         self.description = description if description is not None else doc.description
@@ -190,6 +194,7 @@ def tool(
     description: str | None = None,
     timeout: float | None = None,
     strict: bool = False,
+    requires_approval: bool = False,
 ) -> Callable[[Callable[P, R]], Tool[P, R]]: ...
 
 
@@ -201,6 +206,7 @@ def tool(
     description: str | None = None,
     timeout: float | None = None,
     strict: bool = False,
+    requires_approval: bool = False,
 ) -> Tool[P, R] | Callable[[Callable[P, R]], Tool[P, R]]:
     """Turn a typed function (sync or async) into a :class:`Tool`.
 
@@ -223,6 +229,7 @@ def tool(
         description: overrides the docstring's description.
         timeout: seconds a call may take before it is stopped.
         strict: validate arguments without coercing ``"5"`` to ``5`` and the like.
+        requires_approval: each call waits for a person's approval before it runs.
 
     Raises:
         UserError: the signature cannot be expressed as a tool schema; the message names the
@@ -230,7 +237,14 @@ def tool(
     """
 
     def decorate(func: Callable[P, R]) -> Tool[P, R]:
-        return Tool(func, name=name, description=description, timeout=timeout, strict=strict)
+        return Tool(
+            func,
+            name=name,
+            description=description,
+            timeout=timeout,
+            strict=strict,
+            requires_approval=requires_approval,
+        )
 
     return decorate(function) if function is not None else decorate
 

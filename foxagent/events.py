@@ -12,6 +12,7 @@ The order they come in is described in ``foxagent._events``.
 """
 
 from foxagent._events import (
+    ApprovalRequired,
     FinalAnswer,
     ModelRetry,
     RunCancelled,
@@ -24,6 +25,7 @@ from foxagent._events import (
 from foxagent._messages import StreamEnd, TextDelta, ToolCallDelta
 
 __all__ = [
+    "ApprovalRequired",
     "FinalAnswer",
     "ModelRetry",
     "RunCancelled",

@@ -10,7 +10,7 @@ Stores: `MemoryStore` and `SQLiteStore` (stdlib sqlite3, the embedded default).
 
 from __future__ import annotations
 
-from foxagent._session import MemoryStore, Session, SessionStore
+from foxagent._session import MemoryStore, PendingCall, Session, SessionStore
 from foxagent._sqlite_store import SQLiteStore
 
-__all__ = ["MemoryStore", "SQLiteStore", "Session", "SessionStore"]
+__all__ = ["MemoryStore", "PendingCall", "SQLiteStore", "Session", "SessionStore"]

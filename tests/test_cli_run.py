@@ -185,3 +185,20 @@ def test_tool_choice_flag_names_an_unknown_tool(server: FakeVLLMServer) -> None:
     assert code == 2
     assert "--tool-choice 'weather' is neither auto, required, none nor a loaded tool" in err
     assert "(loaded: calculator)" in err and server.requests == []
+
+
+@pytest.mark.parametrize(("typed", "ran"), [("y\n", True), ("n\n", False), ("", False)])
+def test_a_tool_that_needs_approval_is_asked_about_on_the_terminal(
+    server: FakeVLLMServer, monkeypatch: pytest.MonkeyPatch, typed: str, ran: bool
+) -> None:
+    fixtures = Path(__file__).parent / "fixtures" / "approval_tools.py"
+    monkeypatch.setattr("sys.stdin", io.StringIO(typed))
+    server.add('{"name": "delete_file", "parameters": {"path": "a.txt"}}', ANSWER)
+    code, out, err = run("刪掉 a.txt", "--base-url", server.base_url, "--tools", str(fixtures))
+    assert code == 0 and "答案是 42。" in out
+    assert 'delete_file({"path": "a.txt"}) needs your approval. Run it? [y/N]' in err
+    sent = [m["content"] for m in server.requests[-1]["messages"] if m["role"] == "tool"]
+    expected = (
+        "deleted a.txt" if ran else "Error: The user did not approve the call to 'delete_file'."
+    )
+    assert sent == [expected]
