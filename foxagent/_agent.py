@@ -322,7 +322,13 @@ class Agent:
         return result
 
     async def iter(
-        self, question: str, *, history: Sequence[Message] | None = None, deps: Any = None
+        self,
+        question: str,
+        *,
+        history: Sequence[Message] | None = None,
+        deps: Any = None,
+        session: Session | None = None,
+        timeout: float | None = None,
     ) -> AsyncIterator[RunEvent]:
         """Run ``question`` and yield its events as they happen, `FinalAnswer` last.
 
@@ -337,7 +343,14 @@ class Agent:
         """
         queue: asyncio.Queue[RunEvent | None] = asyncio.Queue()
         run = asyncio.ensure_future(
-            self.arun(question, history=history, deps=deps, on_event=queue.put_nowait)
+            self.arun(
+                question,
+                history=history,
+                deps=deps,
+                on_event=queue.put_nowait,
+                session=session,
+                timeout=timeout,
+            )
         )
         run.add_done_callback(lambda _: queue.put_nowait(None))  # None: no more events
         try:

@@ -19,10 +19,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
-from foxagent._messages import Message, StreamEvent
+from foxagent._messages import Message, StreamEnd, StreamEvent
 from foxagent._run import RunResult, ToolCallRecord
 from foxagent._session import PendingCall
 
@@ -37,6 +37,7 @@ __all__ = [
     "ToolFinished",
     "ToolStarted",
     "emit",
+    "event_payload",
     "listening",
 ]
 
@@ -125,6 +126,22 @@ RunEvent = (
     | ApprovalRequired
     | RunCancelled
 )
+
+
+def event_payload(event: RunEvent) -> dict[str, Any]:
+    """``event`` as a JSON-ready dict, e.g. the ``data`` of a server-sent event.
+
+    `FinalAnswer` carries the answer, steps and calls rather than the whole result (whose
+    transcript the client already has); other events are their fields.
+    """
+    if isinstance(event, FinalAnswer):
+        result = event.result
+        calls = [asdict(call) for call in result.tool_calls]
+        return {"kind": event.kind, "answer": result.answer, "steps": result.steps, "calls": calls}
+    if isinstance(event, StreamEnd):
+        return {"kind": event.kind}  # the reply is in the deltas before it
+    return asdict(event)
+
 
 Listener = Callable[[RunEvent], Any]
 _LISTENER: ContextVar[Listener | None] = ContextVar("foxagent_run_listener", default=None)

@@ -21,6 +21,7 @@ from foxagent._events import (
     ToolCallDetected,
     ToolFinished,
     ToolStarted,
+    event_payload,
 )
 from foxagent._messages import StreamEnd, TextDelta, ToolCallDelta
 
@@ -37,4 +38,5 @@ __all__ = [
     "ToolCallDetected",
     "ToolFinished",
     "ToolStarted",
+    "event_payload",
 ]
