@@ -118,8 +118,7 @@ class VLLMModel(Model):
         settings: ModelSettings,
     ) -> ModelResponse:
         body = await self._body(messages, tools, settings)
-        async with self._slot():
-            data = await self._call("POST", "/chat/completions", body)
+        data = await self._call("POST", "/chat/completions", body, slotted=True)
         return _parse_completion(data)
 
     async def stream(
@@ -151,17 +150,25 @@ class VLLMModel(Model):
                     async for line in response.content:
                         for event in assembler.feed(line):
                             yield event
+                    if not assembler.finished:
+                        # A complete reply ends with a finish_reason; a body that just stops
+                        # (empty, not SSE, cut) would otherwise pass for a short answer.
+                        raise ModelConnectionError(
+                            f"The stream from {url} ended before the reply was finished"
+                        )
                 break
+            except (asyncio.TimeoutError, aiohttp.ClientError) as error:
+                failure = _stream_failure(url, error)
+                delay = self._retry_delay(failure, attempt) if not assembler.started else None
+                if delay is None:
+                    raise failure from None
+                emit(ModelRetry(attempt=attempt + 1, delay=delay, reason=str(failure)))
             except ModelError as error:
+                # Nothing has been passed on before the first chunk, so only then is a retry safe.
                 delay = self._retry_delay(error, attempt) if not assembler.started else None
                 if delay is None:
                     raise
                 emit(ModelRetry(attempt=attempt + 1, delay=delay, reason=str(error)))
-            except asyncio.TimeoutError:
-                raise ModelTimeoutError(f"{url} did not finish streaming in time") from None
-            except aiohttp.ClientError as error:
-                reason = type(error).__name__
-                raise ModelConnectionError(f"The stream from {url} broke: {reason}") from None
             attempt += 1
             await asyncio.sleep(delay)
         yield StreamEnd(response=assembler.response())
@@ -249,11 +256,14 @@ class VLLMModel(Model):
         assert self._slots is not None
         return self._slots
 
-    async def _call(self, method: str, path: str, body: Any) -> Any:
+    async def _call(self, method: str, path: str, body: Any, *, slotted: bool = False) -> Any:
         attempt = 0
         while True:
             try:
-                return await self._once(method, path, body)
+                # Each attempt takes its own place among max_concurrent_requests: a run that
+                # waits to retry (Retry-After can be a minute) must not hold one meanwhile.
+                async with self._slot() if slotted else contextlib.nullcontext():
+                    return await self._once(method, path, body)
             except ModelError as error:
                 delay = self._retry_delay(error, attempt)
                 if delay is None:
@@ -330,6 +340,12 @@ def _parse_completion(data: Any) -> ModelResponse:
     )
 
 
+def _stream_failure(url: str, error: BaseException) -> ModelError:
+    if isinstance(error, asyncio.TimeoutError):
+        return ModelTimeoutError(f"{url} did not finish streaming in time")
+    return ModelConnectionError(f"The stream from {url} broke: {type(error).__name__}")
+
+
 class _StreamAssembler:
     """Turns SSE lines into events and, at the end, into one assistant message."""
 
@@ -340,6 +356,11 @@ class _StreamAssembler:
         self._finish_reason: str | None = None
         self._usage = Usage()
         self._model = ""
+
+    @property
+    def finished(self) -> bool:
+        """A chunk carried the reply's finish_reason."""
+        return self._finish_reason is not None
 
     def feed(self, line: bytes) -> list[StreamEvent]:
         line = line.strip()
