@@ -26,6 +26,7 @@ from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Sequen
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from foxagent import _tracing as tracing
 from foxagent._answer import parse_answer
 from foxagent._approval import Approver, ask, pending_state
 from foxagent._events import (
@@ -162,6 +163,7 @@ class Agent:
         self.approver = approver
         self.max_retries = max_retries
         self.stream = stream
+        self._server = tracing.server_attributes(getattr(model, "base_url", None))
         self._index = ToolIndex(self.toolset)
         self._schemas = self.toolset.openai_schemas()
 
@@ -293,7 +295,8 @@ class Agent:
         on_event = state.on_event
         started = time.perf_counter()
         deadline = self.run_timeout if timeout is None else timeout
-        with listening(on_event):
+        conversation = state.session.session_id if state.session is not None else None
+        with listening(on_event), tracing.run_span(state.run_id, conversation) as span:
             try:
                 await self._commit(state)  # the question, before anything can fail
                 work = self._steps(state) if paused is None else self._resumed(state, paused)
@@ -315,6 +318,7 @@ class Agent:
                 raise
             finally:
                 state.timings.total = time.perf_counter() - started
+            span.set({"foxagent.steps": result.steps, "foxagent.pending": len(result.pending)})
             if on_event is not None and result.pending:
                 on_event(ApprovalRequired(calls=result.pending))
             elif on_event is not None:
@@ -431,12 +435,31 @@ class Agent:
         return messages
 
     async def _ask(self, state: _RunState) -> ModelResponse:
+        settings = self._settings_after_calls if state.records else self.settings
+        model_name = getattr(self.model, "model_name", None)
+        with tracing.chat_span(model_name, settings, self._server) as span:
+            response = await self._request(state, settings)
+            usage = response.usage
+            if model_name is None:  # the backend learnt the served model's name on the way
+                model_name = getattr(self.model, "model_name", None)
+                span.rename(f"chat {model_name}")
+            span.set(
+                {
+                    "gen_ai.request.model": model_name,
+                    "gen_ai.response.model": response.model or None,
+                    "gen_ai.response.finish_reasons": [response.finish_reason or "unknown"],
+                    "gen_ai.usage.input_tokens": usage.prompt_tokens,
+                    "gen_ai.usage.output_tokens": usage.completion_tokens,
+                }
+            )
+        return response
+
+    async def _request(self, state: _RunState, settings: ModelSettings) -> ModelResponse:
         started = time.perf_counter()
         try:
             if self.stream:
-                response = await self._ask_streaming(state)
+                response = await self._ask_streaming(state, settings)
             else:
-                settings = self._settings_after_calls if state.records else self.settings
                 response = await self.model.request(state.messages, self._schemas, settings)
                 content = response.message.get("content")
                 if state.on_event is not None and isinstance(content, str) and content:
@@ -446,8 +469,7 @@ class Agent:
         state.usage.append(response.usage)
         return response
 
-    async def _ask_streaming(self, state: _RunState) -> ModelResponse:
-        settings = self._settings_after_calls if state.records else self.settings
+    async def _ask_streaming(self, state: _RunState, settings: ModelSettings) -> ModelResponse:
         async for event in self.model.stream(state.messages, self._schemas, settings):
             if isinstance(event, StreamEnd):
                 return event.response
@@ -563,6 +585,15 @@ class Agent:
             state.on_event(
                 ToolStarted(id=call.id, name=call.name, arguments=call.arguments, step=step)
             )
+        with tracing.tool_span(call.name, call.id) as span:
+            record = await self._invoke(call, step, tool, context, timeout)
+            if record.status != "ok":
+                span.fail(record.status)
+        return record
+
+    async def _invoke(
+        self, call: RecoveredCall, step: int, tool: Any, context: ToolContext, timeout: float
+    ) -> ToolCallRecord:
         started = time.perf_counter()
         try:
             result = await _within(timeout, tool.invoke(call.arguments, context))

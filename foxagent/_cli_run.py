@@ -14,6 +14,7 @@ from foxagent._agent import Agent
 from foxagent._approval import Approver
 from foxagent._config import RunConfig
 from foxagent._console import LiveView
+from foxagent._events import RunEvent
 from foxagent._exceptions import (
     ModelConnectionError,
     ModelError,
@@ -22,6 +23,7 @@ from foxagent._exceptions import (
     StepLimitError,
     UserError,
 )
+from foxagent._jsonl_trace import JsonlTrace
 from foxagent._messages import ModelSettings
 from foxagent._prompts import DEFAULT_SYSTEM_PROMPT
 from foxagent._run import RunResult
@@ -48,13 +50,16 @@ def run_command(flags: Mapping[str, Any], *, out: TextIO, err: TextIO) -> int:
         err.write(f"foxagent run: {error}\n")
         return EXIT_USAGE
     view = LiveView(err, echo_text=config.stream and not flags.get("json"))
+    trace = JsonlTrace(flags["trace"]) if flags.get("trace") else None
     try:
-        result = asyncio.run(_run(agent, str(flags["question"]), view))
+        result = asyncio.run(_run(agent, str(flags["question"]), view, trace))
     except RunError as error:
         err.write(f"foxagent run: {_advice(error, config)}\n")
         return _exit_code(error)
     finally:
         view.close()
+        if trace is not None:
+            trace.close()
     if flags.get("json"):
         out.write(json.dumps(_as_json(result), ensure_ascii=False, default=str) + "\n")
     else:
@@ -62,9 +67,14 @@ def run_command(flags: Mapping[str, Any], *, out: TextIO, err: TextIO) -> int:
     return EXIT_OK
 
 
-async def _run(agent: Agent, question: str, view: LiveView) -> RunResult:
+async def _run(agent: Agent, question: str, view: LiveView, trace: JsonlTrace | None) -> RunResult:
+    def on_event(event: RunEvent) -> None:
+        view(event)
+        if trace is not None:
+            trace(event)
+
     async with agent:
-        return await agent.arun(question, on_event=view)
+        return await agent.arun(question, on_event=on_event)
 
 
 def _build_agent(config: RunConfig, model_file: str | None, err: TextIO) -> Agent:

@@ -141,6 +141,11 @@ def _add_run_parser(commands: Any) -> None:
         default=None,
         help="mark tools strict: vLLM >= 0.32 then holds a call's arguments to the tool's schema",
     )
+    run.add_argument(
+        "--trace",
+        metavar="FILE",
+        help="append the run's events to FILE as JSON lines (no keys or headers in it)",
+    )
     run.add_argument("--json", action="store_true", help="print one JSON object for scripts")
     run.add_argument(
         "--model-file",

@@ -23,11 +23,13 @@ from foxagent._events import (
     ToolStarted,
     event_payload,
 )
+from foxagent._jsonl_trace import JsonlTrace
 from foxagent._messages import StreamEnd, TextDelta, ToolCallDelta
 
 __all__ = [
     "ApprovalRequired",
     "FinalAnswer",
+    "JsonlTrace",
     "ModelRetry",
     "RunCancelled",
     "RunEvent",
