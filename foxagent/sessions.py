@@ -5,12 +5,34 @@
     store = SQLiteStore("conversations.db")
     result = await agent.arun("台北幾度？", session=Session(store, "user-42"))
 
-Stores: `MemoryStore` and `SQLiteStore` (stdlib sqlite3, the embedded default).
+Stores: `MemoryStore`, `SQLiteStore` (stdlib sqlite3, the embedded default) and `PostgresStore`
+(``pip install foxagent[postgres]``; imported on first use).
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from foxagent._session import MemoryStore, PendingCall, Session, SessionStore
 from foxagent._sqlite_store import SQLiteStore
 
-__all__ = ["MemoryStore", "PendingCall", "SQLiteStore", "Session", "SessionStore"]
+if TYPE_CHECKING:
+    from foxagent._postgres_store import PostgresStore
+
+__all__ = [
+    "MemoryStore",
+    "PendingCall",
+    "PostgresStore",
+    "SQLiteStore",
+    "Session",
+    "SessionStore",
+]
+
+
+def __getattr__(name: str) -> Any:
+    # psycopg is optional: only `PostgresStore` needs it, so only it imports it.
+    if name == "PostgresStore":
+        from foxagent._postgres_store import PostgresStore
+
+        return PostgresStore
+    raise AttributeError(f"module 'foxagent.sessions' has no attribute {name!r}")

@@ -191,3 +191,12 @@ async def test_token_count_comes_from_the_servers_tokenize_else_an_estimate() ->
         await model.aclose()
     # The rendered prompt (template text, tool JSON, headers) is far longer than the raw JSON.
     assert counted > estimated > 0
+
+
+def test_postgres_store_is_imported_on_first_use() -> None:
+    import foxagent.sessions
+    from foxagent._postgres_store import PostgresStore
+
+    assert foxagent.sessions.PostgresStore is PostgresStore
+    with pytest.raises(AttributeError, match="has no attribute 'RedisStore'"):
+        foxagent.sessions.RedisStore  # noqa: B018
