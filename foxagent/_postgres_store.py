@@ -34,7 +34,7 @@ import contextlib
 import hashlib
 import json
 import re
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from types import TracebackType
 from typing import Any
@@ -207,6 +207,23 @@ class PostgresStore(SessionStore):
         ).format(self._states)
         async with self._connection() as conn:
             await conn.execute(upsert, (session_id, text))  # one statement: atomic alone
+
+    async def update_state(
+        self, session_id: str, change: Callable[[dict[str, Any]], dict[str, Any]]
+    ) -> dict[str, Any]:
+        query = sql.SQL("SELECT state FROM {} WHERE session_id = %s").format(self._states)
+        upsert = sql.SQL(
+            "INSERT INTO {} (session_id, state) VALUES (%s, %s::json) "
+            "ON CONFLICT (session_id) DO UPDATE SET state = excluded.state"
+        ).format(self._states)
+        async with self._connection() as conn, conn.transaction():
+            # The session's lock (the one appends take) also orders read-change-write cycles.
+            await self._lock_session(conn, session_id)
+            cursor = await conn.execute(query, (session_id,))
+            row = await cursor.fetchone()
+            state = change({} if row is None else dict(row[0]))
+            await conn.execute(upsert, (session_id, _dumps(state)))
+        return state
 
     async def _opened(self) -> AsyncConnectionPool[_Connection]:
         async with self._opening:

@@ -26,7 +26,7 @@ import copy
 import itertools
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -77,6 +77,18 @@ class SessionStore(ABC):
     @abstractmethod
     async def set_state(self, session_id: str, state: dict[str, Any]) -> None:
         """Save the session's JSON state, replacing the old one."""
+
+    async def update_state(
+        self, session_id: str, change: Callable[[dict[str, Any]], dict[str, Any]]
+    ) -> dict[str, Any]:
+        """Read the state, apply ``change`` and save its result as one step; return it.
+
+        Stores that several processes share override this with one transaction, so two
+        decisions on one paused run never overwrite each other. ``change`` may raise to abort.
+        """
+        state = change(await self.get_state(session_id))
+        await self.set_state(session_id, state)
+        return state
 
     async def aclose(self) -> None:  # noqa: B027 - optional: stores without resources hold none
         """Release connections or files."""
@@ -161,17 +173,19 @@ class Session:
         await self._decide(call_id, approved=False, reason=reason)
 
     async def _decide(self, call_id: str, *, approved: bool, reason: str) -> None:
-        state = await self.store.get_state(self.session_id)
-        paused = state.get("pending")
-        calls = {call["id"]: call for call in paused["calls"]} if paused else {}
-        if paused is None or call_id not in calls or not calls[call_id]["needs_approval"]:
-            waiting = [c["id"] for c in calls.values() if c["needs_approval"]]
-            raise UserError(
-                f"Session {self.session_id!r} has no call {call_id!r} waiting for approval "
-                f"(waiting: {', '.join(waiting) or 'none'})."
-            )
-        paused["decisions"][call_id] = {"approved": approved, "reason": reason}
-        await self.store.set_state(self.session_id, state)
+        def record(state: dict[str, Any]) -> dict[str, Any]:
+            paused = state.get("pending")
+            calls = {call["id"]: call for call in paused["calls"]} if paused else {}
+            if paused is None or call_id not in calls or not calls[call_id]["needs_approval"]:
+                waiting = [c["id"] for c in calls.values() if c["needs_approval"]]
+                raise UserError(
+                    f"Session {self.session_id!r} has no call {call_id!r} waiting for approval "
+                    f"(waiting: {', '.join(waiting) or 'none'})."
+                )
+            paused["decisions"][call_id] = {"approved": approved, "reason": reason}
+            return state
+
+        await self.store.update_state(self.session_id, record)
 
 
 def compact_history(history: Sequence[Message], tokens: int, *, target: int) -> list[Message]:

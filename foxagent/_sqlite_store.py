@@ -43,6 +43,12 @@ CREATE TABLE IF NOT EXISTS foxagent_session_state (
 """
 
 
+_UPSERT_STATE = (
+    "INSERT INTO foxagent_session_state (session_id, state) VALUES (?, ?) "
+    "ON CONFLICT (session_id) DO UPDATE SET state = excluded.state"
+)
+
+
 class SQLiteStore(SessionStore):
     """Sessions in the SQLite file at ``path`` (created if missing).
 
@@ -110,13 +116,23 @@ class SQLiteStore(SessionStore):
 
     async def set_state(self, session_id: str, state: dict[str, Any]) -> None:
         text = _dumps(state)
-        await self._write(
-            lambda db: db.execute(
-                "INSERT INTO foxagent_session_state (session_id, state) VALUES (?, ?) "
-                "ON CONFLICT (session_id) DO UPDATE SET state = excluded.state",
-                (session_id, text),
-            )
-        )
+        await self._write(lambda db: db.execute(_UPSERT_STATE, (session_id, text)))
+
+    async def update_state(
+        self, session_id: str, change: Callable[[dict[str, Any]], dict[str, Any]]
+    ) -> dict[str, Any]:
+        result: dict[str, Any] = {}
+
+        def write(db: sqlite3.Connection) -> None:
+            # Inside BEGIN IMMEDIATE: no other process writes between the read and the write.
+            row = db.execute(
+                "SELECT state FROM foxagent_session_state WHERE session_id = ?", (session_id,)
+            ).fetchone()
+            result.update(change({} if row is None else dict(json.loads(row[0]))))
+            db.execute(_UPSERT_STATE, (session_id, _dumps(result)))
+
+        await self._write(write)
+        return result
 
     async def aclose(self) -> None:
         await asyncio.to_thread(self._close)

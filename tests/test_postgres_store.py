@@ -455,3 +455,20 @@ async def test_an_agent_conversation_continues_across_runs(store: PostgresStore)
     assert sent[:5] == json.loads(json.dumps(stored[:5]))
     assert sent[5] == {"role": "user", "content": "那新竹呢？"}
     assert (first.answer, second.answer) == ("台北 23°C", "新竹 21°C")
+
+
+async def test_state_updates_from_two_pools_never_overwrite_each_other(
+    store: PostgresStore, conninfo: str, prefix: str
+) -> None:
+    # Two stores are two pools, as two machines would have: 2 x 40 read-change-write cycles on
+    # one session's state must all count.
+    session_id = new_id()
+    async with PostgresStore(conninfo, table_prefix=prefix) as other:
+
+        def bump(state: dict[str, Any]) -> dict[str, Any]:
+            return {"count": state.get("count", 0) + 1}
+
+        await asyncio.gather(
+            *(s.update_state(session_id, bump) for s in (store, other) for _ in range(40))
+        )
+    assert await store.get_state(session_id) == {"count": 80}

@@ -200,3 +200,21 @@ def test_postgres_store_is_imported_on_first_use() -> None:
     assert foxagent.sessions.PostgresStore is PostgresStore
     with pytest.raises(AttributeError, match="has no attribute 'RedisStore'"):
         foxagent.sessions.RedisStore  # noqa: B018
+
+
+async def test_state_updates_from_two_sqlite_stores_never_overwrite_each_other(
+    tmp_path: Path,
+) -> None:
+    # Two connections to one file, as two processes would have, each from worker threads.
+    first, second = SQLiteStore(tmp_path / "s.db"), SQLiteStore(tmp_path / "s.db")
+
+    def bump(state: dict[str, Any]) -> dict[str, Any]:
+        return {"count": state.get("count", 0) + 1}
+
+    await asyncio.gather(*(s.update_state("x", bump) for s in (first, second) for _ in range(40)))
+    assert await first.get_state("x") == {"count": 80}
+    with pytest.raises(UserError):  # a change that raises leaves the state as it was
+        await first.update_state("x", lambda state: (_ for _ in ()).throw(UserError("no")))
+    assert await second.get_state("x") == {"count": 80}
+    await first.aclose()
+    await second.aclose()
