@@ -183,10 +183,8 @@ class Agent:
     async def _run_and_close(
         self, question: str, history: Sequence[Message] | None, deps: Any
     ) -> RunResult:
-        try:
+        async with self:  # its connections (model, MCP servers) belong to this short-lived loop
             return await self.arun(question, history=history, deps=deps)
-        finally:
-            await self.model.aclose()  # its connections belong to this short-lived loop
 
     async def arun(
         self,
@@ -643,10 +641,15 @@ class Agent:
                 )
 
     async def aclose(self) -> None:
-        """Close the model's connections."""
-        await self.model.aclose()
+        """Close the model's connections and the toolset's sources (MCP servers)."""
+        try:
+            await self.toolset.aclose()
+        finally:
+            await self.model.aclose()
 
     async def __aenter__(self) -> Agent:
+        await self.toolset.aopen()  # MCP servers connect and list their tools
+        self._index, self._schemas = ToolIndex(self.toolset), self.toolset.openai_schemas()
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:

@@ -16,6 +16,7 @@ from foxagent._config import RunConfig
 from foxagent._console import LiveView
 from foxagent._events import RunEvent
 from foxagent._exceptions import (
+    FoxagentError,
     ModelConnectionError,
     ModelError,
     ModelHTTPError,
@@ -36,7 +37,7 @@ __all__ = ["run_command"]
 
 EXIT_OK = 0
 EXIT_USAGE = 2  # bad flags, tools that do not load, unreadable config
-EXIT_UNREACHABLE = 3  # no server at the URL, or it timed out
+EXIT_UNREACHABLE = 3  # no server at the URL, or it timed out, or an MCP server did not start
 EXIT_MODEL = 4  # the server or the model misbehaved (HTTP error, bad reply, tools kept failing)
 EXIT_STEP_LIMIT = 5  # no final answer within --max-steps
 
@@ -56,6 +57,12 @@ def run_command(flags: Mapping[str, Any], *, out: TextIO, err: TextIO) -> int:
     except RunError as error:
         err.write(f"foxagent run: {_advice(error, config)}\n")
         return _exit_code(error)
+    except UserError as error:  # e.g. two MCP servers offer tools of the same name
+        err.write(f"foxagent run: {error}\n")
+        return EXIT_USAGE
+    except FoxagentError as error:  # an MCP server did not start or answer
+        err.write(f"foxagent run: {error}\n")
+        return EXIT_UNREACHABLE
     finally:
         view.close()
         if trace is not None:
@@ -86,6 +93,8 @@ def _build_agent(config: RunConfig, model_file: str | None, err: TextIO) -> Agen
     if config.max_tokens is not None:
         settings = dataclasses.replace(settings, max_tokens=config.max_tokens)
     tools = Toolset.load(config.tools)
+    for server in config.mcp:  # started (or reached) when the run begins
+        tools = tools + Toolset.from_mcp(server)
     settings = dataclasses.replace(
         settings,
         tool_choice=_tool_choice(config.tool_choice, tools),
@@ -127,7 +136,7 @@ def _tool_choice(choice: str, tools: Toolset) -> str | dict[str, Any]:
     """``--tool-choice`` as the request field: a mode, or a loaded tool's name to force it."""
     if choice in ("auto", "required", "none"):
         return choice
-    if choice in tools.names:
+    if choice in tools.names or tools.sources:  # MCP tools are known only once connected
         return {"type": "function", "function": {"name": choice}}
     loaded = ", ".join(tools.names) or "none"
     raise UserError(

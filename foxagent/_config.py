@@ -3,9 +3,10 @@
 Precedence, highest first: command-line flags; ``FOXAGENT_*`` environment variables (falling back
 to the ``OPENAI_*`` names); the ``[tool.foxagent]`` table of ``./pyproject.toml``, or
 ``./foxagent.toml`` (top-level keys); built-in defaults. Config-file keys: ``base_url``,
-``model``, ``tools`` (list), ``system_prompt``, ``max_steps``, ``temperature``, ``max_tokens``,
-``stream``, ``tool_choice``, ``strict_tools``. The API key is never read from a config file (files
-get committed; keys must not).
+``model``, ``tools`` (list), ``mcp`` (list of MCP server command lines or URLs),
+``system_prompt``, ``max_steps``, ``temperature``, ``max_tokens``, ``stream``, ``tool_choice``,
+``strict_tools``. The API key is never read from a config file (files get committed; keys must
+not).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ _ALLOWED = {
     "base_url",
     "model",
     "tools",
+    "mcp",
     "system_prompt",
     "max_steps",
     "temperature",
@@ -43,6 +45,7 @@ class RunConfig:
     api_key: str | None = None
     model: str | None = None
     tools: list[str] = field(default_factory=lambda: ["stock"])
+    mcp: list[str] = field(default_factory=list)
     system_prompt: str | None = None
     no_system_prompt: bool = False
     max_steps: int = 8

@@ -1,24 +1,63 @@
 """``Toolset``: an explicit, ordered collection of tools (there is no global registry).
 
 Tools come from Python objects, from a module path, from a ``.py`` file, or by stock-tool name,
-which is what the CLI's ``--tools`` accepts.
+which is what the CLI's ``--tools`` accepts; and from *sources*, such as MCP servers, whose tools
+exist only while the toolset is open (``async with toolset:``, or the agent's ``async with``).
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import importlib
 import importlib.util
 import sys
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol, Union
 
 from foxagent._exceptions import UserError
-from foxagent._tools import Tool, tool
+from foxagent._schema_tool import SchemaTool
+from foxagent._tools import Tool, ToolContext, tool
 
-__all__ = ["Toolset"]
+if TYPE_CHECKING:
+    from typing_extensions import Self
+
+__all__ = ["ExternalTool", "ToolSource", "Toolset"]
+
+
+class ExternalTool(Protocol):
+    """A tool with no Python function behind it (an MCP server's): what the agent needs of it."""
+
+    name: str
+    description: str
+    parameters: dict[str, Any]
+    timeout: float | None
+    requires_approval: bool
+
+    def openai_schema(self) -> dict[str, Any]: ...
+
+    def validate_arguments(self, arguments: Mapping[str, Any]) -> dict[str, Any]: ...
+
+    async def invoke(
+        self, arguments: Mapping[str, Any] | None, context: ToolContext | None = None
+    ) -> Any: ...
+
+
+class ToolSource(Protocol):
+    """Tools that exist while a connection is open, e.g. an MCP server's."""
+
+    async def aopen(self) -> Sequence[ExternalTool]:
+        """Connect and return the tools (reference counted: open twice, close twice)."""
+        ...
+
+    async def aclose(self) -> None:
+        """Disconnect."""
+        ...
+
+
+AnyTool = Union[Tool[..., Any], ExternalTool]  # noqa: UP007 - a runtime alias on Python 3.10
 
 
 class Toolset:
@@ -35,49 +74,142 @@ class Toolset:
         ('ping', True, 1)
     """
 
-    def __init__(self, tools: Iterable[Tool[..., Any] | Callable[..., Any]] = ()) -> None:
-        self._tools: dict[str, Tool[..., Any]] = {}
+    def __init__(self, tools: Iterable[AnyTool | Callable[..., Any]] = ()) -> None:
+        self._tools: dict[str, AnyTool] = {}
+        self._sources: list[ToolSource] = []
+        self._from_sources: set[str] = set()  # names of the tools the open sources added
+        self._users = 0
+        self._lock: asyncio.Lock | None = None
+        self._lock_loop: asyncio.AbstractEventLoop | None = None
         for item in tools:
             self.add(item)
 
-    def add(self, item: Tool[..., Any] | Callable[..., Any]) -> Tool[..., Any]:
+    def add(self, item: AnyTool | Callable[..., Any]) -> AnyTool:
         """Add a tool (a plain function is decorated with ``@tool`` first) and return it.
 
         Raises:
             UserError: another tool already has this name.
         """
-        new = item if isinstance(item, Tool) else tool(item)
+        candidate: Any = item  # checked at run time: the static union cannot say "SchemaTool"
+        new: AnyTool
+        if isinstance(candidate, Tool):
+            new = candidate
+        elif _is_runnable_schema_tool(candidate):
+            new = candidate  # an MCP tool: a SchemaTool that can run
+        else:
+            new = tool(candidate)
         existing = self._tools.get(new.name)
         if existing is not None and existing is not new:
             raise UserError(
                 f"Two tools are named '{new.name}': {_origin(existing)} and {_origin(new)}. "
-                "Rename one with @tool(name=...)."
+                "Rename one (@tool(name=...), or Toolset.from_mcp(..., prefix=...))."
             )
         self._tools[new.name] = new
         return new
 
-    def __getitem__(self, name: str) -> Tool[..., Any]:
+    def add_source(self, source: ToolSource) -> None:
+        """Add a source of tools (e.g. an MCP server); its tools arrive when the toolset opens."""
+        self._sources.append(source)
+
+    @property
+    def sources(self) -> list[ToolSource]:
+        """The toolset's sources, in order."""
+        return list(self._sources)
+
+    async def aopen(self) -> None:
+        """Open every source and add its tools (nothing to do without sources).
+
+        Reference counted, so an agent entering a toolset that is already open is fine.
+
+        Raises:
+            UserError: two tools would have the same name.
+            FoxagentError: a source could not be opened (``MCPServerError`` for MCP servers);
+                the sources opened before it are closed again.
+        """
+        async with self._guard():
+            if self._users == 0 and self._sources:
+                self._drop_source_tools()  # those of an earlier opening
+                opened: list[ToolSource] = []
+                try:
+                    for source in self._sources:
+                        found = await source.aopen()
+                        opened.append(source)
+                        for item in found:
+                            self.add(item)
+                            self._from_sources.add(item.name)
+                except BaseException:
+                    self._drop_source_tools()
+                    for source in reversed(opened):
+                        await source.aclose()
+                    raise
+            self._users += 1
+
+    async def aclose(self) -> None:
+        """Close the sources once every ``aopen`` has its ``aclose``.
+
+        Their tools stay listed, so an agent still holding their schemas gets a ``ToolError``
+        ("not connected") for a call instead of an unknown tool; the next ``aopen`` replaces them.
+        """
+        async with self._guard():
+            if self._users == 0:
+                return
+            self._users -= 1
+            if self._users == 0 and self._sources:
+                errors: list[BaseException] = []
+                for source in reversed(self._sources):
+                    try:
+                        await source.aclose()
+                    except Exception as error:  # close the others anyway
+                        errors.append(error)
+                if errors:
+                    raise errors[0]
+
+    async def __aenter__(self) -> Self:
+        await self.aopen()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    def _guard(self) -> asyncio.Lock:
+        # One lock per event loop: `agent.run()` gives every run a loop of its own.
+        loop = asyncio.get_running_loop()
+        if self._lock is None or self._lock_loop is not loop:
+            self._lock, self._lock_loop = asyncio.Lock(), loop
+        return self._lock
+
+    def _drop_source_tools(self) -> None:
+        for name in self._from_sources:
+            self._tools.pop(name, None)
+        self._from_sources.clear()
+
+    def __getitem__(self, name: str) -> AnyTool:
         try:
             return self._tools[name]
         except KeyError:
             known = ", ".join(self.names) or "none"
             raise KeyError(f"No tool named '{name}'; tools: {known}") from None
 
-    def get(self, name: str) -> Tool[..., Any] | None:
+    def get(self, name: str) -> AnyTool | None:
         """The tool called ``name``, or ``None``."""
         return self._tools.get(name)
 
     def __contains__(self, name: object) -> bool:
         return name in self._tools
 
-    def __iter__(self) -> Iterator[Tool[..., Any]]:
+    def __iter__(self) -> Iterator[AnyTool]:
         return iter(self._tools.values())
 
     def __len__(self) -> int:
         return len(self._tools)
 
     def __add__(self, other: Toolset) -> Toolset:
-        return Toolset([*self, *other])
+        """Both toolsets' tools and sources (a source's tools come when the sum is opened)."""
+        own = [t for t in self if t.name not in self._from_sources]
+        theirs = [t for t in other if t.name not in other._from_sources]
+        combined = Toolset([*own, *theirs])
+        combined._sources = [*self._sources, *other._sources]
+        return combined
 
     def __repr__(self) -> str:
         return f"Toolset({self.names!r})"
@@ -90,6 +222,57 @@ class Toolset:
     def openai_schemas(self) -> list[dict[str, Any]]:
         """Every tool as an OpenAI ``tools=[...]`` entry."""
         return [t.openai_schema() for t in self]
+
+    @classmethod
+    def from_mcp(
+        cls,
+        server: str | Sequence[str],
+        *,
+        name: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        env: Mapping[str, str] | None = None,
+        cwd: str | Path | None = None,
+        prefix: str = "",
+        timeout: float | None = None,
+        connect_timeout: float = 30.0,
+        requires_approval: bool = False,
+    ) -> Toolset:
+        """The tools of an MCP server, available while the toolset (or its agent) is open.
+
+        Example:
+            >>> tools = Toolset.from_mcp("python my_server.py")  # doctest: +SKIP
+            >>> async with Agent(tools=tools + Toolset([calculator])) as agent:  # doctest: +SKIP
+            ...     result = await agent.arun("...")
+
+        Args:
+            server: a command line (``"npx -y @modelcontextprotocol/server-filesystem /tmp"``),
+                a list of arguments, or the ``http(s)://`` URL of a streamable HTTP endpoint.
+            name: how errors name the server (default: the script name, or host and path).
+            headers: HTTP headers for a URL, e.g. ``{"Authorization": "Bearer ..."}``; never
+                printed, logged or shown in a repr.
+            env: extra environment variables for a command.
+            cwd: working directory for a command.
+            prefix: put before every tool name (``"fs_"``), to keep two servers' names apart.
+            timeout: seconds a call may take (default: the agent's ``tool_timeout``).
+            connect_timeout: seconds to start or reach the server and list its tools.
+            requires_approval: every call waits for a person's approval (see ``Agent``).
+
+        Raises:
+            UserError: the ``mcp`` package is missing (``pip install 'foxagent[mcp]'``), or the
+                arguments do not fit the transport.
+        """
+        from foxagent._mcp import MCPConnection, MCPSource
+
+        connection = MCPConnection(
+            server, name=name, headers=headers, env=env, cwd=cwd, connect_timeout=connect_timeout
+        )
+        toolset = cls()
+        toolset.add_source(
+            MCPSource(
+                connection, prefix=prefix, timeout=timeout, requires_approval=requires_approval
+            )
+        )
+        return toolset
 
     @classmethod
     def stock(cls) -> Toolset:
@@ -132,12 +315,19 @@ class Toolset:
         return cls(found)
 
 
-def _origin(item: Tool[..., Any]) -> str:
-    function = item.function
+def _is_runnable_schema_tool(item: object) -> bool:
+    """A ``SchemaTool`` with ``invoke`` (an MCP tool); a bare ``SchemaTool`` has nothing to run."""
+    return isinstance(item, SchemaTool) and callable(getattr(item, "invoke", None))
+
+
+def _origin(item: AnyTool) -> str:
+    function = getattr(item, "function", None)
+    if function is None:
+        return repr(item)
     return f"{getattr(function, '__module__', '?')}.{getattr(function, '__qualname__', '?')}"
 
 
-def _load_spec(spec: str) -> Iterable[Tool[..., Any]]:
+def _load_spec(spec: str) -> Iterable[AnyTool]:
     from foxagent_tools import STOCK_TOOLS, load_stock_tool
 
     spec = spec.strip()

@@ -14,6 +14,7 @@ from typing import Any, TextIO
 
 EXIT_OK = 0
 EXIT_USAGE = 2  # bad flags, tools that do not load; `run`'s other codes live in _cli_run
+EXIT_MCP_UNREACHABLE = 3  # an MCP server did not start or answer (as `run`'s unreachable)
 _ESTIMATE = "estimated: ASCII characters / 4 + 1 per non-ASCII character"
 
 
@@ -36,10 +37,57 @@ def _parser() -> argparse.ArgumentParser:
         help="stock tool name, 'stock', module path, module:object or .py file (repeatable; "
         "default: the stock tools)",
     )
+    tools.add_argument(
+        "--mcp",
+        action="append",
+        metavar="SERVER",
+        help="also show an MCP server's tools: a command line or an http(s) URL (repeatable)",
+    )
     tools.add_argument("--json", action="store_true", help="print one JSON document")
     _add_run_parser(commands)
     _add_server_parsers(commands)
+    _add_mcp_parser(commands)
     return parser
+
+
+def _add_mcp_parser(commands: Any) -> None:
+    mcp = commands.add_parser(
+        "mcp",
+        help="serve foxagent tools to any MCP client",
+        description="Model Context Protocol. `foxagent mcp serve` offers foxagent tools (stock "
+        "ones or your module) to MCP clients over stdio or streamable HTTP. To use an MCP "
+        "server's tools in foxagent, see `foxagent run --mcp`.",
+    )
+    actions = mcp.add_subparsers(dest="mcp_command", metavar="ACTION", required=True)
+    serve = actions.add_parser(
+        "serve",
+        help="serve tools over MCP (stdio by default)",
+        description="Serve foxagent tools as an MCP server. Tools that require approval are "
+        "not served. Progress goes to stderr; with stdio, stdout carries only the protocol.",
+    )
+    serve.add_argument(
+        "--tools",
+        action="append",
+        metavar="SPEC",
+        help="stock tool name, 'stock', module, module:object or .py file "
+        "(repeatable; default: the stock tools)",
+    )
+    serve.add_argument(
+        "--transport",
+        choices=["stdio", "http"],
+        default="stdio",
+        help="stdio (default; the client starts this command) or http (streamable HTTP)",
+    )
+    serve.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="interface for http (default 127.0.0.1; 0.0.0.0 exposes the tools)",
+    )
+    serve.add_argument("--port", type=int, default=8000, help="port for http (default 8000)")
+    serve.add_argument("--path", default="/mcp", help="endpoint path for http (default /mcp)")
+    serve.add_argument(
+        "--timeout", type=float, default=60.0, help="seconds a tool call may take (60)"
+    )
 
 
 def _add_server_parsers(commands: Any) -> None:
@@ -105,6 +153,14 @@ def _add_run_parser(commands: Any) -> None:
         help="stock tool name, 'stock', module, module:object or .py file "
         "(repeatable; default: the stock tools)",
     )
+    run.add_argument(
+        "--mcp",
+        action="append",
+        metavar="SERVER",
+        default=None,
+        help="add an MCP server's tools: a command line ('python server.py', started for the "
+        "run) or a streamable HTTP URL (repeatable; with --tools or the stock tools)",
+    )
     run.add_argument("--base-url", help="the server's /v1 URL (env FOXAGENT_BASE_URL)")
     run.add_argument("--api-key", help="the server's API key (env FOXAGENT_API_KEY)")
     run.add_argument("--model", help="served model name (env FOXAGENT_MODEL; default: ask)")
@@ -166,7 +222,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("arguments after `--` are only for `foxagent serve`")
     args.extra = extra
     if args.command == "tools":
-        return _tools_command(args.tools or ["stock"], as_json=args.json, out=sys.stdout)
+        specs = args.tools or ["stock"]
+        return _tools_command(specs, as_json=args.json, out=sys.stdout, mcp=args.mcp or ())
+    if args.command == "mcp":
+        from foxagent._mcp_server import serve_command
+
+        return serve_command(vars(args), err=sys.stderr)
     if args.command in ("serve", "doctor", "template", "models"):
         from foxagent import _cli_server
 
@@ -180,17 +241,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     return EXIT_OK
 
 
-def _tools_command(specs: list[str], *, as_json: bool, out: TextIO) -> int:
-    from foxagent._exceptions import UserError
+def _tools_command(specs: list[str], *, as_json: bool, out: TextIO, mcp: Sequence[str] = ()) -> int:
+    import asyncio
+
+    from foxagent._exceptions import FoxagentError, UserError
     from foxagent._tokens import estimate_tokens
     from foxagent._toolset import Toolset
 
+    async def schemas_of(toolset: Toolset) -> list[dict[str, Any]]:
+        async with toolset:  # MCP servers are started, listed and stopped again
+            return toolset.openai_schemas()
+
     try:
         toolset = Toolset.load(specs)
+        for server in mcp:
+            toolset = toolset + Toolset.from_mcp(server)
+        schemas = asyncio.run(schemas_of(toolset)) if mcp else toolset.openai_schemas()
     except UserError as error:
         print(f"foxagent tools: {error}", file=sys.stderr)
         return EXIT_USAGE
-    schemas = toolset.openai_schemas()
+    except FoxagentError as error:  # an MCP server that cannot be started or reached
+        print(f"foxagent tools: {error}", file=sys.stderr)
+        return EXIT_MCP_UNREACHABLE
     tokens = [estimate_tokens(json.dumps(schema, ensure_ascii=False)) for schema in schemas]
     if as_json:
         rows = [{"schema": s, "tokens": n} for s, n in zip(schemas, tokens, strict=True)]
