@@ -546,9 +546,12 @@ class Agent:
             return await self._execute(state, call, step)
 
         started = time.perf_counter()
-        records = await asyncio.gather(*(one(call) for call in calls))
+        if len(calls) == 1:  # the common case: no task, no gather (measurable per run)
+            records = [await one(calls[0])]
+        else:
+            records = list(await asyncio.gather(*(one(call) for call in calls)))
         state.timings.tools += time.perf_counter() - started
-        return list(records)
+        return records
 
     async def _pause(self, state: _RunState, pause: _Pause, step: int) -> RunResult:
         assert state.session is not None  # only runs with a session pause
