@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from foxagent._exceptions import (
         ArgumentProblem,
         FoxagentError,
+        MCPServerError,
         ModelConnectionError,
         ModelError,
         ModelHTTPError,
@@ -54,6 +55,7 @@ __all__ = [
     "FinalAnswer",
     "FoxBrainAnswer",
     "FoxagentError",
+    "MCPServerError",
     "ModelConnectionError",
     "ModelError",
     "ModelHTTPError",
@@ -100,6 +102,7 @@ _HOMES = {
     "FinalAnswer": "_events",
     "FoxBrainAnswer": "_answer",
     "FoxagentError": "_exceptions",
+    "MCPServerError": "_exceptions",
     "ModelConnectionError": "_exceptions",
     "ModelError": "_exceptions",
     "ModelHTTPError": "_exceptions",

@@ -30,6 +30,7 @@ from typing import Any
 __all__ = [
     "ArgumentProblem",
     "FoxagentError",
+    "MCPServerError",
     "ModelConnectionError",
     "ModelError",
     "ModelHTTPError",
@@ -98,6 +99,10 @@ class ToolArgumentsError(ToolCallError):
         self.problems = tuple(problems)
         details = "; ".join(str(p) for p in self.problems)
         super().__init__(f"Invalid arguments for tool '{tool_name}': {details}.")
+
+
+class MCPServerError(FoxagentError):
+    """An MCP server could not be started, reached or listed (the message names the server)."""
 
 
 class RunError(FoxagentError):

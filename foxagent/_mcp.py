@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from foxagent._exceptions import FoxagentError, ToolError, UserError
+from foxagent._exceptions import MCPServerError, ToolError, UserError
 from foxagent._schema import to_llama_dialect
 from foxagent._schema_tool import SchemaTool
 from foxagent._tools import ToolContext
@@ -56,10 +56,6 @@ JsonDict = dict[str, Any]
 
 _NAME_INVALID = re.compile(r"[^A-Za-z0-9_-]")
 _CLOSE_TIMEOUT = 5.0  # the SDK itself waits 2 s for a stdio server to exit before killing it
-
-
-class MCPServerError(FoxagentError):
-    """An MCP server could not be started, reached or listed (the message names the server)."""
 
 
 class MCPConnection:
