@@ -23,10 +23,10 @@ from foxagent.events import (
 )
 from foxagent.models.vllm import VLLMModel
 from foxagent.testing import FakeVLLMServer, Reply
+from tests.fixtures.slow_tools import STOPPED, slow_lookup
 
 ANSWER = "<answer>台北 23°C</answer>"
 CALL = json.dumps({"name": "get_weather", "parameters": {"location": "台北"}}, ensure_ascii=False)
-CANCELLED: list[str] = []
 
 
 @tool
@@ -37,21 +37,6 @@ def get_weather(location: str) -> dict[str, Any]:
         location: City.
     """
     return {"location": location, "temperature": 23}
-
-
-@tool
-async def slow_lookup(query: str) -> str:
-    """A lookup that takes a long time.
-
-    Args:
-        query: What to look up.
-    """
-    try:
-        await asyncio.sleep(30)
-    except asyncio.CancelledError:
-        CANCELLED.append(query)
-        raise
-    return "never"
 
 
 def agent_for(server: FakeVLLMServer, **kwargs: Any) -> Agent:
@@ -157,7 +142,7 @@ async def test_a_failed_run_raises_after_its_events() -> None:
 
 
 async def test_leaving_the_loop_cancels_the_run_and_its_tools() -> None:
-    CANCELLED.clear()
+    STOPPED.clear()
     call = json.dumps({"name": "slow_lookup", "parameters": {"query": "q-break"}})
     with FakeVLLMServer([call, ANSWER]) as server:
         async with agent_for(server) as agent:
@@ -166,5 +151,5 @@ async def test_leaving_the_loop_cancels_the_run_and_its_tools() -> None:
                 if isinstance(event, ToolStarted):
                     break
             await asyncio.sleep(0)  # let the cancelled tool task run its handler
-    assert CANCELLED == ["q-break"]
+    assert STOPPED == ["q-break"]
     assert time.monotonic() - started < 5  # not the tool's 30 s

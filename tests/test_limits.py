@@ -13,24 +13,9 @@ from foxagent import Agent, RunTimeoutError, tool
 from foxagent.events import RunCancelled, RunEvent, ToolStarted
 from foxagent.models.vllm import VLLMModel
 from foxagent.testing import FakeVLLMServer, Reply
+from tests.fixtures.slow_tools import STOPPED, slow_lookup
 
 ANSWER = "<answer>好</answer>"
-STOPPED: list[str] = []
-
-
-@tool
-async def slow_lookup(query: str) -> str:
-    """A lookup that takes a long time.
-
-    Args:
-        query: What to look up.
-    """
-    try:
-        await asyncio.sleep(30)
-    except asyncio.CancelledError:
-        STOPPED.append(query)
-        raise
-    return "never"
 
 
 @tool
