@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
 # Random or config-made values, compared by shape: the hex digits become "h".
 _SHAPED = re.compile(r"(chatcmpl-tool-|chatcmpl-|vllm-[0-9.]+-)([0-9a-f]+)")
+
+
+def sse_payloads(body: str) -> list[Any]:
+    """The ``data:`` payloads of a server-sent-events body: parsed JSON, and ``"[DONE]"``."""
+    events = [block[len("data: ") :] for block in body.split("\n\n") if block.startswith("data: ")]
+    return [event if event == "[DONE]" else json.loads(event) for event in events]
 
 
 def normalise(value: Any) -> Any:

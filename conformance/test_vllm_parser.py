@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from conformance.cases import conformance_cases, request_body
-from conformance.compare import differences, normalise
+from conformance.compare import differences, normalise, sse_payloads
 from foxagent._vllm_llama3_json import server_message
 from foxagent.testing import FakeVLLMServer, Reply
 from tests.corpus import load_cases
@@ -38,11 +38,6 @@ def fake() -> Iterator[httpx.Client]:
         yield client
 
 
-def _sse(text: str) -> list[Any]:
-    events = [block[len("data: ") :] for block in text.split("\n\n") if block.startswith("data: ")]
-    return [event if event == "[DONE]" else json.loads(event) for event in events]
-
-
 @pytest.mark.parametrize("case", CASES, ids=[c["id"] for c in CASES])
 def test_non_streaming_body_matches_real_vllm(
     case: dict[str, Any], real_vllm: dict[str, dict[str, Any]], fake: httpx.Client
@@ -58,7 +53,7 @@ def test_stream_matches_real_vllm(
     case: dict[str, Any], real_vllm: dict[str, dict[str, Any]], fake: httpx.Client
 ) -> None:
     response = fake.post("/chat/completions", json=request_body(case, stream=True))
-    real, mine = real_vllm[case["id"]]["chunks"], _sse(response.text)
+    real, mine = real_vllm[case["id"]]["chunks"], sse_payloads(response.text)
     problems = differences(normalise(real), normalise(mine))
     if len(real) != len(mine):
         problems.insert(0, f"{len(real)} real chunks, {len(mine)} fake chunks")

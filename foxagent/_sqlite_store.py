@@ -87,10 +87,7 @@ class SQLiteStore(SessionStore):
                 "SELECT COALESCE(MAX(seq), -1) FROM foxagent_messages WHERE session_id = ?",
                 (session_id,),
             ).fetchone()
-            db.executemany(
-                "INSERT INTO foxagent_messages (session_id, seq, message) VALUES (?, ?, ?)",
-                [(session_id, last + 1 + i, text) for i, text in enumerate(encoded)],
-            )
+            _insert(db, session_id, last + 1, encoded)
 
         await self._write(write)
 
@@ -99,10 +96,7 @@ class SQLiteStore(SessionStore):
 
         def write(db: sqlite3.Connection) -> None:
             db.execute("DELETE FROM foxagent_messages WHERE session_id = ?", (session_id,))
-            db.executemany(
-                "INSERT INTO foxagent_messages (session_id, seq, message) VALUES (?, ?, ?)",
-                [(session_id, i, text) for i, text in enumerate(encoded)],
-            )
+            _insert(db, session_id, 0, encoded)
 
         await self._write(write)
 
@@ -159,6 +153,13 @@ class SQLiteStore(SessionStore):
             db.execute("COMMIT")
 
         await self._run(transaction)
+
+
+def _insert(db: sqlite3.Connection, session_id: str, first_seq: int, encoded: list[str]) -> None:
+    db.executemany(
+        "INSERT INTO foxagent_messages (session_id, seq, message) VALUES (?, ?, ?)",
+        [(session_id, first_seq + i, text) for i, text in enumerate(encoded)],
+    )
 
 
 def _dumps(value: Any) -> str:

@@ -68,6 +68,7 @@ __all__ = [
     "extract_tool_calls",
     "new_tool_call_id",
     "old_tool_call_id",
+    "random_uuid",
     "server_message",
     "tool_call_id_factory",
 ]
@@ -213,7 +214,12 @@ def new_tool_call_id() -> str:
     vLLM 0.32.0's ``random_uuid`` keeps the low 64 bits of a uuid4 (checked in the conformance
     suite); earlier releases sent all 32 hex digits, see `old_tool_call_id`.
     """
-    return f"chatcmpl-tool-{uuid.uuid4().int & _LOW_64_BITS:016x}"
+    return f"chatcmpl-tool-{random_uuid()}"
+
+
+def random_uuid() -> str:
+    """vLLM 0.32.0's ``random_uuid``: the low 64 bits of a uuid4, as 16 hex digits."""
+    return f"{uuid.uuid4().int & _LOW_64_BITS:016x}"
 
 
 def old_tool_call_id() -> str:

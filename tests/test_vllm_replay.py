@@ -22,7 +22,7 @@ from typing import Any
 import httpx
 import pytest
 
-from conformance.compare import differences, normalise
+from conformance.compare import differences, normalise, sse_payloads
 from conformance.e2e.replay import ReplayServer
 from conformance.e2e.scenarios import (
     FIXTURES,
@@ -45,15 +45,10 @@ def _chat_exchanges(name: str) -> list[dict[str, Any]]:
     return [e for e in exchanges if e["path"] == "/v1/chat/completions"]
 
 
-def _sse(body: str) -> list[Any]:
-    events = [block[len("data: ") :] for block in body.split("\n\n") if block.startswith("data: ")]
-    return [event if event == "[DONE]" else json.loads(event) for event in events]
-
-
 def _assembled(body: str) -> dict[str, Any]:
     """A streamed answer folded into one message (what a client builds)."""
     content, calls, finish = "", {}, None
-    for chunk in _sse(body):
+    for chunk in sse_payloads(body):
         if chunk == "[DONE]" or not chunk["choices"]:
             continue
         choice = chunk["choices"][0]
@@ -142,7 +137,7 @@ def test_real_tool_call_ids_and_fields_are_vllm_0_32s() -> None:
         for exchange in _chat_exchanges(scenario.name):
             assert exchange["status"] == 200, (scenario.name, exchange["body"][:200])
             if exchange["request"].get("stream"):
-                chunks = _sse(exchange["body"])
+                chunks = sse_payloads(exchange["body"])
                 assert chunks[-1] == "[DONE]"
                 assert {"prompt_token_ids", "prompt_text"} <= set(chunks[0])
                 ids = [
@@ -263,8 +258,8 @@ def test_fake_server_answers_like_the_real_one(
     if request.get("stream"):
         real, mine = _assembled(exchange["body"]), _assembled(response.text)
         assert mine == real
-        real_keys = [sorted(c) for c in _sse(exchange["body"]) if c != "[DONE]"][:1]
-        assert [sorted(c) for c in _sse(response.text) if c != "[DONE]"][:1] == real_keys
+        real_keys = [sorted(c) for c in sse_payloads(exchange["body"]) if c != "[DONE]"][:1]
+        assert [sorted(c) for c in sse_payloads(response.text) if c != "[DONE]"][:1] == real_keys
     else:
         problems = differences(normalise(json.loads(exchange["body"])), normalise(response.json()))
         assert not problems, "\n".join(problems)

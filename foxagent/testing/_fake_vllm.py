@@ -35,7 +35,12 @@ from typing import Any, Literal, TypeAlias
 from aiohttp import web
 
 from foxagent._tokens import estimate_tokens
-from foxagent._vllm_llama3_json import Generation, old_tool_call_id, server_message
+from foxagent._vllm_llama3_json import (
+    Generation,
+    old_tool_call_id,
+    random_uuid,
+    server_message,
+)
 from foxagent._vllm_llama3_stream import (
     StreamedTurn,
     split_pieces,
@@ -706,7 +711,7 @@ class FakeVLLMServer:
     def _response_id(self) -> str:
         # vLLM 0.32.0's random_uuid keeps 64 bits: 16 hex digits; older releases sent 32.
         if self._generation == "brace":
-            return f"chatcmpl-{uuid.uuid4().int & ((1 << 64) - 1):016x}"
+            return f"chatcmpl-{random_uuid()}"
         return f"chatcmpl-{uuid.uuid4().hex}"
 
     def _streamed_turn(self, body: dict[str, Any], reply: Reply) -> StreamedTurn:
