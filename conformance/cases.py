@@ -1,8 +1,9 @@
 """The texts the conformance suite sends through both the real vLLM and `FakeVLLMServer`.
 
 Every model text of the recovery corpus (``tests/corpus``) with ``tool_choice`` auto, split into
-the engine steps `FakeVLLMServer` streams (`foxagent._vllm_llama3_stream.engine_steps`), plus the
-other request modes the fake answers: no tools, ``tool_choice`` none, required and named.
+the engine steps `FakeVLLMServer` streams
+(`foxagent.testing._vllm_llama3_stream.engine_steps`), plus the other request modes the fake
+answers: no tools, ``tool_choice`` none, required and named.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from foxagent._vllm_llama3_stream import engine_steps
+from foxagent.testing._vllm_llama3_stream import engine_steps
 from tests.corpus import load_cases, load_tools
 
 CALL = '{"name": "get_weather", "parameters": {"location": "台北", "unit": "celsius"}}'

@@ -1,6 +1,7 @@
 """foxagent's port of partial-json-parser (``partial_json_loads``) against the real library.
 
-`FakeVLLMServer` streams through `foxagent._vllm_llama3_stream.partial_json_loads`, a port of
+`FakeVLLMServer` streams through
+`foxagent.testing._vllm_llama3_stream.partial_json_loads`, a port of
 what vLLM calls on partial-json-parser. Here every prefix of every corpus text (after the
 ``<|python_tag|>`` the parser skips), as is and with blanks in front, goes through both, with
 and without partial strings. Where the library raises, the port must raise too (vLLM skips the
@@ -16,8 +17,8 @@ from typing import Any
 
 import pytest
 
-from foxagent._vllm_llama3_json import BOT_TOKEN
-from foxagent._vllm_llama3_stream import partial_json_loads
+from foxagent.testing._vllm_llama3_json import BOT_TOKEN
+from foxagent.testing._vllm_llama3_stream import partial_json_loads
 from tests.corpus import load_cases
 
 ORACLE = Path(__file__).with_name("partial_json_oracle.py")

@@ -19,8 +19,8 @@ import pytest
 
 from conformance.cases import conformance_cases, request_body
 from conformance.compare import differences, normalise, sse_payloads
-from foxagent._vllm_llama3_json import server_message
 from foxagent.testing import FakeVLLMServer, Reply
+from foxagent.testing._vllm_llama3_json import server_message
 from tests.corpus import load_cases
 
 CASES = conformance_cases()

@@ -60,10 +60,10 @@ from foxagent._messages import (
 from foxagent._prompts import DEFAULT_SYSTEM_PROMPT
 from foxagent._recovery import RecoveredCall, Recovery, RejectedCall, ToolIndex, recover_tool_calls
 from foxagent._run import RunResult, Timings, ToolCallRecord
-from foxagent._session import PendingCall, Session, compact_history
 from foxagent._tools import ToolContext
 from foxagent._toolset import Toolset
 from foxagent.models._base import Model
+from foxagent.sessions._session import PendingCall, Session, compact_history
 
 __all__ = ["Agent"]
 

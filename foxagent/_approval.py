@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import asdict
 from typing import Any
 
-from foxagent._session import PendingCall
+from foxagent.sessions._session import PendingCall
 
 __all__ = ["Approver", "ask", "pending_state"]
 

@@ -24,7 +24,7 @@ from typing import Any, Literal
 
 from foxagent._messages import Message, StreamEnd, StreamEvent
 from foxagent._run import RunResult, ToolCallRecord
-from foxagent._session import PendingCall
+from foxagent.sessions._session import PendingCall
 
 __all__ = [
     "ApprovalRequired",

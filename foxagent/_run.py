@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from foxagent._answer import FoxBrainAnswer
 from foxagent._messages import Message, Usage
-from foxagent._session import PendingCall
+from foxagent.sessions._session import PendingCall
 
 __all__ = ["RunResult", "Timings", "ToolCallRecord"]
 

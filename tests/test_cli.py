@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from foxagent import cli
+from foxagent.cli import _main
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -46,7 +47,7 @@ def test_tools_lists_stock_schemas_with_token_estimates(capsys: pytest.CaptureFi
 
 def test_tools_json_for_a_file() -> None:
     out = io.StringIO()
-    assert cli._tools_command([str(FIXTURES / "file_tools.py")], as_json=True, out=out) == 0
+    assert _main._tools_command([str(FIXTURES / "file_tools.py")], as_json=True, out=out) == 0
     document = json.loads(out.getvalue())
     assert [row["schema"]["function"]["name"] for row in document["tools"]] == ["shout", "whisper"]
     assert document["total_tokens"] == sum(row["tokens"] for row in document["tools"])

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from foxagent import _model_cache, cli
-from foxagent._cli_run import run_command
-from foxagent._cli_server import models_command
+from foxagent.cli import _main
+from foxagent.cli._run import run_command
+from foxagent.cli._server import models_command
+from foxagent.models import _gguf_cache
 
 
 @pytest.fixture
@@ -22,7 +23,7 @@ def no_server(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 
 def run(*argv: str) -> tuple[int, str, str]:
     out, err = io.StringIO(), io.StringIO()
-    code = run_command(vars(cli._parser().parse_args(["run", *argv])), out=out, err=err)
+    code = run_command(vars(_main._parser().parse_args(["run", *argv])), out=out, err=err)
     return code, out.getvalue(), err.getvalue()
 
 
@@ -37,7 +38,7 @@ def test_run_without_a_server_uses_the_local_model() -> None:
 
 @pytest.mark.usefixtures("no_server")
 def test_model_file_flag_and_missing_file() -> None:
-    path = _model_cache.pull()
+    path = _gguf_cache.pull()
     code, out, err = run(
         "--model-file",
         str(path),
@@ -57,7 +58,7 @@ def test_models_pull_is_idempotent_and_list_shows_it() -> None:
     out, err = io.StringIO(), io.StringIO()
     assert models_command({"action": "pull"}, out=out, err=err) == 0
     path = Path(out.getvalue().strip())
-    assert path.is_file() and path.stat().st_size == _model_cache.DEFAULT_MODEL.size
+    assert path.is_file() and path.stat().st_size == _gguf_cache.DEFAULT_MODEL.size
     listing = io.StringIO()
     assert models_command({"action": "list"}, out=listing, err=err) == 0
     assert f"{path}  98.4 MB" in listing.getvalue()

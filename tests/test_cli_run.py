@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from foxagent import cli
 from foxagent._prompts import DEFAULT_SYSTEM_PROMPT
+from foxagent.cli import _main
 from foxagent.testing import FakeVLLMServer, Reply
 
 ANSWER = (
@@ -33,9 +33,9 @@ def server(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[FakeVLLM
 
 def run(*argv: str) -> tuple[int, str, str]:
     out, err = io.StringIO(), io.StringIO()
-    from foxagent._cli_run import run_command
+    from foxagent.cli._run import run_command
 
-    args = cli._parser().parse_args(["run", *argv])
+    args = _main._parser().parse_args(["run", *argv])
     code = run_command(vars(args), out=out, err=err)
     return code, out.getvalue(), err.getvalue()
 

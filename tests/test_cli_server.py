@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from foxagent import cli
-from foxagent._cli_server import doctor_command, serve_command, template_command
+from foxagent.cli import _main
+from foxagent.cli._server import doctor_command, serve_command, template_command
 from foxagent.testing import FakeVLLMServer
 
 
@@ -19,7 +20,7 @@ def call(handler: object, *argv: str) -> tuple[int, str, str]:
     words = list(argv)
     extra = words[words.index("--") + 1 :] if "--" in words else []
     words = words[: words.index("--")] if "--" in words else words
-    flags = vars(cli._parser().parse_args(words)) | {"extra": extra}
+    flags = vars(_main._parser().parse_args(words)) | {"extra": extra}
     out, err = io.StringIO(), io.StringIO()
     code = handler(flags, out=out, err=err)  # type: ignore[operator]
     return code, out.getvalue(), err.getvalue()

@@ -1,6 +1,6 @@
 """FakeVLLMServer over real HTTP on 127.0.0.1, with httpx and the official ``openai`` SDK.
 
-The streaming emulation (``foxagent._vllm_llama3_stream``) is pinned here too: its partial JSON
+The streaming emulation (``foxagent.testing._vllm_llama3_stream``) is pinned here too: its partial JSON
 completion and state machine were checked, outside this suite, against partial-json-parser
 0.2.1.1.post7 plus a transcription of vLLM's parser on ~300k fuzzed prefixes.
 """
@@ -18,14 +18,14 @@ import httpx
 import openai
 import pytest
 
-from foxagent._vllm_llama3_stream import (
+from foxagent.testing import FakeVLLMServer, Reply
+from foxagent.testing._vllm_llama3_stream import (
     partial_json_loads,
     split_pieces,
     stream_auto,
     stream_named,
     stream_required,
 )
-from foxagent.testing import FakeVLLMServer, Reply
 
 TOOLS = [
     {

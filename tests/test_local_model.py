@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from foxagent import Agent, ModelSettings, RunResult, UserError
-from foxagent._model_cache import DEFAULT_MODEL, GGUFSpec, cache_dir, list_models, pull
+from foxagent.models._gguf_cache import DEFAULT_MODEL, GGUFSpec, cache_dir, list_models, pull
 from foxagent.models.local import LocalGGUFModel, render_messages, reply_schema
 from foxagent_tools.calculator import calculator
 

@@ -284,7 +284,8 @@ async def test_name_clash_needs_a_prefix() -> None:
 
 
 def test_cli_run_with_mcp(vllm: FakeVLLMServer, tmp_path: Path, monkeypatch: Any) -> None:
-    from foxagent._cli_run import run_command
+    from foxagent.cli import _main
+    from foxagent.cli._run import run_command
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("FOXAGENT_API_KEY", "sk-test")
@@ -292,7 +293,7 @@ def test_cli_run_with_mcp(vllm: FakeVLLMServer, tmp_path: Path, monkeypatch: Any
     server = " ".join(CALC)
     out, err = io.StringIO(), io.StringIO()
     argv = ["run", "1+2?", "--base-url", vllm.base_url, "--tools", "calculator", "--mcp", server]
-    code = run_command(vars(cli._parser().parse_args(argv)), out=out, err=err)
+    code = run_command(vars(_main._parser().parse_args(argv)), out=out, err=err)
     assert code == 0, err.getvalue()
     assert "✅" in out.getvalue() and out.getvalue().rstrip().endswith("3")
     assert '↳ add({"a": 1, "b": 2}) ok' in err.getvalue()
@@ -301,7 +302,7 @@ def test_cli_run_with_mcp(vllm: FakeVLLMServer, tmp_path: Path, monkeypatch: Any
 
     broken = ["run", "hi", "--base-url", vllm.base_url, "--mcp", f"{sys.executable} -c pass"]
     err = io.StringIO()
-    assert run_command(vars(cli._parser().parse_args(broken)), out=out, err=err) == 3
+    assert run_command(vars(_main._parser().parse_args(broken)), out=out, err=err) == 3
     assert "MCP server" in err.getvalue() and "could not be started" in err.getvalue()
 
 
@@ -375,7 +376,7 @@ def test_cli_tools_shows_mcp_schemas(capsys: pytest.CaptureFixture[str]) -> None
 
 
 def test_mcp_servers_from_the_config_file(tmp_path: Path, monkeypatch: Any) -> None:
-    from foxagent._config import RunConfig
+    from foxagent.cli._config import RunConfig
 
     monkeypatch.delenv("FOXAGENT_BASE_URL", raising=False)
     (tmp_path / "foxagent.toml").write_text(

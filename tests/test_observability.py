@@ -161,8 +161,8 @@ async def test_jsonl_trace_has_one_line_per_event(tmp_path: Path) -> None:
 
 
 def test_cli_trace_option(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from foxagent import cli
-    from foxagent._cli_run import run_command
+    from foxagent.cli import _main
+    from foxagent.cli._run import run_command
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("FOXAGENT_API_KEY", SECRET)
@@ -181,7 +181,7 @@ def test_cli_trace_option(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
             str(path),
         ]
         code = run_command(
-            vars(cli._parser().parse_args(argv)), out=io.StringIO(), err=io.StringIO()
+            vars(_main._parser().parse_args(argv)), out=io.StringIO(), err=io.StringIO()
         )
     text = path.read_text(encoding="utf-8")
     assert code == 0 and SECRET not in text

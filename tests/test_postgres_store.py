@@ -30,9 +30,9 @@ except ImportError as error:  # a collection error that says what to install
     ) from error
 
 from foxagent import Agent, tool
-from foxagent._postgres_store import PostgresStore
 from foxagent.models.vllm import VLLMModel
 from foxagent.sessions import Session
+from foxagent.sessions._postgres import PostgresStore
 from foxagent.testing import FakeVLLMServer
 
 REPO = Path(__file__).resolve().parent.parent
@@ -200,7 +200,7 @@ async def test_50_concurrent_appends_to_one_session_keep_each_batch_whole(
 
 CHILD = """
 import asyncio, sys
-from foxagent._postgres_store import PostgresStore
+from foxagent.sessions._postgres import PostgresStore
 
 async def main(conninfo, prefix, sid, tag):
     async with PostgresStore(conninfo, table_prefix=prefix) as store:
@@ -257,7 +257,7 @@ async def test_two_processes_append_to_one_session_at_once(conninfo: str) -> Non
 
 CRASH = """
 import asyncio, sys
-from foxagent._postgres_store import PostgresStore
+from foxagent.sessions._postgres import PostgresStore
 
 async def main(conninfo, prefix):
     store = PostgresStore(conninfo, table_prefix=prefix)

@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 
 from foxagent import Agent, ModelHTTPError, UserError, tool
-from foxagent._session import compact_history
 from foxagent.models.vllm import VLLMModel
 from foxagent.sessions import MemoryStore, Session, SessionStore, SQLiteStore
+from foxagent.sessions._session import compact_history
 from foxagent.testing import FakeVLLMServer, Reply
 
 ANSWER = "<answer>台北 23°C</answer>"
@@ -195,7 +195,7 @@ async def test_token_count_comes_from_the_servers_tokenize_else_an_estimate() ->
 
 def test_postgres_store_is_imported_on_first_use() -> None:
     import foxagent.sessions
-    from foxagent._postgres_store import PostgresStore
+    from foxagent.sessions._postgres import PostgresStore
 
     assert foxagent.sessions.PostgresStore is PostgresStore
     with pytest.raises(AttributeError, match="has no attribute 'RedisStore'"):

@@ -11,7 +11,7 @@ import re
 
 import pytest
 
-from foxagent._vllm_llama3_json import (
+from foxagent.testing._vllm_llama3_json import (
     BOT_TOKEN,
     Generation,
     ParserOutput,

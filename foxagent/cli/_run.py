@@ -12,8 +12,6 @@ from typing import Any, TextIO
 
 from foxagent._agent import Agent
 from foxagent._approval import Approver
-from foxagent._config import RunConfig
-from foxagent._console import LiveView
 from foxagent._events import RunEvent
 from foxagent._exceptions import (
     FoxagentError,
@@ -28,10 +26,12 @@ from foxagent._jsonl_trace import JsonlTrace
 from foxagent._messages import ModelSettings
 from foxagent._prompts import DEFAULT_SYSTEM_PROMPT
 from foxagent._run import RunResult
-from foxagent._session import PendingCall
 from foxagent._toolset import Toolset
+from foxagent.cli._config import RunConfig
+from foxagent.cli._console import LiveView
 from foxagent.models._base import Model
 from foxagent.models.vllm import DEFAULT_BASE_URL, VLLMModel
+from foxagent.sessions._session import PendingCall
 
 __all__ = ["run_command"]
 
@@ -147,7 +147,7 @@ def _tool_choice(choice: str, tools: Toolset) -> str | dict[str, Any]:
 
 def _local_model(model_file: str | None, err: TextIO) -> Model:
     """The embedded default: a small local GGUF model, when no server is configured."""
-    from foxagent._model_cache import pull
+    from foxagent.models._gguf_cache import pull
     from foxagent.models.local import LocalGGUFModel
 
     if model_file is None:

@@ -47,7 +47,7 @@ from psycopg.rows import TupleRow
 from psycopg_pool import AsyncConnectionPool
 
 from foxagent._messages import Message
-from foxagent._session import SessionStore
+from foxagent.sessions._session import SessionStore
 
 __all__ = ["PostgresStore"]
 

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import Any, TextIO
 
 EXIT_OK = 0
-EXIT_USAGE = 2  # bad flags, tools that do not load; `run`'s other codes live in _cli_run
+EXIT_USAGE = 2  # bad flags, tools that do not load; `run`'s other codes live in cli._run
 EXIT_MCP_UNREACHABLE = 3  # an MCP server did not start or answer (as `run`'s unreachable)
 _ESTIMATE = "estimated: ASCII characters / 4 + 1 per non-ASCII character"
 
@@ -225,16 +225,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         specs = args.tools or ["stock"]
         return _tools_command(specs, as_json=args.json, out=sys.stdout, mcp=args.mcp or ())
     if args.command == "mcp":
-        from foxagent._mcp_server import serve_command
+        from foxagent.cli._mcp_serve import serve_command
 
         return serve_command(vars(args), err=sys.stderr)
     if args.command in ("serve", "doctor", "template", "models"):
-        from foxagent import _cli_server
+        import importlib
 
-        handler = getattr(_cli_server, f"{args.command}_command")
+        handler = getattr(
+            importlib.import_module("foxagent.cli._server"), f"{args.command}_command"
+        )
         return int(handler(vars(args), out=sys.stdout, err=sys.stderr))
     if args.command == "run":
-        from foxagent._cli_run import run_command
+        from foxagent.cli._run import run_command
 
         return run_command(vars(args), out=sys.stdout, err=sys.stderr)
     parser.print_help()
@@ -274,7 +276,3 @@ def _tools_command(specs: list[str], *, as_json: bool, out: TextIO, mcp: Sequenc
         out.write(json.dumps(schema, ensure_ascii=False, indent=2) + "\n\n")
     out.write(f"{len(schemas)} tools, ~{sum(tokens)} tokens in all ({_ESTIMATE})\n")
     return EXIT_OK
-
-
-if __name__ == "__main__":
-    sys.exit(main())

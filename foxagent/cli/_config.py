@@ -11,16 +11,16 @@ not).
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from foxagent._environment import first_env
 from foxagent._exceptions import UserError
 
-__all__ = ["RunConfig", "first_env", "load_file_config"]
+__all__ = ["RunConfig", "load_file_config"]
 
 _ALLOWED = {
     "base_url",
@@ -71,11 +71,6 @@ class RunConfig:
             if value is not None and hasattr(config, key):
                 setattr(config, key, value)
         return config
-
-
-def first_env(*names: str) -> str | None:
-    """The value of the first of ``names`` that is set and not empty in the environment."""
-    return next((os.environ[name] for name in names if os.environ.get(name)), None)
 
 
 def load_file_config(directory: Path) -> tuple[dict[str, Any], str]:

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from foxagent._messages import Message
-from foxagent._session import SessionStore
+from foxagent.sessions._session import SessionStore
 
 __all__ = ["SQLiteStore"]
 

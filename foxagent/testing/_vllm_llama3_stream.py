@@ -55,7 +55,7 @@ from typing import Any, TypeAlias
 import partial_json_parser
 from partial_json_parser.core.options import Allow
 
-from foxagent._vllm_llama3_json import (
+from foxagent.testing._vllm_llama3_json import (
     BOT_TOKEN,
     Generation,
     new_tool_call_id,

@@ -1,4 +1,4 @@
-"""Conversations that outlive a run, for services (see ``foxagent._session`` for the rules).
+"""Conversations that outlive a run, for services (the rules: ``foxagent.sessions._session``).
 
     from foxagent.sessions import Session, SQLiteStore
 
@@ -13,11 +13,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from foxagent._session import MemoryStore, PendingCall, Session, SessionStore
-from foxagent._sqlite_store import SQLiteStore
+from foxagent.sessions._session import MemoryStore, PendingCall, Session, SessionStore
+from foxagent.sessions._sqlite import SQLiteStore
 
 if TYPE_CHECKING:
-    from foxagent._postgres_store import PostgresStore
+    from foxagent.sessions._postgres import PostgresStore
 
 __all__ = [
     "MemoryStore",
@@ -32,7 +32,7 @@ __all__ = [
 def __getattr__(name: str) -> Any:
     # psycopg is optional: only `PostgresStore` needs it, so only it imports it.
     if name == "PostgresStore":
-        from foxagent._postgres_store import PostgresStore
+        from foxagent.sessions._postgres import PostgresStore
 
         return PostgresStore
     raise AttributeError(f"module 'foxagent.sessions' has no attribute {name!r}")

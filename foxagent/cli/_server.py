@@ -7,21 +7,21 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TextIO
 
-from foxagent._config import first_env
+from foxagent._environment import first_env
 from foxagent._exceptions import UserError
 
 __all__ = ["doctor_command", "models_command", "serve_command", "template_command"]
 
 
 def serve_command(flags: Mapping[str, Any], *, out: TextIO, err: TextIO) -> int:
-    from foxagent._serve import (
+    from foxagent._templates import template_path
+    from foxagent.cli._serve import (
         ServeOptions,
         printable,
         server_environment,
         start_server,
     )
-    from foxagent._serve import serve_command as build
-    from foxagent._templates import template_path
+    from foxagent.cli._serve import serve_command as build
 
     extra = list(flags.get("extra") or ())
     options = ServeOptions(
@@ -54,7 +54,7 @@ def serve_command(flags: Mapping[str, Any], *, out: TextIO, err: TextIO) -> int:
 
 
 def doctor_command(flags: Mapping[str, Any], *, out: TextIO, err: TextIO) -> int:
-    from foxagent._doctor import run_checks
+    from foxagent.cli._doctor import run_checks
     from foxagent.models.vllm import resolve_endpoint
 
     base_url, api_key = resolve_endpoint(flags.get("base_url"), flags.get("api_key"))
@@ -76,16 +76,16 @@ def template_command(flags: Mapping[str, Any], *, out: TextIO, err: TextIO) -> i
 
 
 def models_command(flags: Mapping[str, Any], *, out: TextIO, err: TextIO) -> int:
-    from foxagent import _model_cache
+    from foxagent.models import _gguf_cache
 
     if flags["action"] == "pull":
         try:
-            path = _model_cache.pull(progress=lambda message: err.write(f"{message}\n"))
+            path = _gguf_cache.pull(progress=lambda message: err.write(f"{message}\n"))
         except UserError as error:
             err.write(f"foxagent models: {error}\n")
             return 2
         out.write(f"{path}\n")
         return 0
-    for path, size in _model_cache.list_models():
+    for path, size in _gguf_cache.list_models():
         out.write(f"{path}  {size / 1e6:.1f} MB\n")
     return 0
