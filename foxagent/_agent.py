@@ -1,6 +1,6 @@
 """``Agent``: drives FoxBrain until it answers, running the tools it calls.
 
-One run is a few named steps over an explicit :class:`_RunState`:
+One run is a few named steps over an explicit :class:`RunState`:
 
 1. ``_ask``: send the transcript and the tool schemas to the model.
 2. ``recover_tool_calls`` on the reply (the server's ``tool_calls`` are only a hint).
@@ -18,26 +18,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
-import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from dataclasses import replace
 from typing import Any
 
+from foxagent import _execution as execution
 from foxagent import _tracing as tracing
 from foxagent._answer import parse_answer
-from foxagent._approval import Approver, ask, pending_state
+from foxagent._approval import Approver, PausedRun
 from foxagent._events import (
     ApprovalRequired,
     FinalAnswer,
     RunCancelled,
     RunEvent,
     StepStarted,
-    ToolCallDetected,
-    ToolFinished,
-    ToolStarted,
     listening,
 )
 from foxagent._exceptions import (
@@ -45,44 +41,17 @@ from foxagent._exceptions import (
     RunError,
     RunTimeoutError,
     StepLimitError,
-    ToolCallError,
-    ToolRetryError,
     UserError,
 )
-from foxagent._messages import (
-    Message,
-    ModelResponse,
-    ModelSettings,
-    StreamEnd,
-    TextDelta,
-    Usage,
-)
+from foxagent._messages import Message, ModelResponse, ModelSettings, StreamEnd, TextDelta
 from foxagent._prompts import DEFAULT_SYSTEM_PROMPT
-from foxagent._recovery import RecoveredCall, Recovery, RejectedCall, ToolIndex, recover_tool_calls
-from foxagent._run import RunResult, Timings, ToolCallRecord
-from foxagent._tools import ToolContext
+from foxagent._recovery import Recovery, recover_tool_calls
+from foxagent._run import RunResult, RunState
 from foxagent._toolset import Toolset
 from foxagent.models._base import Model
-from foxagent.sessions._session import PendingCall, Session, compact_history
+from foxagent.sessions._session import Session, compact_history
 
 __all__ = ["Agent"]
-
-_REPEAT_LIMIT = 2  # the same call with the same arguments runs at most this often per run
-
-
-@dataclass(kw_only=True, slots=True)
-class _RunState:
-    run_id: str
-    messages: list[Message]
-    deps: Any = None
-    on_event: Callable[[RunEvent], Any] | None = None
-    records: list[ToolCallRecord] = field(default_factory=list)
-    usage: list[Usage] = field(default_factory=list)
-    timings: Timings = field(default_factory=Timings)
-    failures: dict[str, int] = field(default_factory=dict)
-    repeats: dict[str, int] = field(default_factory=dict)
-    session: Session | None = None
-    committed: int = 0  # messages[:committed] are stored in the session
 
 
 class Agent:
@@ -164,8 +133,6 @@ class Agent:
         self.max_retries = max_retries
         self.stream = stream
         self._server = tracing.server_attributes(getattr(model, "base_url", None))
-        self._index = ToolIndex(self.toolset)
-        self._schemas = self.toolset.openai_schemas()
 
     def __repr__(self) -> str:
         return f"Agent(tools={self.toolset.names!r}, model={self.model!r})"
@@ -253,18 +220,13 @@ class Agent:
             RunError: as for ``arun``.
         """
         async with session.lock:
-            paused = (await session.store.get_state(session.session_id)).get("pending")
-            if not paused:
+            paused = await session.paused()
+            if paused is None:
                 raise UserError(f"Session {session.session_id!r} has no run waiting for approval.")
-            undecided = [
-                c["id"]
-                for c in paused["calls"]
-                if c["needs_approval"] and c["id"] not in paused["decisions"]
-            ]
-            if undecided:
+            if paused.undecided:
                 raise UserError(
-                    f"Session {session.session_id!r}: {', '.join(undecided)} still wait for a "
-                    "decision (session.approve(call_id) or session.deny(call_id, reason))."
+                    f"Session {session.session_id!r}: {', '.join(paused.undecided)} still wait "
+                    "for a decision (session.approve(call_id) or session.deny(call_id, reason))."
                 )
             history = await session.messages()
             state = self._state(history, len(history), deps, on_event, session)
@@ -277,8 +239,8 @@ class Agent:
         deps: Any,
         on_event: Callable[[RunEvent], Any] | None,
         session: Session | None,
-    ) -> _RunState:
-        return _RunState(
+    ) -> RunState:
+        return RunState(
             run_id=uuid.uuid4().hex,
             messages=messages,
             deps=deps,
@@ -288,7 +250,7 @@ class Agent:
         )
 
     async def _run(
-        self, state: _RunState, timeout: float | None, paused: dict[str, Any] | None = None
+        self, state: RunState, timeout: float | None, paused: PausedRun | None = None
     ) -> RunResult:
         on_event = state.on_event
         started = time.perf_counter()
@@ -298,7 +260,7 @@ class Agent:
             try:
                 await self._commit(state)  # the question, before anything can fail
                 work = self._steps(state) if paused is None else self._resumed(state, paused)
-                result = await (work if deadline is None else _within(deadline, work))
+                result = await (work if deadline is None else execution.within(deadline, work))
             except RunError as error:
                 if not error.messages:
                     error.messages = list(state.messages)
@@ -365,49 +327,38 @@ class Agent:
                 with contextlib.suppress(asyncio.CancelledError):
                     await run
 
-    async def _resumed(self, state: _RunState, paused: dict[str, Any]) -> RunResult:
+    async def _resumed(self, state: RunState, paused: PausedRun) -> RunResult:
         """Run a paused reply's calls as decided, then go on with the next step."""
-        step = int(paused["step"])
-        calls = [
-            RecoveredCall(id=c["id"], name=c["name"], arguments=c["arguments"], source="server")
-            for c in paused["calls"]
-        ]
-        denied = {
-            call_id: _denial(name, decision["reason"])
-            for call_id, name in ((c["id"], c["name"]) for c in paused["calls"])
-            if (decision := paused["decisions"].get(call_id)) and not decision["approved"]
-        }
-        records = await self._execute_all(state, calls, denied, step)
-        self._append_turns(state, paused["text"], records)
+        records = await execution.run_decided(self, state, paused)
         await self._commit(state)
         assert state.session is not None  # only sessions pause
-        await state.session.store.set_state(state.session.session_id, {"pending": None})
-        self._check_budget(state, records)
-        return await self._steps(state, first_step=step + 1)
+        await state.session.set_paused(None)
+        execution.check_budget(self, state, records)
+        return await self._steps(state, first_step=paused.step + 1)
 
-    async def _steps(self, state: _RunState, first_step: int = 1) -> RunResult:
+    async def _steps(self, state: RunState, first_step: int = 1) -> RunResult:
         for step in range(first_step, self.max_steps + 1):
             if state.on_event is not None:
                 state.on_event(StepStarted(step=step))
             response = await self._ask(state)
             recovery = recover_tool_calls(
-                response.message, self._index, finish_reason=response.finish_reason
+                response.message, self.toolset.index, finish_reason=response.finish_reason
             )
             attempts = [r for r in recovery.rejected if r.kind != "example"]
             if not recovery.calls and not attempts:
                 result = self._finish(state, response, recovery, step)
                 await self._commit(state)
                 return result
-            pause = await self._run_calls(state, recovery, attempts, step)
+            paused = await execution.run_reply(self, state, recovery, attempts, step)
             await self._commit(state)
-            if pause is not None:
-                return await self._pause(state, pause, step)
+            if paused is not None:
+                return await self._pause(state, paused)
         raise StepLimitError(
             f"No final answer after {self.max_steps} model requests (max_steps).",
             messages=state.messages,
         )
 
-    async def _commit(self, state: _RunState) -> None:
+    async def _commit(self, state: RunState) -> None:
         """Store the messages that became final since the last commit (with a session)."""
         if state.session is not None and state.committed < len(state.messages):
             await state.session.append(state.messages[state.committed :])
@@ -418,7 +369,7 @@ class Agent:
         history = await session.messages()
         if session.compact_at is None or not history:
             return history
-        tokens = await self.model.count_tokens(history, self._schemas)
+        tokens = await self.model.count_tokens(history, self.toolset.schemas)
         if tokens <= session.compact_at:
             return history
         compacted = compact_history(history, tokens, target=session.compact_at // 2)
@@ -432,7 +383,7 @@ class Agent:
         messages.append({"role": "user", "content": question})
         return messages
 
-    async def _ask(self, state: _RunState) -> ModelResponse:
+    async def _ask(self, state: RunState) -> ModelResponse:
         settings = self._settings_after_calls if state.records else self.settings
         model_name = getattr(self.model, "model_name", None)
         with tracing.chat_span(model_name, settings, self._server) as span:
@@ -452,13 +403,13 @@ class Agent:
             )
         return response
 
-    async def _request(self, state: _RunState, settings: ModelSettings) -> ModelResponse:
+    async def _request(self, state: RunState, settings: ModelSettings) -> ModelResponse:
         started = time.perf_counter()
         try:
             if self.stream:
                 response = await self._ask_streaming(state, settings)
             else:
-                response = await self.model.request(state.messages, self._schemas, settings)
+                response = await self.model.request(state.messages, self.toolset.schemas, settings)
                 content = response.message.get("content")
                 if state.on_event is not None and isinstance(content, str) and content:
                     state.on_event(TextDelta(text=content))
@@ -467,8 +418,8 @@ class Agent:
         state.usage.append(response.usage)
         return response
 
-    async def _ask_streaming(self, state: _RunState, settings: ModelSettings) -> ModelResponse:
-        async for event in self.model.stream(state.messages, self._schemas, settings):
+    async def _ask_streaming(self, state: RunState, settings: ModelSettings) -> ModelResponse:
+        async for event in self.model.stream(state.messages, self.toolset.schemas, settings):
             if isinstance(event, StreamEnd):
                 return event.response
             if state.on_event is not None:
@@ -476,7 +427,7 @@ class Agent:
         raise ModelResponseError("The model's stream ended without a final message")
 
     def _finish(
-        self, state: _RunState, response: ModelResponse, recovery: Recovery, step: int
+        self, state: RunState, response: ModelResponse, recovery: Recovery, step: int
     ) -> RunResult:
         content = response.message.get("content")
         state.messages.append({"role": "assistant", "content": content if content else ""})
@@ -491,72 +442,9 @@ class Agent:
             steps=step,
         )
 
-    async def _run_calls(
-        self,
-        state: _RunState,
-        recovery: Recovery,
-        rejected: list[RejectedCall],
-        step: int,
-    ) -> _Pause | None:
-        if state.on_event is not None:
-            for call in recovery.calls:
-                state.on_event(
-                    ToolCallDetected(
-                        id=call.id, name=call.name, arguments=call.arguments, step=step
-                    )
-                )
-        refused = [_refused_record(r, step) for r in rejected]
-        needing = {c.id for c in recovery.calls if self._requires_approval(c.name)}
-        if needing and self.approver is None and state.session is not None:
-            # Pause: the refused attempts are final now; the calls wait for a decision.
-            self._append_turns(state, recovery.text, refused)
-            pending = [_pending(call, call.id in needing, step) for call in recovery.calls]
-            return _Pause(calls=pending, text="" if refused else recovery.text)
-        denied: dict[str, str] = {}
-        for call in recovery.calls:
-            if call.id not in needing:
-                continue
-            if self.approver is None:
-                denied[call.id] = (
-                    f"Tool '{call.name}' needs a person's approval, and nobody can be asked "
-                    "in this run; do not call it again."
-                )
-            elif not await ask(self.approver, _pending(call, True, step)):
-                denied[call.id] = _denial(call.name, "")
-        records = await self._execute_all(state, recovery.calls, denied, step)
-        self._append_turns(state, recovery.text, [*records, *refused])
-        self._check_budget(state, [*records, *refused])
-        return None
-
-    def _requires_approval(self, name: str) -> bool:
-        return bool(getattr(self.toolset[name], "requires_approval", False))
-
-    async def _execute_all(
-        self,
-        state: _RunState,
-        calls: Sequence[RecoveredCall],
-        denied: dict[str, str],
-        step: int,
-    ) -> list[ToolCallRecord]:
-        """Run ``calls`` concurrently, except the ``denied`` ones (id to the model's message)."""
-
-        async def one(call: RecoveredCall) -> ToolCallRecord:
-            if call.id in denied:
-                return _record(call, step, "denied", error=denied[call.id])
-            return await self._execute(state, call, step)
-
-        started = time.perf_counter()
-        if len(calls) == 1:  # the common case: no task, no gather (measurable per run)
-            records = [await one(calls[0])]
-        else:
-            records = list(await asyncio.gather(*(one(call) for call in calls)))
-        state.timings.tools += time.perf_counter() - started
-        return records
-
-    async def _pause(self, state: _RunState, pause: _Pause, step: int) -> RunResult:
+    async def _pause(self, state: RunState, paused: PausedRun) -> RunResult:
         assert state.session is not None  # only runs with a session pause
-        paused = pending_state(pause.calls, pause.text, step)
-        await state.session.store.set_state(state.session.session_id, {"pending": paused})
+        await state.session.set_paused(paused)
         return RunResult(
             answer="",
             parsed=parse_answer(""),
@@ -564,84 +452,9 @@ class Agent:
             tool_calls=state.records,
             usage=state.usage,
             timings=state.timings,
-            steps=step,
-            pending=tuple(pause.calls),
+            steps=paused.step,
+            pending=paused.calls,
         )
-
-    async def _execute(self, state: _RunState, call: RecoveredCall, step: int) -> ToolCallRecord:
-        key = call.name + "\x00" + json.dumps(call.arguments, sort_keys=True, ensure_ascii=False)
-        state.repeats[key] = state.repeats.get(key, 0) + 1
-        if state.repeats[key] > _REPEAT_LIMIT:
-            message = (
-                f"Tool '{call.name}' was already called {_REPEAT_LIMIT} times with these "
-                "arguments; use the results above instead of calling it again."
-            )
-            return _record(call, step, "rejected", error=message)
-        tool = self.toolset[call.name]
-        context = ToolContext(
-            run_id=state.run_id, tool_call_id=call.id, messages=state.messages, deps=state.deps
-        )
-        timeout = tool.timeout if tool.timeout is not None else self.tool_timeout
-        if state.on_event is not None:
-            state.on_event(
-                ToolStarted(id=call.id, name=call.name, arguments=call.arguments, step=step)
-            )
-        with tracing.tool_span(call.name, call.id) as span:
-            record = await self._invoke(call, step, tool, context, timeout)
-            if record.status != "ok":
-                span.fail(record.status)
-        return record
-
-    async def _invoke(
-        self, call: RecoveredCall, step: int, tool: Any, context: ToolContext, timeout: float
-    ) -> ToolCallRecord:
-        started = time.perf_counter()
-        try:
-            result = await _within(timeout, tool.invoke(call.arguments, context))
-        except asyncio.TimeoutError:
-            error = f"Tool '{call.name}' did not finish within {timeout:g} s and was stopped."
-            return _record(call, step, "timeout", error=error, started=started)
-        except ToolCallError as failure:
-            return _record(call, step, "error", error=str(failure), started=started)
-        except Exception as failure:  # a tool's bug must not kill the run: tell the model
-            error = f"Tool '{call.name}' failed: {type(failure).__name__}: {failure}"
-            return _record(call, step, "error", error=error, started=started)
-        return _record(call, step, "ok", result=result, started=started)
-
-    def _append_turns(self, state: _RunState, text: str, records: list[ToolCallRecord]) -> None:
-        for position, record in enumerate(records):
-            arguments = json.dumps(record.arguments, ensure_ascii=False)
-            function = {"name": record.name, "arguments": arguments}
-            call = {"id": record.id, "type": "function", "function": function}
-            # The template drops content next to a call, but the transcript keeps the reasoning.
-            content = text if position == 0 and text else None
-            state.messages.append({"role": "assistant", "content": content, "tool_calls": [call]})
-            state.messages.append(
-                {
-                    "role": "tool",
-                    "tool_call_id": record.id,
-                    "name": record.name,
-                    "content": _capped(_result_text(record), self.max_tool_result_chars),
-                }
-            )
-            state.records.append(record)
-            if state.on_event is not None:
-                state.on_event(ToolFinished(record=record))
-
-    def _check_budget(self, state: _RunState, records: list[ToolCallRecord]) -> None:
-        for record in records:
-            if record.status == "denied":
-                continue  # a person's decision, not the model's mistake
-            if record.status == "ok":
-                state.failures[record.name] = 0
-                continue
-            state.failures[record.name] = state.failures.get(record.name, 0) + 1
-            if state.failures[record.name] > self.max_retries:
-                raise ToolRetryError(
-                    f"Calls to tool '{record.name}' failed {state.failures[record.name]} times "
-                    f"in a row (max_retries={self.max_retries}); last: {record.error}",
-                    messages=state.messages,
-                )
 
     async def aclose(self) -> None:
         """Close the model's connections and the toolset's sources (MCP servers)."""
@@ -652,93 +465,7 @@ class Agent:
 
     async def __aenter__(self) -> Agent:
         await self.toolset.aopen()  # MCP servers connect and list their tools
-        self._index, self._schemas = ToolIndex(self.toolset), self.toolset.openai_schemas()
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
-
-
-async def _within(seconds: float, work: Coroutine[Any, Any, Any]) -> Any:
-    """``await work`` with a timeout (``asyncio.timeout`` where it exists: no extra task)."""
-    if sys.version_info >= (3, 11):
-        async with asyncio.timeout(seconds):
-            return await work
-    return await asyncio.wait_for(work, seconds)  # pragma: no cover - Python 3.10
-
-
-def _record(
-    call: RecoveredCall,
-    step: int,
-    status: Any,
-    *,
-    result: Any = None,
-    error: str | None = None,
-    started: float | None = None,
-) -> ToolCallRecord:
-    duration = time.perf_counter() - started if started is not None else 0.0
-    return ToolCallRecord(
-        id=call.id,
-        name=call.name,
-        arguments=call.arguments,
-        status=status,
-        result=result,
-        error=error,
-        duration=duration,
-        step=step,
-    )
-
-
-def _refused_record(rejected: RejectedCall, step: int) -> ToolCallRecord:
-    return ToolCallRecord(
-        id=rejected.id or f"chatcmpl-tool-{uuid.uuid4().hex}",
-        name=rejected.name or "unknown",
-        arguments={},
-        status="rejected",
-        error=rejected.reason,
-        step=step,
-    )
-
-
-@dataclass(frozen=True, slots=True)
-class _Pause:
-    """A reply's calls waiting for approval, and the reply's text for their turns."""
-
-    calls: list[PendingCall]
-    text: str
-
-
-def _pending(call: RecoveredCall, needs_approval: bool, step: int) -> PendingCall:
-    return PendingCall(
-        id=call.id,
-        name=call.name,
-        arguments=call.arguments,
-        needs_approval=needs_approval,
-        step=step,
-    )
-
-
-def _denial(name: str, reason: str) -> str:
-    text = f"The user did not approve the call to '{name}'"
-    return f"{text}: {reason}" if reason else f"{text}."
-
-
-def _capped(text: str, limit: int | None) -> str:
-    """``text`` cut to ``limit`` characters, with a note the model can act on."""
-    if limit is None or len(text) <= limit:
-        return text
-    return (
-        text[:limit] + f"\n[foxagent: the tool result was cut to its first {limit} of "
-        f"{len(text)} characters]"
-    )
-
-
-def _result_text(record: ToolCallRecord) -> str:
-    if record.status != "ok":
-        return f"Error: {record.error}"
-    if isinstance(record.result, str):
-        return record.result
-    try:
-        return json.dumps(record.result, ensure_ascii=False, default=str)
-    except (TypeError, ValueError):
-        return str(record.result)

@@ -22,9 +22,9 @@ from contextvars import ContextVar
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
+from foxagent._approval import PendingCall
 from foxagent._messages import Message, StreamEnd, StreamEvent
 from foxagent._run import RunResult, ToolCallRecord
-from foxagent.sessions._session import PendingCall
 
 __all__ = [
     "ApprovalRequired",

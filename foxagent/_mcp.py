@@ -36,7 +36,7 @@ from urllib.parse import urlsplit
 from foxagent._exceptions import MCPServerError, ToolError, UserError
 from foxagent._schema import to_llama_dialect
 from foxagent._schema_tool import SchemaTool
-from foxagent._tools import ToolContext
+from foxagent._tools import CheckedArguments, ToolContext
 
 try:
     import anyio
@@ -379,8 +379,13 @@ class MCPTool(SchemaTool):
             ToolArgumentsError: the arguments do not fit the schema (nothing is sent).
             ToolError: the server reported an error or could not be reached.
         """
-        data = self.validate_arguments(arguments or {})
-        result = await self.server.call_tool(self.remote_name, data)
+        return await self.run_checked(self.check_arguments(arguments or {}), context)
+
+    async def run_checked(
+        self, checked: CheckedArguments, context: ToolContext | None = None
+    ) -> Any:
+        """Call the server with arguments `check_arguments` accepted (see `invoke`)."""
+        result = await self.server.call_tool(self.remote_name, checked.native)
         if result.is_error:
             text = _content_text(result.content) or "no details given"
             raise ToolError(f"Tool '{self.name}' (MCP server '{self.server.name}') failed: {text}")

@@ -43,8 +43,8 @@ import json
 import re
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 from foxagent._call_syntax import (
     Candidate,
@@ -54,6 +54,7 @@ from foxagent._call_syntax import (
 )
 from foxagent._exceptions import ToolArgumentsError
 from foxagent._schema_tool import SchemaTool
+from foxagent._tools import CheckedArguments, ToolLike
 
 __all__ = ["RecoveredCall", "Recovery", "RejectedCall", "recover_tool_calls"]
 
@@ -63,15 +64,6 @@ RejectionKind = Literal["unknown_tool", "invalid_arguments", "truncated", "unpar
 _PREFIX = re.compile(r"^(?:functions?|tools?)\.", re.IGNORECASE)
 _NON_ALNUM = re.compile(r"[\W_]+")
 _CACHE_LIMIT = 256
-
-
-class ToolLike(Protocol):
-    """What recovery needs of a tool: ``Tool`` and ``SchemaTool`` both fit."""
-
-    name: str
-    parameters: dict[str, Any]
-
-    def validate_arguments(self, arguments: Mapping[str, Any]) -> dict[str, Any]: ...
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -85,6 +77,8 @@ class RecoveredCall:
         source: ``server`` (from ``tool_calls`` as sent), ``content`` (found in the text), or
             ``repaired`` (its JSON or its name had to be fixed).
         raw: the text the call was recovered from.
+        checked: the tool's validated arguments to run with (the loop does not validate again);
+            ``None`` for a call built by hand, which is validated when it runs.
     """
 
     id: str
@@ -92,6 +86,7 @@ class RecoveredCall:
     arguments: dict[str, Any]
     source: CallSource
     raw: str = ""
+    checked: CheckedArguments | None = field(default=None, repr=False, compare=False)
 
     def openai_tool_call(self) -> dict[str, Any]:
         """The call as an OpenAI ``tool_calls`` entry, arguments re-serialised as a JSON object."""
@@ -126,11 +121,6 @@ class Recovery:
     calls: tuple[RecoveredCall, ...] = ()
     rejected: tuple[RejectedCall, ...] = ()
     text: str = ""
-
-    @property
-    def has_calls(self) -> bool:
-        """Whether anything is to be executed."""
-        return bool(self.calls)
 
 
 def new_call_id() -> str:
@@ -379,7 +369,7 @@ def _gate(
         reason = f"Invalid arguments for tool '{tool.name}': {mapped}."
         return RejectedCall(kind="invalid_arguments", reason=reason, name=name, id=call_id, raw=raw)
     try:
-        valid = tool.validate_arguments(mapped)
+        checked = tool.check_arguments(mapped)
     except ToolArgumentsError as error:
         return RejectedCall(
             kind="invalid_arguments", reason=str(error), name=name, id=call_id, raw=raw
@@ -388,7 +378,14 @@ def _gate(
         source = "repaired"
     elif renamed:
         source = "repaired"
-    return RecoveredCall(id=call_id, name=tool.name, arguments=valid, source=source, raw=raw)
+    return RecoveredCall(
+        id=call_id,
+        name=tool.name,
+        arguments=checked.arguments,
+        source=source,
+        raw=raw,
+        checked=checked,
+    )
 
 
 def _arguments_object(

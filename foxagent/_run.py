@@ -1,15 +1,20 @@
-"""What a run returns: the answer, the transcript, every tool call, tokens and time."""
+"""A run's state while it goes (`RunState`) and what it returns (`RunResult`)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from foxagent._answer import FoxBrainAnswer
+from foxagent._approval import PendingCall
 from foxagent._messages import Message, Usage
-from foxagent.sessions._session import PendingCall
 
-__all__ = ["RunResult", "Timings", "ToolCallRecord"]
+if TYPE_CHECKING:  # type-only: events and sessions sit above this module
+    from foxagent._events import RunEvent
+    from foxagent.sessions._session import Session
+
+__all__ = ["CallStatus", "RunResult", "RunState", "Timings", "ToolCallRecord"]
 
 CallStatus = Literal["ok", "error", "rejected", "timeout", "denied"]
 
@@ -89,3 +94,34 @@ class RunResult:
         for usage in self.usage:
             total = total + usage
         return total
+
+
+@dataclass(kw_only=True, slots=True)
+class RunState:
+    """Everything one run in progress keeps: the loop's steps and tool execution share it.
+
+    Attributes:
+        run_id: the run's id (``ToolContext.run_id``, spans).
+        messages: the transcript so far.
+        deps: what the application passed to the run, for the tools.
+        on_event: the run's event listener, if any.
+        records: every call made or refused so far.
+        usage: tokens of each model request.
+        timings: model, tool and total time.
+        failures: failed calls in a row, per tool (the retry budget).
+        repeats: how often each (tool, arguments) pair ran (the repeat guard).
+        session: the stored conversation the run commits to, if any.
+        committed: ``messages[:committed]`` are stored in the session.
+    """
+
+    run_id: str
+    messages: list[Message]
+    deps: Any = None
+    on_event: Callable[[RunEvent], Any] | None = None
+    records: list[ToolCallRecord] = field(default_factory=list)
+    usage: list[Usage] = field(default_factory=list)
+    timings: Timings = field(default_factory=Timings)
+    failures: dict[str, int] = field(default_factory=dict)
+    repeats: dict[str, int] = field(default_factory=dict)
+    session: Session | None = None
+    committed: int = 0

@@ -14,6 +14,7 @@ import jsonschema
 
 from foxagent._coercion import describe_expected, loosen_object, short_repr
 from foxagent._exceptions import ArgumentProblem, ToolArgumentsError, UserError
+from foxagent._tools import CheckedArguments
 
 __all__ = ["SchemaTool"]
 
@@ -54,6 +55,10 @@ class SchemaTool:
 
     def validate_arguments(self, arguments: Mapping[str, Any]) -> JsonDict:
         """Coerce clear mistakes, then validate; ``ToolArgumentsError`` names each problem."""
+        return self.check_arguments(arguments).arguments
+
+    def check_arguments(self, arguments: Mapping[str, Any]) -> CheckedArguments:
+        """`validate_arguments`, in the form the loop runs calls with (the same dict)."""
         data = loosen_object(arguments, self.parameters)
         problems: dict[str, ArgumentProblem] = {p.argument: p for p in self._unknown(data)}
         for error in self._validator.iter_errors(data):
@@ -61,7 +66,7 @@ class SchemaTool:
                 problems.setdefault(problem.argument, problem)
         if problems:
             raise ToolArgumentsError(self.name, sorted(problems.values(), key=_order(data)))
-        return data
+        return CheckedArguments(data, data)
 
     def _unknown(self, data: Mapping[str, Any]) -> list[ArgumentProblem]:
         """Arguments the schema does not declare, unless it explicitly allows more.

@@ -17,11 +17,13 @@ import inspect
 import json
 import re
 from collections.abc import Callable, Mapping, Sequence
+from types import UnionType
 from typing import (
     Annotated,
     Any,
     Generic,
     ParamSpec,
+    Protocol,
     TypeVar,
     Union,
     get_args,
@@ -38,7 +40,7 @@ from foxagent._docstrings import parse_docstring
 from foxagent._exceptions import ArgumentProblem, ToolArgumentsError, UserError
 from foxagent._schema import LlamaJsonSchema, to_llama_dialect
 
-__all__ = ["Tool", "ToolContext", "tool"]
+__all__ = ["CheckedArguments", "Tool", "ToolContext", "ToolLike", "tool"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -66,6 +68,37 @@ class ToolContext:
     tool_call_id: str = ""
     messages: Sequence[Mapping[str, Any]] = ()
     deps: Any = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class CheckedArguments:
+    """A call's arguments, validated once.
+
+    Attributes:
+        arguments: the JSON-compatible form, written back into the transcript.
+        native: the tool's own validated form, which it runs with (no second validation).
+    """
+
+    arguments: JsonDict
+    native: Any
+
+
+class ToolLike(Protocol):
+    """The one tool protocol: what recovery and the loop need of any tool.
+
+    ``Tool`` (a Python function), ``SchemaTool`` (a JSON schema; recovery only) and ``MCPTool``
+    (an MCP server's tool) implement it.
+    """
+
+    name: str
+    description: str
+    parameters: JsonDict
+
+    def openai_schema(self) -> JsonDict: ...
+
+    def check_arguments(self, arguments: Mapping[str, Any]) -> CheckedArguments: ...
+
+    def validate_arguments(self, arguments: Mapping[str, Any]) -> JsonDict: ...
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -120,7 +153,6 @@ class Tool(Generic[P, R]):
         self._positional_only = [
             p.name for p in params if p.kind is inspect.Parameter.POSITIONAL_ONLY
         ]
-        self._unpacked_kwargs = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
         arg_params = [p for p in params if p.name != self._context_param]
         # Parameters whose Python default is a pydantic Field must always be passed explicitly.
         self._always_pass = [p.name for p in arg_params if isinstance(p.default, FieldInfo)]
@@ -150,22 +182,29 @@ class Tool(Generic[P, R]):
         Raises:
             ToolArgumentsError: naming every argument that is wrong, what came, what was expected.
         """
+        return self.check_arguments(arguments).arguments
+
+    def check_arguments(self, arguments: Mapping[str, Any] | str | None) -> CheckedArguments:
+        """`validate_arguments`, also keeping the validated values to run with."""
         instance = self._validate(arguments)
-        return instance.model_dump(mode="json", exclude_unset=True)
+        return CheckedArguments(instance.model_dump(mode="json", exclude_unset=True), instance)
 
     async def invoke(
         self, arguments: Mapping[str, Any] | str | None, context: ToolContext | None = None
     ) -> Any:
         """Validate ``arguments`` and run the function (sync functions in a worker thread)."""
-        call = self._bind(arguments, context)
+        return await self.run_checked(self.check_arguments(arguments), context)
+
+    async def run_checked(
+        self, checked: CheckedArguments, context: ToolContext | None = None
+    ) -> Any:
+        """Run the function with arguments `check_arguments` accepted (no second validation)."""
+        call = self._bind(checked.native, context)
         if self.is_async:
             return await call()
         return await asyncio.to_thread(call)
 
-    def _bind(
-        self, arguments: Mapping[str, Any] | str | None, context: ToolContext | None
-    ) -> Callable[[], Any]:
-        instance = self._validate(arguments)
+    def _bind(self, instance: pydantic.BaseModel, context: ToolContext | None) -> Callable[[], Any]:
         names = instance.model_fields_set.union(self._always_pass)
         kwargs = {key: getattr(instance, key) for key in names}
         if self._context_param is not None:
@@ -341,15 +380,9 @@ def _context_param_name(params: Sequence[_Param]) -> str | None:
 def _is_context_type(annotation: Any) -> bool:
     if get_origin(annotation) is Annotated:
         annotation = get_args(annotation)[0]
-    if get_origin(annotation) in (Union, _UnionType):
+    if get_origin(annotation) in (Union, UnionType):
         return any(_is_context_type(a) for a in get_args(annotation) if a is not type(None))
     return isinstance(annotation, type) and issubclass(annotation, ToolContext)
-
-
-try:  # `X | Y` unions have their own origin type
-    from types import UnionType as _UnionType
-except ImportError:  # pragma: no cover - Python < 3.10 is not supported anyway
-    _UnionType = Union  # type: ignore[assignment,misc]
 
 
 def _field(param: _Param, doc_description: str | None) -> tuple[Any, Any]:

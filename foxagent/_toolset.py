@@ -18,8 +18,9 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any, Protocol, Union
 
 from foxagent._exceptions import UserError
+from foxagent._recovery import ToolIndex
 from foxagent._schema_tool import SchemaTool
-from foxagent._tools import Tool, ToolContext, tool
+from foxagent._tools import CheckedArguments, Tool, ToolContext, ToolLike, tool
 
 if TYPE_CHECKING:
     from typing_extensions import Self
@@ -27,18 +28,15 @@ if TYPE_CHECKING:
 __all__ = ["ExternalTool", "ToolSource", "Toolset"]
 
 
-class ExternalTool(Protocol):
+class ExternalTool(ToolLike, Protocol):
     """A tool with no Python function behind it (an MCP server's): what the agent needs of it."""
 
-    name: str
-    description: str
-    parameters: dict[str, Any]
     timeout: float | None
     requires_approval: bool
 
-    def openai_schema(self) -> dict[str, Any]: ...
-
-    def validate_arguments(self, arguments: Mapping[str, Any]) -> dict[str, Any]: ...
+    async def run_checked(
+        self, checked: CheckedArguments, context: ToolContext | None = None
+    ) -> Any: ...
 
     async def invoke(
         self, arguments: Mapping[str, Any] | None, context: ToolContext | None = None
@@ -79,6 +77,9 @@ class Toolset:
         self._sources: list[ToolSource] = []
         self._from_sources: set[str] = set()  # names of the tools the open sources added
         self._users = 0
+        self._version = 0  # bumped whenever the tools change; the index and schemas follow it
+        self._index: tuple[int, ToolIndex] | None = None
+        self._schemas: tuple[int, list[dict[str, Any]]] | None = None
         self._lock: asyncio.Lock | None = None
         self._lock_loop: asyncio.AbstractEventLoop | None = None
         for item in tools:
@@ -105,6 +106,7 @@ class Toolset:
                 "Rename one (@tool(name=...), or Toolset.from_mcp(..., prefix=...))."
             )
         self._tools[new.name] = new
+        self._version += 1
         return new
 
     def add_source(self, source: ToolSource) -> None:
@@ -182,6 +184,7 @@ class Toolset:
         for name in self._from_sources:
             self._tools.pop(name, None)
         self._from_sources.clear()
+        self._version += 1
 
     def __getitem__(self, name: str) -> AnyTool:
         try:
@@ -220,8 +223,25 @@ class Toolset:
         return list(self._tools)
 
     def openai_schemas(self) -> list[dict[str, Any]]:
-        """Every tool as an OpenAI ``tools=[...]`` entry."""
+        """Every tool as an OpenAI ``tools=[...]`` entry (a new list each time)."""
         return [t.openai_schema() for t in self]
+
+    @property
+    def schemas(self) -> list[dict[str, Any]]:
+        """`openai_schemas`, built once per change of the tools: what the agent sends.
+
+        The list is shared; do not modify it.
+        """
+        if self._schemas is None or self._schemas[0] != self._version:
+            self._schemas = (self._version, self.openai_schemas())
+        return self._schemas[1]
+
+    @property
+    def index(self) -> ToolIndex:
+        """The tools by exact and normalised name, for recovery; follows every change."""
+        if self._index is None or self._index[0] != self._version:
+            self._index = (self._version, ToolIndex(self))
+        return self._index[1]
 
     @classmethod
     def from_mcp(
@@ -277,9 +297,8 @@ class Toolset:
     @classmethod
     def stock(cls) -> Toolset:
         """All of foxagent's stock tools (calculator, weather, ...)."""
-        from foxagent_tools import STOCK_TOOLS, load_stock_tool
-
-        return cls(load_stock_tool(name) for name in STOCK_TOOLS)
+        stock = _stock_tools()
+        return cls(stock.load_stock_tool(name) for name in stock.STOCK_TOOLS)
 
     @classmethod
     def from_module(cls, module: str | ModuleType) -> Toolset:
@@ -327,20 +346,24 @@ def _origin(item: AnyTool) -> str:
     return f"{getattr(function, '__module__', '?')}.{getattr(function, '__qualname__', '?')}"
 
 
-def _load_spec(spec: str) -> Iterable[AnyTool]:
-    from foxagent_tools import STOCK_TOOLS, load_stock_tool
+def _stock_tools() -> Any:
+    """The stock tools' package, imported by name: it imports foxagent, never the reverse."""
+    return importlib.import_module("foxagent_tools")
 
+
+def _load_spec(spec: str) -> Iterable[AnyTool]:
+    stock = _stock_tools()
     spec = spec.strip()
     if spec == "stock":
         return Toolset.stock()
-    if spec in STOCK_TOOLS:
-        return [load_stock_tool(spec)]
+    if spec in stock.STOCK_TOOLS:
+        return [stock.load_stock_tool(spec)]
     if spec.endswith(".py") or Path(spec).is_file():
         return Toolset.from_file(spec)
     if ":" in spec:
         return [_load_object(spec)]
     if spec.isidentifier() and "." not in spec and importlib.util.find_spec(spec) is None:
-        known = ", ".join(["stock", *STOCK_TOOLS])
+        known = ", ".join(["stock", *stock.STOCK_TOOLS])
         raise UserError(f"Unknown tool '{spec}': not a stock tool ({known}) nor a module.")
     return Toolset.from_module(spec)
 

@@ -27,32 +27,15 @@ import itertools
 import json
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
+from foxagent._approval import Decision, PausedRun, PendingCall
 from foxagent._exceptions import UserError
 from foxagent._messages import Message
 
 __all__ = ["MemoryStore", "PendingCall", "Session", "SessionStore", "compact_history"]
 
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class PendingCall:
-    """A call of a paused run.
-
-    Attributes:
-        id: the call's id; decisions name it.
-        name: the tool.
-        arguments: the validated arguments it would run with.
-        needs_approval: the tool requires approval (the reply's other calls wait with it).
-        step: the model request whose reply made the call.
-    """
-
-    id: str
-    name: str
-    arguments: dict[str, Any]
-    needs_approval: bool
-    step: int
+_PAUSED = "pending"  # the state key a paused run is kept under
 
 
 class SessionStore(ABC):
@@ -137,7 +120,7 @@ class Session:
         self, store: SessionStore, session_id: str, *, compact_at: int | None = None
     ) -> None:
         if not session_id:
-            raise ValueError("session_id must not be empty")
+            raise UserError("Session(session_id=...) must not be empty.")
         self.store = store
         self.session_id = session_id
         self.compact_at = compact_at
@@ -161,29 +144,34 @@ class Session:
 
     async def pending(self) -> list[PendingCall]:
         """The calls a paused run waits on (``[]`` when no run is paused)."""
-        paused = (await self.store.get_state(self.session_id)).get("pending")
-        return [PendingCall(**call) for call in paused["calls"]] if paused else []
+        paused = await self.paused()
+        return list(paused.calls) if paused is not None else []
+
+    async def paused(self) -> PausedRun | None:
+        """The run waiting for approval, if any."""
+        data = (await self.store.get_state(self.session_id)).get(_PAUSED)
+        return PausedRun.from_json(data) if data else None
+
+    async def set_paused(self, paused: PausedRun | None) -> None:
+        """Keep ``paused`` as the session's waiting run (``None``: nothing waits)."""
+        await self.store.set_state(
+            self.session_id, {_PAUSED: paused.to_json() if paused is not None else None}
+        )
 
     async def approve(self, call_id: str) -> None:
         """Let the paused call ``call_id`` run when the run is resumed (any process may)."""
-        await self._decide(call_id, approved=True, reason="")
+        await self._decide(call_id, Decision(approved=True))
 
     async def deny(self, call_id: str, reason: str = "") -> None:
         """Refuse the paused call ``call_id``; ``reason`` is passed on to the model."""
-        await self._decide(call_id, approved=False, reason=reason)
+        await self._decide(call_id, Decision(approved=False, reason=reason))
 
-    async def _decide(self, call_id: str, *, approved: bool, reason: str) -> None:
+    async def _decide(self, call_id: str, decision: Decision) -> None:
         def record(state: dict[str, Any]) -> dict[str, Any]:
-            paused = state.get("pending")
-            calls = {call["id"]: call for call in paused["calls"]} if paused else {}
-            if paused is None or call_id not in calls or not calls[call_id]["needs_approval"]:
-                waiting = [c["id"] for c in calls.values() if c["needs_approval"]]
-                raise UserError(
-                    f"Session {self.session_id!r} has no call {call_id!r} waiting for approval "
-                    f"(waiting: {', '.join(waiting) or 'none'})."
-                )
-            paused["decisions"][call_id] = {"approved": approved, "reason": reason}
-            return state
+            data = state.get(_PAUSED)
+            paused = PausedRun.from_json(data) if data else PausedRun(step=0, text="", calls=())
+            paused.decide(call_id, decision, session_id=self.session_id)
+            return {**state, _PAUSED: paused.to_json()}
 
         await self.store.update_state(self.session_id, record)
 

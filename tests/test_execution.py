@@ -1,0 +1,132 @@
+"""Tool execution beside the loop: arguments validated once, a toolset that can grow, and the
+typed paused-run state (`foxagent._approval.PausedRun`) that sessions keep."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+import pytest
+from pydantic import AfterValidator
+
+from foxagent import Agent, Toolset, UserError, tool
+from foxagent._approval import Decision, PausedRun, PendingCall
+from foxagent.sessions import MemoryStore, Session
+from foxagent.testing import ScriptedModel
+
+ANSWER = "<answer>好。</answer>"
+validations: list[str] = []
+
+
+def _counted(value: str) -> str:
+    validations.append(value)
+    return value
+
+
+@tool
+def echo(text: Annotated[str, AfterValidator(_counted)]) -> str:
+    """Say it back.
+
+    Args:
+        text: What to say.
+    """
+    return text
+
+
+def call(name: str, **arguments: Any) -> str:
+    return json.dumps({"name": name, "parameters": arguments}, ensure_ascii=False)
+
+
+async def test_arguments_are_validated_once_per_call() -> None:
+    validations.clear()
+    agent = Agent(tools=[echo], model=ScriptedModel([call("echo", text="嗨"), ANSWER]))
+    result = await agent.arun("說嗨")
+    assert [r.result for r in result.tool_calls] == ["嗨"]
+    assert validations == ["嗨"]  # recovery validated; the tool ran with those values
+
+
+async def test_a_tool_added_after_construction_is_offered_and_run() -> None:
+    model = ScriptedModel([call("late", n=2), ANSWER])
+    agent = Agent(tools=[echo], model=model)
+
+    @tool
+    def late(n: int) -> int:
+        """Double it."""
+        return n * 2
+
+    agent.toolset.add(late)
+    result = await agent.arun("double 2")
+    assert [(r.name, r.status, r.result) for r in result.tool_calls] == [("late", "ok", 4)]
+    sent = [t["function"]["name"] for t in model.requests[0].tools]
+    assert sent == ["echo", "late"]
+
+
+def test_toolset_index_and_schemas_follow_every_change() -> None:
+    tools = Toolset([echo])
+    first_index, first_schemas = tools.index, tools.schemas
+    assert tools.index is first_index and tools.schemas is first_schemas  # cached
+
+    @tool
+    def other() -> str:
+        """Other."""
+        return ""
+
+    tools.add(other)
+    assert tools.index is not first_index
+    assert [s["function"]["name"] for s in tools.schemas] == ["echo", "other"]
+    assert tools.index.resolve("OTHER")[0] is other
+
+
+def test_paused_run_json_round_trip_keeps_the_stored_shape() -> None:
+    calls = (
+        PendingCall(id="a", name="send", arguments={"to": "x"}, needs_approval=True, step=2),
+        PendingCall(id="b", name="look", arguments={}, needs_approval=False, step=2),
+    )
+    paused = PausedRun(step=2, text="先寄信。", calls=calls)
+    paused.decide("a", Decision(approved=False, reason="不要"), session_id="s")
+    data = paused.to_json()
+    assert data == {
+        "step": 2,
+        "text": "先寄信。",
+        "calls": [
+            {
+                "id": "a",
+                "name": "send",
+                "arguments": {"to": "x"},
+                "needs_approval": True,
+                "step": 2,
+            },
+            {"id": "b", "name": "look", "arguments": {}, "needs_approval": False, "step": 2},
+        ],
+        "decisions": {"a": {"approved": False, "reason": "不要"}},
+    }
+    again = PausedRun.from_json(json.loads(json.dumps(data)))
+    assert again == paused
+    assert again.undecided == []
+    assert again.denials() == {"a": "The user did not approve the call to 'send': 不要"}
+
+
+def test_deciding_a_call_that_does_not_wait_names_the_waiting_ones() -> None:
+    calls = (PendingCall(id="a", name="send", arguments={}, needs_approval=True, step=1),)
+    paused = PausedRun(step=1, text="", calls=calls)
+    with pytest.raises(UserError, match=r"no call 'zzz' waiting for approval \(waiting: a\)"):
+        paused.decide("zzz", Decision(approved=True), session_id="s")
+    assert paused.undecided == ["a"]
+
+
+async def test_a_session_keeps_the_paused_run_typed() -> None:
+    session = Session(MemoryStore(), "u1")
+    assert await session.paused() is None
+    calls = (PendingCall(id="a", name="send", arguments={}, needs_approval=True, step=1),)
+    await session.set_paused(PausedRun(step=1, text="t", calls=calls))
+    await session.approve("a")
+    stored = await session.paused()
+    assert stored is not None and stored.decisions == {"a": Decision(approved=True)}
+    assert await session.pending() == list(calls)
+    await session.set_paused(None)
+    assert await session.paused() is None and await session.pending() == []
+
+
+def test_an_empty_session_id_is_a_user_error() -> None:
+    with pytest.raises(UserError, match="must not be empty"):
+        Session(MemoryStore(), "")
