@@ -20,6 +20,7 @@ from typing import Any, TextIO
 from foxagent._exceptions import ToolCallError, UserError
 from foxagent._tools import ToolContext
 from foxagent._toolset import AnyTool, Toolset
+from foxagent.cli._exit import ExitCode
 
 try:
     import mcp_types
@@ -33,10 +34,7 @@ except ImportError as _missing:  # pragma: no cover - exercised only without the
         f"MCP support needs the 'mcp' package ({_missing}): pip install 'foxagent[mcp]'"
     ) from None
 
-__all__ = ["build_server", "serve", "serve_command"]
-
-EXIT_OK = 0
-EXIT_USAGE = 2
+__all__ = ["build_server", "mcp_serve_command", "serve"]
 
 
 def build_server(toolset: Toolset, *, name: str = "foxagent", timeout: float = 60.0) -> Server[Any]:
@@ -139,13 +137,22 @@ async def serve(
     await uvicorn.Server(config).serve()
 
 
-def serve_command(flags: Mapping[str, Any], *, err: TextIO) -> int:
-    """Run ``foxagent mcp serve`` with parsed ``flags``; return the exit code."""
+def mcp_serve_command(flags: Mapping[str, Any], *, out: TextIO, err: TextIO) -> int:
+    """Run ``foxagent mcp serve``: serve the tools until the client or a Ctrl-C ends it.
+
+    Args:
+        flags: the parsed flags of ``foxagent mcp serve``.
+        out: unused: with stdio, the MCP SDK owns the process's stdout for the protocol.
+        err: where progress and errors go.
+
+    Returns:
+        ``OK`` once serving ends; ``USAGE`` when the tools do not load.
+    """
     try:
         toolset = Toolset.load(flags.get("tools") or ["stock"])
     except UserError as error:
         err.write(f"foxagent mcp serve: {error}\n")
-        return EXIT_USAGE
+        return ExitCode.USAGE
     held = [t.name for t in toolset if getattr(t, "requires_approval", False)]
     if held:
         err.write(
@@ -171,4 +178,4 @@ def serve_command(flags: Mapping[str, Any], *, err: TextIO) -> int:
         )
     except KeyboardInterrupt:
         pass
-    return EXIT_OK
+    return ExitCode.OK

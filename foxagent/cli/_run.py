@@ -29,27 +29,33 @@ from foxagent._run import RunResult
 from foxagent._toolset import Toolset
 from foxagent.cli._config import RunConfig
 from foxagent.cli._console import LiveView
+from foxagent.cli._exit import ExitCode
 from foxagent.models._base import Model
 from foxagent.models.vllm import DEFAULT_BASE_URL, VLLMModel
 from foxagent.sessions._session import PendingCall
 
 __all__ = ["run_command"]
 
-EXIT_OK = 0
-EXIT_USAGE = 2  # bad flags, tools that do not load, unreadable config
-EXIT_UNREACHABLE = 3  # no server at the URL, or it timed out, or an MCP server did not start
-EXIT_MODEL = 4  # the server or the model misbehaved (HTTP error, bad reply, tools kept failing)
-EXIT_STEP_LIMIT = 5  # no final answer within --max-steps
-
 
 def run_command(flags: Mapping[str, Any], *, out: TextIO, err: TextIO) -> int:
-    """Run ``foxagent run`` with parsed ``flags``; return the exit code."""
+    """Run ``foxagent run``: ask the question, show progress on ``err``, print the answer.
+
+    Args:
+        flags: the parsed flags of ``foxagent run`` (``None`` for a setting not given, so the
+            environment and config files can supply it).
+        out: where the answer goes (pretty, or one JSON object with ``json``).
+        err: where the live view, approval prompts and errors go.
+
+    Returns:
+        ``OK`` answered; ``USAGE`` bad settings or tools; ``UNREACHABLE`` no server or MCP
+        server; ``MODEL`` the server or model misbehaved; ``STEP_LIMIT`` no answer in time.
+    """
     try:
         config = RunConfig.resolve(flags)
         agent = _build_agent(config, flags.get("model_file"), err)
     except UserError as error:
         err.write(f"foxagent run: {error}\n")
-        return EXIT_USAGE
+        return ExitCode.USAGE
     view = LiveView(err, echo_text=config.stream and not flags.get("json"))
     trace = JsonlTrace(flags["trace"]) if flags.get("trace") else None
     try:
@@ -59,10 +65,10 @@ def run_command(flags: Mapping[str, Any], *, out: TextIO, err: TextIO) -> int:
         return _exit_code(error)
     except UserError as error:  # e.g. two MCP servers offer tools of the same name
         err.write(f"foxagent run: {error}\n")
-        return EXIT_USAGE
+        return ExitCode.USAGE
     except FoxagentError as error:  # an MCP server did not start or answer
         err.write(f"foxagent run: {error}\n")
-        return EXIT_UNREACHABLE
+        return ExitCode.UNREACHABLE
     finally:
         view.close()
         if trace is not None:
@@ -71,7 +77,7 @@ def run_command(flags: Mapping[str, Any], *, out: TextIO, err: TextIO) -> int:
         out.write(json.dumps(_as_json(result), ensure_ascii=False, default=str) + "\n")
     else:
         out.write((result.parsed.pretty() if result.parsed.tagged else result.answer) + "\n")
-    return EXIT_OK
+    return ExitCode.OK
 
 
 async def _run(agent: Agent, question: str, view: LiveView, trace: JsonlTrace | None) -> RunResult:
@@ -181,12 +187,13 @@ def _system_prompt(config: RunConfig) -> str | None:
     return prompt
 
 
-def _exit_code(error: RunError) -> int:
+def _exit_code(error: RunError) -> ExitCode:
+    """The exit code for a run that ended in ``error``."""
     if isinstance(error, ModelConnectionError):
-        return EXIT_UNREACHABLE
+        return ExitCode.UNREACHABLE
     if isinstance(error, StepLimitError):
-        return EXIT_STEP_LIMIT
-    return EXIT_MODEL
+        return ExitCode.STEP_LIMIT
+    return ExitCode.MODEL
 
 
 def _advice(error: RunError, config: RunConfig) -> str:

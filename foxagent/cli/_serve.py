@@ -23,7 +23,7 @@ from pathlib import Path
 
 from foxagent._exceptions import UserError
 
-__all__ = ["ServeOptions", "serve_command", "start_server"]
+__all__ = ["ServeOptions", "printable", "server_environment", "start_server", "vllm_command"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -42,7 +42,7 @@ class ServeOptions:
     extra: Sequence[str] = ()
 
 
-def serve_command(options: ServeOptions) -> list[str]:
+def vllm_command(options: ServeOptions) -> list[str]:
     """The vLLM command line for ``options`` (without the API key, which goes by environment)."""
     command = [
         sys.executable,

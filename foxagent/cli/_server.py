@@ -1,4 +1,4 @@
-"""``foxagent serve``, ``foxagent doctor`` and ``foxagent template``: printing and exit codes."""
+"""``foxagent serve``, ``doctor``, ``models`` and ``template``: vLLM and the local model."""
 
 from __future__ import annotations
 
@@ -9,21 +9,33 @@ from typing import Any, TextIO
 
 from foxagent._environment import first_env
 from foxagent._exceptions import UserError
+from foxagent.cli._exit import ExitCode
 
 __all__ = ["doctor_command", "models_command", "serve_command", "template_command"]
 
 
 def serve_command(flags: Mapping[str, Any], *, out: TextIO, err: TextIO) -> int:
+    """Run ``foxagent serve``: start vLLM in the foreground (or, with ``dry_run``, print how).
+
+    Args:
+        flags: the parsed flags of ``foxagent serve``; ``extra`` holds the words after ``--``,
+            which go to vLLM unchanged.
+        out: where ``--dry-run`` prints the command.
+        err: where warnings, the command being started and errors go.
+
+    Returns:
+        ``OK`` after a dry run; ``USAGE`` when vLLM is not installed; otherwise vLLM's own exit
+        status, passed on so a supervisor sees how the server ended.
+    """
     from foxagent._templates import template_path
     from foxagent.cli._serve import (
         ServeOptions,
         printable,
         server_environment,
         start_server,
+        vllm_command,
     )
-    from foxagent.cli._serve import serve_command as build
 
-    extra = list(flags.get("extra") or ())
     options = ServeOptions(
         model_path=str(flags["model_path"]),
         chat_template=Path(flags.get("chat_template") or template_path()),
@@ -34,15 +46,15 @@ def serve_command(flags: Mapping[str, Any], *, out: TextIO, err: TextIO) -> int:
         gpu_memory_utilization=float(flags["gpu_memory_utilization"]),
         dtype=str(flags["dtype"]),
         served_model_name=flags.get("served_model_name"),
-        extra=extra,
+        extra=list(flags.get("extra") or ()),
     )
-    command = build(options)
+    command = vllm_command(options)
     env = server_environment(flags.get("api_key") or first_env("FOXAGENT_API_KEY", "VLLM_API_KEY"))
     if options.host == "0.0.0.0":
         err.write("foxagent serve: warning: 0.0.0.0 exposes the server to the network.\n")
     if flags.get("dry_run"):
         out.write(printable(command, env) + "\n")
-        return 0
+        return ExitCode.OK
     if not env.get("VLLM_API_KEY"):
         err.write("foxagent serve: warning: no API key set; anyone who can reach it can use it.\n")
     err.write(f"foxagent serve: {printable(command, env)}\n")
@@ -50,10 +62,15 @@ def serve_command(flags: Mapping[str, Any], *, out: TextIO, err: TextIO) -> int:
         return start_server(command, env)
     except UserError as error:
         err.write(f"foxagent serve: {error}\n")
-        return 2
+        return ExitCode.USAGE
 
 
 def doctor_command(flags: Mapping[str, Any], *, out: TextIO, err: TextIO) -> int:
+    """Run ``foxagent doctor``: check the server and print one finding per line on ``out``.
+
+    Returns:
+        ``OK`` when every check passed; ``FAILED`` when one failed or could not be made.
+    """
     from foxagent.cli._doctor import run_checks
     from foxagent.models.vllm import resolve_endpoint
 
@@ -61,10 +78,11 @@ def doctor_command(flags: Mapping[str, Any], *, out: TextIO, err: TextIO) -> int
     findings = asyncio.run(run_checks(base_url, api_key))
     for finding in findings:
         out.write(finding.line() + "\n")
-    return 0 if all(finding.ok for finding in findings) else 1
+    return ExitCode.OK if all(finding.ok for finding in findings) else ExitCode.FAILED
 
 
 def template_command(flags: Mapping[str, Any], *, out: TextIO, err: TextIO) -> int:
+    """Run ``foxagent template``: print where the chat template is (``path``) or its text."""
     from foxagent._templates import template_path
 
     path = template_path()
@@ -72,10 +90,15 @@ def template_command(flags: Mapping[str, Any], *, out: TextIO, err: TextIO) -> i
         out.write(f"{path}\n")
     else:
         out.write(path.read_text(encoding="utf-8"))
-    return 0
+    return ExitCode.OK
 
 
 def models_command(flags: Mapping[str, Any], *, out: TextIO, err: TextIO) -> int:
+    """Run ``foxagent models``: fetch the default local model (``pull``) or list the cache.
+
+    Returns:
+        ``OK``; ``USAGE`` when the model cannot be fetched.
+    """
     from foxagent.models import _gguf_cache
 
     if flags["action"] == "pull":
@@ -83,9 +106,9 @@ def models_command(flags: Mapping[str, Any], *, out: TextIO, err: TextIO) -> int
             path = _gguf_cache.pull(progress=lambda message: err.write(f"{message}\n"))
         except UserError as error:
             err.write(f"foxagent models: {error}\n")
-            return 2
+            return ExitCode.USAGE
         out.write(f"{path}\n")
-        return 0
+        return ExitCode.OK
     for path, size in _gguf_cache.list_models():
         out.write(f"{path}  {size / 1e6:.1f} MB\n")
-    return 0
+    return ExitCode.OK

@@ -1,0 +1,170 @@
+"""The flags of each ``foxagent`` command, one function per command.
+
+Only argparse here: building the parser must not import pydantic or the tools, so
+``foxagent --help`` stays fast. The order of ``add_argument`` calls is the order ``--help``
+shows them in.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+__all__ = [
+    "add_doctor_arguments",
+    "add_mcp_serve_arguments",
+    "add_models_arguments",
+    "add_run_arguments",
+    "add_serve_arguments",
+    "add_template_arguments",
+    "add_tools_arguments",
+]
+
+_TOOLS_HELP = (
+    "stock tool name, 'stock', module, module:object or .py file "
+    "(repeatable; default: the stock tools)"
+)
+
+
+def add_tools_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the flags of ``foxagent tools`` to ``parser``."""
+    parser.add_argument(
+        "--tools",
+        action="append",
+        metavar="SPEC",
+        help="stock tool name, 'stock', module path, module:object or .py file (repeatable; "
+        "default: the stock tools)",
+    )
+    parser.add_argument(
+        "--mcp",
+        action="append",
+        metavar="SERVER",
+        help="also show an MCP server's tools: a command line or an http(s) URL (repeatable)",
+    )
+    parser.add_argument("--json", action="store_true", help="print one JSON document")
+
+
+def add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the flags of ``foxagent run`` to ``parser``.
+
+    Settings that a config file or the environment may also give default to ``None`` (not
+    ``False``), so ``RunConfig.resolve`` can tell "not given" from "given as off".
+    """
+    parser.add_argument("question", help="the question (any language)")
+    parser.add_argument("--tools", action="append", metavar="SPEC", default=None, help=_TOOLS_HELP)
+    parser.add_argument(
+        "--mcp",
+        action="append",
+        metavar="SERVER",
+        default=None,
+        help="add an MCP server's tools: a command line ('python server.py', started for the "
+        "run) or a streamable HTTP URL (repeatable; with --tools or the stock tools)",
+    )
+    parser.add_argument("--base-url", help="the server's /v1 URL (env FOXAGENT_BASE_URL)")
+    parser.add_argument("--api-key", help="the server's API key (env FOXAGENT_API_KEY)")
+    parser.add_argument("--model", help="served model name (env FOXAGENT_MODEL; default: ask)")
+    prompt = parser.add_mutually_exclusive_group()
+    prompt.add_argument(
+        "--system-prompt",
+        metavar="TEXT|@FILE",
+        help="system prompt, or @path to read it from a file",
+    )
+    prompt.add_argument(
+        "--no-system-prompt",
+        action="store_true",
+        default=None,
+        help="send no system prompt (FoxBrain's is the default)",
+    )
+    parser.add_argument("--max-steps", type=int, help="model requests before giving up (8)")
+    parser.add_argument("--temperature", type=float, help="sampling temperature (0.5)")
+    parser.add_argument("--max-tokens", type=int, help="tokens per reply (2048)")
+    parser.add_argument(
+        "--stream",
+        action="store_true",
+        default=None,
+        help="stream replies and show the text as it comes",
+    )
+    parser.add_argument(
+        "--tool-choice",
+        metavar="CHOICE",
+        help="auto (default), required, none, or a tool's name to force that tool; "
+        "a forced choice applies until the first call",
+    )
+    parser.add_argument(
+        "--strict-tools",
+        action="store_true",
+        default=None,
+        help="mark tools strict: vLLM >= 0.32 then holds a call's arguments to the tool's schema",
+    )
+    parser.add_argument(
+        "--trace",
+        metavar="FILE",
+        help="append the run's events to FILE as JSON lines (no keys or headers in it)",
+    )
+    parser.add_argument("--json", action="store_true", help="print one JSON object for scripts")
+    parser.add_argument(
+        "--model-file",
+        metavar="PATH",
+        help="use this local GGUF model (default without a server: SmolLM2-135M)",
+    )
+
+
+def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the flags of ``foxagent serve`` to ``parser`` (defaults: the guide's tested command)."""
+    parser.add_argument("model_path", help="the FoxBrain checkpoint directory")
+    parser.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="interface to bind (default 127.0.0.1; 0.0.0.0 exposes the server)",
+    )
+    parser.add_argument("--port", type=int, default=8883, help="port (default 8883)")
+    parser.add_argument("--tensor-parallel-size", type=int, default=1, help="GPUs (default 1)")
+    parser.add_argument("--max-model-len", type=int, default=32768, help="context (32768)")
+    parser.add_argument("--gpu-memory-utilization", type=float, default=0.97, help="(0.97)")
+    parser.add_argument("--dtype", default="auto", help="weights dtype (auto)")
+    parser.add_argument("--served-model-name", help="the name clients use (default: the path)")
+    parser.add_argument("--chat-template", help="template path (default: foxagent's)")
+    parser.add_argument("--api-key", help="the key clients must send (env FOXAGENT_API_KEY)")
+    parser.add_argument("--dry-run", action="store_true", help="print the command, start nothing")
+
+
+def add_doctor_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the flags of ``foxagent doctor`` to ``parser``."""
+    parser.add_argument("--base-url", help="the server's /v1 URL (env FOXAGENT_BASE_URL)")
+    parser.add_argument("--api-key", help="the server's API key (env FOXAGENT_API_KEY)")
+
+
+def add_models_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the arguments of ``foxagent models`` to ``parser``."""
+    parser.add_argument(
+        "action",
+        choices=["pull", "list"],
+        help="pull: fetch the default model into the cache; list: cached models",
+    )
+
+
+def add_template_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the arguments of ``foxagent template`` to ``parser``."""
+    parser.add_argument(
+        "action", choices=["path", "show"], help="path: where the installed copy is; show: print it"
+    )
+
+
+def add_mcp_serve_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the flags of ``foxagent mcp serve`` to ``parser``."""
+    parser.add_argument("--tools", action="append", metavar="SPEC", help=_TOOLS_HELP)
+    parser.add_argument(
+        "--transport",
+        choices=["stdio", "http"],
+        default="stdio",
+        help="stdio (default; the client starts this command) or http (streamable HTTP)",
+    )
+    parser.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="interface for http (default 127.0.0.1; 0.0.0.0 exposes the tools)",
+    )
+    parser.add_argument("--port", type=int, default=8000, help="port for http (default 8000)")
+    parser.add_argument("--path", default="/mcp", help="endpoint path for http (default /mcp)")
+    parser.add_argument(
+        "--timeout", type=float, default=60.0, help="seconds a tool call may take (60)"
+    )
