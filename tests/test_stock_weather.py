@@ -1,18 +1,25 @@
-"""The stock weather tool against a fake Open-Meteo (httpx.MockTransport; no network).
+"""The stock weather tool against a fake Open-Meteo: a real HTTP server on 127.0.0.1, no network.
 
 The fake answers are shaped like the real geocoding (``/v1/search``) and forecast (``/v1/forecast``)
 APIs, including their habits: no ``results`` key when nothing matches, ``{"error": true,
-"reason": ...}`` on a bad request.
+"reason": ...}`` on a bad request. Like the real service it has two hosts: geocoding and forecast
+listen on two ports, so error messages show which one failed.
 """
 
 import asyncio
+import errno
+import inspect
 import json
 import re
-from collections.abc import Awaitable, Callable
+import socket
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
+from urllib.parse import urlsplit
 
-import httpx
 import pytest
+from aiohttp import web
+from yarl import URL
 
 from foxagent import Tool, ToolError
 from foxagent_tools import STOCK_TOOLS, load_stock_tool
@@ -22,11 +29,15 @@ from foxagent_tools.weather import (
     WMO_WEATHER_CODES,
     OpenMeteoClient,
     WeatherTool,
+    _host,
     get_weather,
     make_weather_tool,
 )
 
-Handler = Callable[[httpx.Request], httpx.Response | Awaitable[httpx.Response]]
+Handler = Callable[[web.Request], web.StreamResponse | Awaitable[web.StreamResponse]]
+
+GEOCODING_PATH = urlsplit(GEOCODING_URL).path
+FORECAST_PATH = urlsplit(FORECAST_URL).path
 
 BERLIN = {
     "id": 2950159,
@@ -128,25 +139,116 @@ class FakeOpenMeteo:
     def __init__(self, places: dict[str, list[dict[str, Any]]], **current: object) -> None:
         self.places = places
         self.current = current
-        self.requests: list[httpx.Request] = []
+        self.requests: list[URL] = []
 
-    def __call__(self, request: httpx.Request) -> httpx.Response:
-        self.requests.append(request)
-        if request.url.host == "geocoding-api.open-meteo.com":
-            found = self.places.get(request.url.params["name"], [])
+    def __call__(self, request: web.Request) -> web.Response:
+        self.requests.append(request.url)
+        if request.path == GEOCODING_PATH:
+            found = self.places.get(request.query["name"], [])
             body: dict[str, Any] = {"generationtime_ms": 0.61}
             if found:
-                body["results"] = found[: int(request.url.params["count"])]
-            return httpx.Response(200, json=body)
-        unit = request.url.params.get("temperature_unit", "celsius")
-        return httpx.Response(200, json=forecast_body(unit, **self.current))
+                body["results"] = found[: int(request.query["count"])]
+            return web.json_response(body)
+        assert request.path == FORECAST_PATH
+        unit = request.query.get("temperature_unit", "celsius")
+        return web.json_response(forecast_body(unit, **self.current))
 
     def params(self, index: int) -> dict[str, str]:
-        return dict(self.requests[index].url.params)
+        return dict(self.requests[index].query)
 
 
-def weather_tool(handler: Handler, **options: float) -> WeatherTool:
-    return make_weather_tool(OpenMeteoClient(transport=httpx.MockTransport(handler), **options))
+def bound_socket() -> socket.socket:
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    return sock
+
+
+def port_of(sock: socket.socket) -> int:
+    return int(sock.getsockname()[1])
+
+
+class OpenMeteoServer:
+    """Fake Open-Meteo hosts on 127.0.0.1; each request is answered by the latest ``handler``."""
+
+    def __init__(self, geocoding_port: int, forecast_port: int) -> None:
+        self.geocoding_host = f"127.0.0.1:{geocoding_port}"
+        self.forecast_host = f"127.0.0.1:{forecast_port}"
+        self.geocoding_url = f"http://{self.geocoding_host}{GEOCODING_PATH}"
+        self.forecast_url = f"http://{self.forecast_host}{FORECAST_PATH}"
+        self.handler: Handler | None = None
+
+    async def answer(self, request: web.Request) -> web.StreamResponse:
+        assert self.handler is not None
+        response = self.handler(request)
+        return await response if inspect.isawaitable(response) else response
+
+    def tool(self, handler: Handler, **options: float) -> WeatherTool:
+        self.handler = handler
+        client = OpenMeteoClient(
+            geocoding_url=self.geocoding_url, forecast_url=self.forecast_url, **options
+        )
+        return make_weather_tool(client)
+
+
+@pytest.fixture(autouse=True)
+def straight_to_localhost(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The client honours proxy variables, as the real service may sit behind one; not 127.0.0.1.
+    for name in ("NO_PROXY", "no_proxy"):
+        monkeypatch.setenv(name, "127.0.0.1")
+
+
+@pytest.fixture
+async def open_meteo() -> AsyncIterator[OpenMeteoServer]:
+    sockets = [bound_socket(), bound_socket()]
+    server = OpenMeteoServer(*map(port_of, sockets))
+    app = web.Application()
+    app.router.add_route("*", "/{path:.*}", server.answer)
+    # Handlers still waiting (the deadline test) are cancelled at once on cleanup.
+    runner = web.AppRunner(app, shutdown_timeout=0.1)
+    await runner.setup()
+    try:
+        for sock in sockets:
+            await web.SockSite(runner, sock).start()
+        yield server
+    finally:
+        await runner.cleanup()
+
+
+@pytest.fixture
+def refusing_port() -> int:
+    """A port on 127.0.0.1 where nothing listens (connections are refused)."""
+    with bound_socket() as sock:
+        return port_of(sock)
+
+
+@pytest.fixture
+async def hang_up_port() -> AsyncIterator[int]:
+    """A port on 127.0.0.1 whose server reads each request and hangs up without an answer."""
+
+    async def hang_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.close()
+        await writer.wait_closed()
+
+    server = await asyncio.start_server(hang_up, "127.0.0.1", 0)
+    async with server:
+        yield port_of(server.sockets[0])
+
+
+@pytest.fixture
+def full_backlog() -> Iterator[int]:
+    """A port on 127.0.0.1 whose accept queue is full: connecting hangs (Linux drops the SYN)."""
+    with bound_socket() as listener:
+        listener.listen(0)
+        waiting = [socket.socket() for _ in range(3)]
+        try:
+            for sock in waiting:
+                sock.setblocking(False)
+                sock.connect_ex(listener.getsockname())
+            yield port_of(listener)
+        finally:
+            for sock in waiting:
+                sock.close()
 
 
 async def refused(tool: WeatherTool, location: str, **kwargs: Any) -> str:
@@ -158,10 +260,10 @@ async def refused(tool: WeatherTool, location: str, **kwargs: Any) -> str:
     return message
 
 
-async def test_current_weather_in_celsius() -> None:
+async def test_current_weather_in_celsius(open_meteo: OpenMeteoServer) -> None:
     fake = FakeOpenMeteo({"Berlin": [BERLIN]})
 
-    result = await weather_tool(fake)("Berlin")
+    result = await open_meteo.tool(fake)("Berlin")
 
     assert result == {
         "location": "Berlin, State of Berlin, Germany",
@@ -177,9 +279,9 @@ async def test_current_weather_in_celsius() -> None:
         "weather_code": 2,
         "description": "Partly cloudy",
     }
-    assert [str(r.url.copy_with(query=None)) for r in fake.requests] == [
-        GEOCODING_URL,
-        FORECAST_URL,
+    assert [str(url.with_query(None)) for url in fake.requests] == [
+        open_meteo.geocoding_url,
+        open_meteo.forecast_url,
     ]
     assert fake.params(0) == {"name": "Berlin", "count": "1", "language": "en", "format": "json"}
     assert fake.params(1) == {
@@ -194,10 +296,10 @@ async def test_current_weather_in_celsius() -> None:
     }
 
 
-async def test_current_weather_in_fahrenheit() -> None:
+async def test_current_weather_in_fahrenheit(open_meteo: OpenMeteoServer) -> None:
     fake = FakeOpenMeteo({"Berlin": [BERLIN]}, temperature_2m=88.2, apparent_temperature=96.6)
 
-    result = await weather_tool(fake)("Berlin", unit="fahrenheit")
+    result = await open_meteo.tool(fake)("Berlin", unit="fahrenheit")
 
     assert fake.params(1)["temperature_unit"] == "fahrenheit"
     assert fake.params(1)["wind_speed_unit"] == "mph"
@@ -205,10 +307,10 @@ async def test_current_weather_in_fahrenheit() -> None:
     assert (result["unit"], result["wind_speed_unit"]) == ("fahrenheit", "mph")
 
 
-async def test_chinese_place_name_is_searched_in_chinese() -> None:
+async def test_chinese_place_name_is_searched_in_chinese(open_meteo: OpenMeteoServer) -> None:
     fake = FakeOpenMeteo({"新竹": [HSINCHU_ZH]}, weather_code=61)
 
-    result = await weather_tool(fake)("新竹")
+    result = await open_meteo.tool(fake)("新竹")
 
     assert fake.params(0) == {"name": "新竹", "count": "1", "language": "zh", "format": "json"}
     assert (fake.params(1)["latitude"], fake.params(1)["longitude"]) == ("24.80361", "120.96861")
@@ -220,126 +322,160 @@ async def test_chinese_place_name_is_searched_in_chinese() -> None:
     ("location", "language"),
     [("Taipei", "en"), ("臺中", "zh"), ("东京", "zh"), ("とうきょう", "ja"), ("서울", "ko")],
 )
-async def test_search_language_follows_the_script(location: str, language: str) -> None:
+async def test_search_language_follows_the_script(
+    open_meteo: OpenMeteoServer, location: str, language: str
+) -> None:
     fake = FakeOpenMeteo({})
 
-    await refused(weather_tool(fake), location)
+    await refused(open_meteo.tool(fake), location)
 
     assert fake.params(0)["language"] == language
 
 
-async def test_chinese_spellings_are_tried_in_turn() -> None:
+async def test_chinese_spellings_are_tried_in_turn(open_meteo: OpenMeteoServer) -> None:
     # Users write 台 or 臺 and add or drop 市; the service may know only one of the forms.
     fake = FakeOpenMeteo({"臺北市": [TAIPEI_ZH]})
 
-    result = await weather_tool(fake)("台北市")
+    result = await open_meteo.tool(fake)("台北市")
 
     assert [fake.params(i)["name"] for i in range(2)] == ["台北市", "臺北市"]
     assert fake.params(2)["latitude"] == "25.04776"
     assert result["location"] == "臺北市, 臺灣"
 
 
-async def test_chinese_name_without_suffix_is_tried_last() -> None:
+async def test_chinese_name_without_suffix_is_tried_last(open_meteo: OpenMeteoServer) -> None:
     fake = FakeOpenMeteo({"新竹": [HSINCHU_ZH]})
 
-    await weather_tool(fake)("新竹縣")
+    await open_meteo.tool(fake)("新竹縣")
 
-    assert [r.url.params["name"] for r in fake.requests[:-1]] == ["新竹縣", "新竹"]
+    assert [url.query["name"] for url in fake.requests[:-1]] == ["新竹縣", "新竹"]
 
 
-async def test_country_or_state_after_a_comma_picks_the_match() -> None:
+async def test_country_or_state_after_a_comma_picks_the_match(open_meteo: OpenMeteoServer) -> None:
     fake = FakeOpenMeteo({"Paris": [PARIS_FR, PARIS_TX]})
 
-    result = await weather_tool(fake)("Paris, Texas")
+    result = await open_meteo.tool(fake)("Paris, Texas")
 
     assert fake.params(0) == {"name": "Paris", "count": "10", "language": "en", "format": "json"}
     assert result["location"] == "Paris, Texas, United States"
 
 
-async def test_unmatched_qualifier_falls_back_to_the_best_match() -> None:
+async def test_unmatched_qualifier_falls_back_to_the_best_match(
+    open_meteo: OpenMeteoServer,
+) -> None:
     fake = FakeOpenMeteo({"Paris": [PARIS_FR, PARIS_TX]})
 
-    result = await weather_tool(fake)("Paris，Atlantis")
+    result = await open_meteo.tool(fake)("Paris，Atlantis")
 
     assert result["location"] == "Paris, Île-de-France, France"
 
 
-async def test_unknown_place() -> None:
+async def test_unknown_place(open_meteo: OpenMeteoServer) -> None:
     fake = FakeOpenMeteo({})
 
-    assert await refused(weather_tool(fake), "Atlantis") == "No place called 'Atlantis' was found."
+    assert (
+        await refused(open_meteo.tool(fake), "Atlantis") == "No place called 'Atlantis' was found."
+    )
     assert len(fake.requests) == 1
 
 
-async def test_empty_location() -> None:
+async def test_empty_location(open_meteo: OpenMeteoServer) -> None:
     fake = FakeOpenMeteo({})
 
-    message = await refused(weather_tool(fake), "  ")
+    message = await refused(open_meteo.tool(fake), "  ")
 
     assert message == "No location given: name a city, e.g. 'Taipei' or '新竹'."
     assert fake.requests == []
 
 
-async def test_connect_error() -> None:
-    def handler(request: httpx.Request) -> httpx.Response:
-        raise httpx.ConnectError("[Errno -3] Temporary failure in name resolution", request=request)
+async def test_connect_error(refusing_port: int) -> None:
+    url = f"http://127.0.0.1:{refusing_port}{GEOCODING_PATH}"
 
-    assert await refused(weather_tool(handler), "Berlin") == (
-        "Weather service unreachable: geocoding-api.open-meteo.com "
-        "([Errno -3] Temporary failure in name resolution)."
+    assert await refused(make_weather_tool(OpenMeteoClient(geocoding_url=url)), "Berlin") == (
+        f"Weather service unreachable: 127.0.0.1:{refusing_port} "
+        f"([Errno {errno.ECONNREFUSED}] Connect call failed ('127.0.0.1', {refusing_port}))."
     )
 
 
-async def test_read_timeout() -> None:
-    def handler(request: httpx.Request) -> httpx.Response:
-        raise httpx.ReadTimeout("timed out", request=request)
+async def test_server_hanging_up(hang_up_port: int) -> None:
+    url = f"http://127.0.0.1:{hang_up_port}{GEOCODING_PATH}"
 
-    assert await refused(weather_tool(handler), "Berlin") == (
-        "Weather service unreachable: geocoding-api.open-meteo.com did not answer in time."
+    assert await refused(make_weather_tool(OpenMeteoClient(geocoding_url=url)), "Berlin") == (
+        f"Weather service unreachable: 127.0.0.1:{hang_up_port} (Server disconnected)."
     )
 
 
-async def test_whole_lookup_has_a_deadline() -> None:
-    async def handler(request: httpx.Request) -> httpx.Response:
-        await asyncio.sleep(60)
-        return httpx.Response(200, json={})
+@pytest.mark.skipif(sys.platform != "linux", reason="needs Linux dropping SYNs to a full queue")
+async def test_connect_timeout(full_backlog: int) -> None:
+    url = f"http://127.0.0.1:{full_backlog}{GEOCODING_PATH}"
+    client = OpenMeteoClient(geocoding_url=url, timeout=30, connect_timeout=0.2)
 
-    message = await refused(weather_tool(handler, timeout=0.01), "Berlin")
+    assert await refused(make_weather_tool(client), "Berlin") == (
+        f"Weather service unreachable: 127.0.0.1:{full_backlog} did not answer in time."
+    )
 
-    assert message == "Weather service unreachable: no answer within 0.01 seconds."
+
+async def test_whole_lookup_has_a_deadline(open_meteo: OpenMeteoServer) -> None:
+    reached = asyncio.Event()
+
+    async def handler(request: web.Request) -> web.Response:
+        reached.set()
+        await asyncio.sleep(60)  # cancelled by the fixture's cleanup
+        return web.json_response({})
+
+    message = await refused(open_meteo.tool(handler, timeout=0.5), "Berlin")
+
+    assert message == "Weather service unreachable: no answer within 0.5 seconds."
+    assert reached.is_set()
 
 
-async def test_http_500_from_the_forecast() -> None:
+async def test_http_500_from_the_forecast(open_meteo: OpenMeteoServer) -> None:
     fake = FakeOpenMeteo({"Berlin": [BERLIN]})
 
-    def handler(request: httpx.Request) -> httpx.Response:
-        if request.url.host == "api.open-meteo.com":
-            return httpx.Response(500, text="Internal Server Error")
+    def handler(request: web.Request) -> web.Response:
+        if request.path == FORECAST_PATH:
+            return web.Response(status=500, text="Internal Server Error")
         return fake(request)
 
-    assert await refused(weather_tool(handler), "Berlin") == (
-        "Weather service error: api.open-meteo.com answered HTTP 500."
+    assert await refused(open_meteo.tool(handler), "Berlin") == (
+        f"Weather service error: {open_meteo.forecast_host} answered HTTP 500."
     )
 
 
-async def test_http_400_carries_the_reason_open_meteo_gives() -> None:
-    def handler(request: httpx.Request) -> httpx.Response:
+async def test_http_400_carries_the_reason_open_meteo_gives(open_meteo: OpenMeteoServer) -> None:
+    def handler(request: web.Request) -> web.Response:
         reason = "Parameter 'count' must be between 1 and 100."
-        return httpx.Response(400, json={"error": True, "reason": reason})
+        return web.json_response({"error": True, "reason": reason}, status=400)
 
-    assert await refused(weather_tool(handler), "Berlin") == (
-        "Weather service error: geocoding-api.open-meteo.com answered HTTP 400 "
+    assert await refused(open_meteo.tool(handler), "Berlin") == (
+        f"Weather service error: {open_meteo.geocoding_host} answered HTTP 400 "
         "(Parameter 'count' must be between 1 and 100.)."
     )
 
 
-async def test_malformed_json() -> None:
-    def handler(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(200, text="<html>Bad gateway</html>")
+async def test_malformed_json(open_meteo: OpenMeteoServer) -> None:
+    def handler(request: web.Request) -> web.Response:
+        return web.Response(text="<html>Bad gateway</html>", content_type="text/html")
 
-    message = await refused(weather_tool(handler), "Berlin")
+    message = await refused(open_meteo.tool(handler), "Berlin")
 
     assert re.fullmatch(r"Weather service sent an unexpected answer: Invalid JSON: .+\.", message)
+
+
+async def test_redirects_are_not_followed(open_meteo: OpenMeteoServer) -> None:
+    fake = FakeOpenMeteo({"Berlin": [BERLIN]})
+
+    def handler(request: web.Request) -> web.Response:
+        if request.query.get("name") == "Berlin":
+            fake.requests.append(request.url)
+            moved = request.url.with_query(dict(request.query, name="Atlantis"))
+            return web.Response(status=302, headers={"Location": str(moved)})
+        return fake(request)
+
+    message = await refused(open_meteo.tool(handler), "Berlin")
+
+    assert re.fullmatch(r"Weather service sent an unexpected answer: Invalid JSON: .+\.", message)
+    assert [url.query["name"] for url in fake.requests] == ["Berlin"]
 
 
 @pytest.mark.parametrize(
@@ -350,36 +486,38 @@ async def test_malformed_json() -> None:
         ([], "Input should be an object"),
     ],
 )
-async def test_geocoding_answer_of_the_wrong_shape(body: object, problem: str) -> None:
-    def handler(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(200, content=json.dumps(body).encode())
+async def test_geocoding_answer_of_the_wrong_shape(
+    open_meteo: OpenMeteoServer, body: object, problem: str
+) -> None:
+    def handler(request: web.Request) -> web.Response:
+        return web.Response(body=json.dumps(body).encode(), content_type="application/json")
 
-    assert await refused(weather_tool(handler), "Berlin") == (
+    assert await refused(open_meteo.tool(handler), "Berlin") == (
         f"Weather service sent an unexpected answer: {problem}."
     )
 
 
-async def test_forecast_answer_without_current_values() -> None:
+async def test_forecast_answer_without_current_values(open_meteo: OpenMeteoServer) -> None:
     fake = FakeOpenMeteo({"Berlin": [BERLIN]})
 
-    def handler(request: httpx.Request) -> httpx.Response:
-        if request.url.host == "api.open-meteo.com":
+    def handler(request: web.Request) -> web.Response:
+        if request.path == FORECAST_PATH:
             body = forecast_body("celsius")
             del body["current"]["temperature_2m"]
-            return httpx.Response(200, json=body)
+            return web.json_response(body)
         return fake(request)
 
-    assert await refused(weather_tool(handler), "Berlin") == (
+    assert await refused(open_meteo.tool(handler), "Berlin") == (
         "Weather service sent an unexpected answer: current.temperature_2m: Field required."
     )
 
 
-async def test_missing_values_and_unknown_codes_pass_through() -> None:
+async def test_missing_values_and_unknown_codes_pass_through(open_meteo: OpenMeteoServer) -> None:
     fake = FakeOpenMeteo(
         {"Berlin": [BERLIN]}, relative_humidity_2m=None, wind_speed_10m=None, weather_code=42
     )
 
-    result = await weather_tool(fake)("Berlin")
+    result = await open_meteo.tool(fake)("Berlin")
 
     assert (result["humidity_percent"], result["wind_speed"]) == (None, None)
     assert (result["weather_code"], result["description"]) == (42, "Unknown")
@@ -402,12 +540,27 @@ def test_the_tool_offered_to_the_model() -> None:
     assert "新竹" in properties["location"]["description"]
 
 
-async def test_the_agent_path_validates_and_runs_the_tool() -> None:
+async def test_the_agent_path_validates_and_runs_the_tool(open_meteo: OpenMeteoServer) -> None:
     fake = FakeOpenMeteo({"Berlin": [BERLIN]})
 
-    result = await weather_tool(fake).invoke({"location": "Berlin", "unit": "fahrenheit"})
+    result = await open_meteo.tool(fake).invoke({"location": "Berlin", "unit": "fahrenheit"})
 
     assert result["unit"] == "fahrenheit"
+
+
+def test_the_default_client_asks_the_real_service() -> None:
+    client = OpenMeteoClient()
+
+    assert (client.geocoding_url, client.forecast_url) == (GEOCODING_URL, FORECAST_URL)
+    assert GEOCODING_URL == "https://geocoding-api.open-meteo.com/v1/search"
+    assert FORECAST_URL == "https://api.open-meteo.com/v1/forecast"
+
+
+def test_messages_name_the_host_with_its_port_if_any_and_no_credentials() -> None:
+    assert _host(GEOCODING_URL) == "geocoding-api.open-meteo.com"
+    assert _host(FORECAST_URL) == "api.open-meteo.com"
+    assert _host("http://user:secret@127.0.0.1:8080/v1/search") == "127.0.0.1:8080"
+    assert _host("https://[::1]:8443/v1/search") == "::1:8443"
 
 
 def test_stock_registry_loads_the_weather_tool() -> None:

@@ -4,6 +4,9 @@ It costs more CPU per request than :class:`~foxagent.models.vllm.VLLMModel` (the
 objects for every response), so the default backend stays the lean one; this adapter is for
 applications that configure their client centrally (proxies, custom headers, Azure-style
 endpoints). The SDK's own retries apply; its exceptions are translated into foxagent's.
+
+The ``openai`` package is an extra (``pip install 'foxagent[openai]'``); without it this module
+still imports, and building an :class:`OpenAIClientModel` raises :class:`~foxagent.UserError`.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from foxagent._exceptions import (
     ModelHTTPError,
     ModelResponseError,
     ModelTimeoutError,
+    UserError,
 )
 from foxagent._messages import ModelResponse, ModelSettings, Usage
 from foxagent.models._base import Model
@@ -42,6 +46,7 @@ class OpenAIClientModel(Model):
         *,
         close_client: bool = False,
     ) -> None:
+        _require_openai()
         self.client = client
         self.model_name = model_name
         self.close_client = close_client
@@ -106,6 +111,16 @@ class OpenAIClientModel(Model):
     async def aclose(self) -> None:
         if self.close_client:
             await self.client.close()
+
+
+def _require_openai() -> None:
+    try:
+        import openai  # noqa: F401
+    except ImportError as error:
+        raise UserError(
+            f"OpenAIClientModel needs the 'openai' package ({error}): "
+            "pip install 'foxagent[openai]'"
+        ) from error
 
 
 def _status_message(error: Any) -> str:

@@ -52,8 +52,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeAlias
 
-import partial_json_parser
-from partial_json_parser.core.options import Allow
+try:
+    import partial_json_parser
+    from partial_json_parser.core.options import Allow
+except ImportError as _missing:
+    raise ImportError(
+        "foxagent.testing (FakeVLLMServer's vLLM emulation) needs the 'partial-json-parser' "
+        f"package ({_missing}): pip install 'foxagent[testing]'",
+        name=_missing.name,
+    ) from _missing
 
 from foxagent.testing._vllm_llama3_json import (
     BOT_TOKEN,

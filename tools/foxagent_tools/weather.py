@@ -5,19 +5,24 @@ then its forecast API reports the current conditions there. Every failure (unkno
 down, HTTP error, an answer of the wrong shape) becomes a one-line :class:`~foxagent.ToolError`
 the model can read.
 
-The module-level :data:`get_weather` talks to the real service. For tests or custom network
-settings build your own with :func:`make_weather_tool`::
+The module-level :data:`get_weather` talks to the real service. For tests, a self-hosted
+Open-Meteo or custom timeouts build your own with :func:`make_weather_tool`::
 
-    client = OpenMeteoClient(transport=httpx.MockTransport(handler))
+    client = OpenMeteoClient(
+        geocoding_url="http://127.0.0.1:8080/v1/search",
+        forecast_url="http://127.0.0.1:8080/v1/forecast",
+    )
     get_weather = make_weather_tool(client)
 """
 
 import asyncio
+import json
 import re
 from collections.abc import Coroutine
 from typing import Any, Literal, TypeAlias, TypeVar
+from urllib.parse import urlsplit
 
-import httpx
+import aiohttp
 import pydantic
 
 from foxagent import Tool, ToolError, tool
@@ -135,24 +140,27 @@ class _Forecast(pydantic.BaseModel):
 class OpenMeteoClient:
     """Looks up the current weather at a named place on Open-Meteo.
 
-    Each call opens (and closes) its own HTTP client, so one ``OpenMeteoClient`` can serve
-    calls from different event loops.
+    Each call opens (and closes) its own HTTP session, so one ``OpenMeteoClient`` can serve
+    calls from different event loops. Proxy settings come from the environment (``HTTPS_PROXY``,
+    ``NO_PROXY``, ...); redirects are not followed.
 
     Args:
-        transport: the httpx transport for every request, e.g. ``httpx.MockTransport`` in tests;
-            ``None`` uses the network.
+        geocoding_url: the geocoding search endpoint, e.g. a local fake's in tests.
+        forecast_url: the forecast endpoint.
         timeout: seconds one whole lookup (geocoding and forecast together) may take.
         connect_timeout: seconds to wait for a connection to be established.
     """
 
     def __init__(
         self,
-        transport: httpx.AsyncBaseTransport | None = None,
         *,
+        geocoding_url: str = GEOCODING_URL,
+        forecast_url: str = FORECAST_URL,
         timeout: float = 10.0,
         connect_timeout: float = 5.0,
     ) -> None:
-        self._transport = transport
+        self.geocoding_url = geocoding_url
+        self.forecast_url = forecast_url
         self._timeout = timeout
         self._connect_timeout = connect_timeout
 
@@ -172,13 +180,16 @@ class OpenMeteoClient:
             ) from None
 
     async def _lookup(self, location: str, unit: Unit) -> dict[str, object]:
-        timeout = httpx.Timeout(self._timeout, connect=self._connect_timeout)
-        async with httpx.AsyncClient(transport=self._transport, timeout=timeout) as http:
+        # No total: asyncio.wait_for in current_weather bounds the whole lookup.
+        timeout = aiohttp.ClientTimeout(
+            total=None, sock_connect=self._connect_timeout, sock_read=self._timeout
+        )
+        async with aiohttp.ClientSession(timeout=timeout, trust_env=True) as http:
             place = await self._find_place(http, location)
             current = await self._current(http, place, unit)
         return _summary(place, current, unit)
 
-    async def _find_place(self, http: httpx.AsyncClient, location: str) -> _Place:
+    async def _find_place(self, http: aiohttp.ClientSession, location: str) -> _Place:
         name, _, qualifier = _QUALIFIER.sub(",", location, count=1).partition(",")
         for spelling in _spellings(name):
             params: Params = {
@@ -187,12 +198,12 @@ class OpenMeteoClient:
                 "language": _language(spelling),
                 "format": "json",
             }
-            places = (await _get(http, GEOCODING_URL, params, _Geocoding)).results
+            places = (await _get(http, self.geocoding_url, params, _Geocoding)).results
             if places:
                 return next((p for p in places if p.matches(qualifier)), places[0])
         raise ToolError(f"No place called '{location}' was found.")
 
-    async def _current(self, http: httpx.AsyncClient, place: _Place, unit: Unit) -> _Current:
+    async def _current(self, http: aiohttp.ClientSession, place: _Place, unit: Unit) -> _Current:
         params: Params = {
             "latitude": place.latitude,
             "longitude": place.longitude,
@@ -201,7 +212,7 @@ class OpenMeteoClient:
             "wind_speed_unit": _WIND_UNITS[unit][0],
             "timezone": "auto",
         }
-        return (await _get(http, FORECAST_URL, params, _Forecast)).current
+        return (await _get(http, self.forecast_url, params, _Forecast)).current
 
 
 def make_weather_tool(client: OpenMeteoClient | None = None) -> WeatherTool:
@@ -227,22 +238,20 @@ def make_weather_tool(client: OpenMeteoClient | None = None) -> WeatherTool:
     return get_weather
 
 
-async def _get(http: httpx.AsyncClient, url: str, params: Params, model: type[Model]) -> Model:
-    host = httpx.URL(url).host
+async def _get(http: aiohttp.ClientSession, url: str, params: Params, model: type[Model]) -> Model:
+    host = _host(url)
     try:
-        response = await http.get(url, params=params)
-    except httpx.TimeoutException:
+        async with http.get(url, params=params, allow_redirects=False) as response:
+            status = response.status
+            body = await response.read()
+    except asyncio.TimeoutError:  # aiohttp's connect and read timeouts
         raise ToolError(f"Weather service unreachable: {host} did not answer in time.") from None
-    except httpx.TransportError as error:
-        reason = _one_line(str(error)) or type(error).__name__
-        raise ToolError(f"Weather service unreachable: {host} ({reason}).") from None
-    if response.is_error:
-        raise ToolError(
-            f"Weather service error: {host} answered HTTP {response.status_code}"
-            f"{_api_reason(response)}."
-        )
+    except aiohttp.ClientError as error:
+        raise ToolError(f"Weather service unreachable: {host} ({_reason(error)}).") from None
+    if status >= 400:
+        raise ToolError(f"Weather service error: {host} answered HTTP {status}{_api_reason(body)}.")
     try:
-        return model.model_validate_json(response.content)
+        return model.model_validate_json(body)
     except pydantic.ValidationError as error:
         raise ToolError(
             f"Weather service sent an unexpected answer: {_first_problem(error)}."
@@ -290,10 +299,27 @@ def _one_line(text: str) -> str:
     return text if len(text) <= 200 else text[:197] + "..."
 
 
-def _api_reason(response: httpx.Response) -> str:
+def _host(url: str) -> str:
+    """The host of ``url``, with its port when one is given (never its user or password)."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    try:
+        port = parts.port
+    except ValueError:
+        return host
+    return host if port is None else f"{host}:{port}"
+
+
+def _reason(error: aiohttp.ClientError) -> str:
+    # A connector error's own text repeats the host ("Cannot connect to host ..."): keep the cause.
+    cause = error.os_error if isinstance(error, aiohttp.ClientConnectorError) else error
+    return _one_line(str(cause)) or _one_line(str(error)) or type(error).__name__
+
+
+def _api_reason(body: bytes) -> str:
     # Open-Meteo explains refusals as {"error": true, "reason": "..."}.
     try:
-        reason = response.json().get("reason")
+        reason = json.loads(body).get("reason")
     except (ValueError, AttributeError):
         return ""
     return f" ({_one_line(reason)})" if isinstance(reason, str) and reason.strip() else ""
