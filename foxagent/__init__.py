@@ -1,50 +1,82 @@
 """foxagent: tool-calling agents for FoxBrain (Llama 3.1) served by vLLM.
 
-Public names are re-exported here; the modules behind them are private. They are imported on
-first use, so ``import foxagent.cli`` (and ``foxagent --help``) does not pay for pydantic.
+Public names are re-exported here; the modules behind them are private (events live in
+`foxagent.events`, the most used of them are re-exported here too). They are imported on first
+use, so ``import foxagent.cli`` (and ``foxagent --help``) does not pay for pydantic.
 """
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from foxagent._facade import lazy_exports
 
 if TYPE_CHECKING:
-    from foxagent._agent import Agent
-    from foxagent._answer import FoxBrainAnswer, parse_answer
-    from foxagent._events import (
-        FinalAnswer,
-        ModelRetry,
-        StepStarted,
-        ToolCallDetected,
-        ToolFinished,
-        ToolStarted,
+    from foxagent._agent import (
+        Agent as Agent,
+    )
+    from foxagent._answer import (
+        FoxBrainAnswer as FoxBrainAnswer,
+        parse_answer as parse_answer,
     )
     from foxagent._exceptions import (
-        ArgumentProblem,
-        FoxagentError,
-        MCPServerError,
-        ModelConnectionError,
-        ModelError,
-        ModelHTTPError,
-        ModelResponseError,
-        ModelTimeoutError,
-        RunError,
-        RunTimeoutError,
-        StepLimitError,
-        ToolArgumentsError,
-        ToolCallError,
-        ToolError,
-        ToolRetryError,
-        UserError,
+        ArgumentProblem as ArgumentProblem,
+        FoxagentError as FoxagentError,
+        MCPServerError as MCPServerError,
+        ModelConnectionError as ModelConnectionError,
+        ModelError as ModelError,
+        ModelHTTPError as ModelHTTPError,
+        ModelResponseError as ModelResponseError,
+        ModelTimeoutError as ModelTimeoutError,
+        RunError as RunError,
+        RunTimeoutError as RunTimeoutError,
+        StepLimitError as StepLimitError,
+        ToolArgumentsError as ToolArgumentsError,
+        ToolCallError as ToolCallError,
+        ToolError as ToolError,
+        ToolRetryError as ToolRetryError,
+        UserError as UserError,
     )
-    from foxagent._messages import ModelResponse, ModelSettings, TextDelta, ToolCallDelta, Usage
-    from foxagent._prompts import DEFAULT_SYSTEM_PROMPT
-    from foxagent._recovery import RecoveredCall, Recovery, RejectedCall, recover_tool_calls
-    from foxagent._run import RunResult, Timings, ToolCallRecord
-    from foxagent._schema_tool import SchemaTool
-    from foxagent._tools import Tool, ToolContext, tool
-    from foxagent._toolset import Toolset
+    from foxagent._messages import (
+        ModelResponse as ModelResponse,
+        ModelSettings as ModelSettings,
+        Usage as Usage,
+    )
+    from foxagent._prompts import (
+        DEFAULT_SYSTEM_PROMPT as DEFAULT_SYSTEM_PROMPT,
+    )
+    from foxagent._recovery import (
+        RecoveredCall as RecoveredCall,
+        Recovery as Recovery,
+        RejectedCall as RejectedCall,
+        recover_tool_calls as recover_tool_calls,
+    )
+    from foxagent._run import (
+        RunResult as RunResult,
+        Timings as Timings,
+        ToolCallRecord as ToolCallRecord,
+    )
+    from foxagent._schema_tool import (
+        SchemaTool as SchemaTool,
+    )
+    from foxagent._tools import (
+        Tool as Tool,
+        ToolContext as ToolContext,
+        tool as tool,
+    )
+    from foxagent._toolset import (
+        Toolset as Toolset,
+    )
+    from foxagent.events import (
+        FinalAnswer as FinalAnswer,
+        ModelRetry as ModelRetry,
+        StepStarted as StepStarted,
+        TextDelta as TextDelta,
+        ToolCallDelta as ToolCallDelta,
+        ToolCallDetected as ToolCallDetected,
+        ToolFinished as ToolFinished,
+        ToolStarted as ToolStarted,
+    )
 
 __version__ = "0.1.0.dev0"
 
@@ -95,61 +127,50 @@ __all__ = [
     "tool",
 ]
 
-_HOMES = {
-    "Agent": "_agent",
-    "ArgumentProblem": "_exceptions",
-    "DEFAULT_SYSTEM_PROMPT": "_prompts",
-    "FinalAnswer": "_events",
-    "FoxBrainAnswer": "_answer",
-    "FoxagentError": "_exceptions",
-    "MCPServerError": "_exceptions",
-    "ModelConnectionError": "_exceptions",
-    "ModelError": "_exceptions",
-    "ModelHTTPError": "_exceptions",
-    "ModelResponse": "_messages",
-    "ModelResponseError": "_exceptions",
-    "ModelRetry": "_events",
-    "ModelSettings": "_messages",
-    "ModelTimeoutError": "_exceptions",
-    "RecoveredCall": "_recovery",
-    "Recovery": "_recovery",
-    "RejectedCall": "_recovery",
-    "RunError": "_exceptions",
-    "RunResult": "_run",
-    "RunTimeoutError": "_exceptions",
-    "SchemaTool": "_schema_tool",
-    "StepLimitError": "_exceptions",
-    "StepStarted": "_events",
-    "TextDelta": "_messages",
-    "Timings": "_run",
-    "Tool": "_tools",
-    "ToolArgumentsError": "_exceptions",
-    "ToolCallDelta": "_messages",
-    "ToolCallDetected": "_events",
-    "ToolCallError": "_exceptions",
-    "ToolCallRecord": "_run",
-    "ToolContext": "_tools",
-    "ToolError": "_exceptions",
-    "ToolFinished": "_events",
-    "ToolRetryError": "_exceptions",
-    "ToolStarted": "_events",
-    "Toolset": "_toolset",
-    "Usage": "_messages",
-    "UserError": "_exceptions",
-    "parse_answer": "_answer",
-    "recover_tool_calls": "_recovery",
-    "tool": "_tools",
+_EXPORTS = {
+    "Agent": "foxagent._agent",
+    "ArgumentProblem": "foxagent._exceptions",
+    "DEFAULT_SYSTEM_PROMPT": "foxagent._prompts",
+    "FinalAnswer": "foxagent.events",
+    "FoxBrainAnswer": "foxagent._answer",
+    "FoxagentError": "foxagent._exceptions",
+    "MCPServerError": "foxagent._exceptions",
+    "ModelConnectionError": "foxagent._exceptions",
+    "ModelError": "foxagent._exceptions",
+    "ModelHTTPError": "foxagent._exceptions",
+    "ModelResponse": "foxagent._messages",
+    "ModelResponseError": "foxagent._exceptions",
+    "ModelRetry": "foxagent.events",
+    "ModelSettings": "foxagent._messages",
+    "ModelTimeoutError": "foxagent._exceptions",
+    "RecoveredCall": "foxagent._recovery",
+    "Recovery": "foxagent._recovery",
+    "RejectedCall": "foxagent._recovery",
+    "RunError": "foxagent._exceptions",
+    "RunResult": "foxagent._run",
+    "RunTimeoutError": "foxagent._exceptions",
+    "SchemaTool": "foxagent._schema_tool",
+    "StepLimitError": "foxagent._exceptions",
+    "StepStarted": "foxagent.events",
+    "TextDelta": "foxagent.events",
+    "Timings": "foxagent._run",
+    "Tool": "foxagent._tools",
+    "ToolArgumentsError": "foxagent._exceptions",
+    "ToolCallDelta": "foxagent.events",
+    "ToolCallDetected": "foxagent.events",
+    "ToolCallError": "foxagent._exceptions",
+    "ToolCallRecord": "foxagent._run",
+    "ToolContext": "foxagent._tools",
+    "ToolError": "foxagent._exceptions",
+    "ToolFinished": "foxagent.events",
+    "ToolRetryError": "foxagent._exceptions",
+    "ToolStarted": "foxagent.events",
+    "Toolset": "foxagent._toolset",
+    "Usage": "foxagent._messages",
+    "UserError": "foxagent._exceptions",
+    "parse_answer": "foxagent._answer",
+    "recover_tool_calls": "foxagent._recovery",
+    "tool": "foxagent._tools",
 }
 
-
-def __getattr__(name: str) -> Any:
-    home = _HOMES.get(name)
-    if home is None:
-        raise AttributeError(f"module 'foxagent' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"foxagent.{home}"), name)
-    globals()[name] = value  # later lookups skip this function
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

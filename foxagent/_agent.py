@@ -24,8 +24,7 @@ from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import replace
 from typing import Any
 
-from foxagent import _execution as execution
-from foxagent import _tracing as tracing
+from foxagent import _execution as execution, _tracing as tracing
 from foxagent._answer import parse_answer
 from foxagent._approval import Approver, PausedRun
 from foxagent._events import (
@@ -34,7 +33,6 @@ from foxagent._events import (
     RunCancelled,
     RunEvent,
     StepStarted,
-    listening,
 )
 from foxagent._exceptions import (
     ModelResponseError,
@@ -49,6 +47,7 @@ from foxagent._recovery import Recovery, recover_tool_calls
 from foxagent._run import RunResult, RunState
 from foxagent._toolset import Toolset
 from foxagent.models._base import Model
+from foxagent.models._retry import reporting_retries
 from foxagent.sessions._session import Session, compact_history
 
 __all__ = ["Agent"]
@@ -256,7 +255,7 @@ class Agent:
         started = time.perf_counter()
         deadline = self.run_timeout if timeout is None else timeout
         conversation = state.session.session_id if state.session is not None else None
-        with listening(on_event), tracing.run_span(state.run_id, conversation) as span:
+        with reporting_retries(on_event), tracing.run_span(state.run_id, conversation) as span:
             try:
                 await self._commit(state)  # the question, before anything can fail
                 work = self._steps(state) if paused is None else self._resumed(state, paused)

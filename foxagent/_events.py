@@ -10,20 +10,17 @@ pauses for a person's decision, or `RunCancelled` when its task is cancelled.
 A service can forward them as server-sent events: every event is a frozen dataclass with a
 ``kind`` string.
 
-Model backends report retries through `emit`, which reaches the listener of the run the code is
-running for (a context variable, so concurrent runs in one process never see each other's).
+`ModelRetry` is defined with the other values backends produce (``foxagent._messages``): a
+backend reports it through ``foxagent.models.report_retry`` and never imports this module.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from contextvars import ContextVar
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 from foxagent._approval import PendingCall
-from foxagent._messages import Message, StreamEnd, StreamEvent
+from foxagent._messages import Message, ModelRetry, StreamEnd, StreamEvent
 from foxagent._run import RunResult, ToolCallRecord
 
 __all__ = [
@@ -36,9 +33,7 @@ __all__ = [
     "ToolCallDetected",
     "ToolFinished",
     "ToolStarted",
-    "emit",
     "event_payload",
-    "listening",
 ]
 
 
@@ -48,16 +43,6 @@ class StepStarted:
 
     kind: Literal["step"] = "step"
     step: int
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class ModelRetry:
-    """A model request failed in a retryable way and is sent again after ``delay`` seconds."""
-
-    kind: Literal["retry"] = "retry"
-    attempt: int  # the retry about to be made, from 1
-    delay: float
-    reason: str
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -141,24 +126,3 @@ def event_payload(event: RunEvent) -> dict[str, Any]:
     if isinstance(event, StreamEnd):
         return {"kind": event.kind}  # the reply is in the deltas before it
     return asdict(event)
-
-
-Listener = Callable[[RunEvent], Any]
-_LISTENER: ContextVar[Listener | None] = ContextVar("foxagent_run_listener", default=None)
-
-
-def emit(event: RunEvent) -> None:
-    """Report ``event`` to the listener of the run in progress, if it has one."""
-    listener = _LISTENER.get()
-    if listener is not None:
-        listener(event)
-
-
-@contextmanager
-def listening(listener: Listener | None) -> Iterator[None]:
-    """Make ``listener`` the current run's listener for the ``with`` block."""
-    token = _LISTENER.set(listener)
-    try:
-        yield
-    finally:
-        _LISTENER.reset(token)

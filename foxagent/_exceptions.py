@@ -15,6 +15,9 @@ Three families, so callers can tell *who* has to act::
         │   ├── ModelConnectionError  it could not be reached, or the connection broke
         │   │   └── ModelTimeoutError it did not answer in time
         │   └── ModelResponseError    its answer was not a chat completion
+        ├── MCPServerError        an MCP server the tools come from could not be started, reached
+        │                         or listed (when the agent or toolset opens: no transcript yet)
+        ├── RunTimeoutError       the run passed its deadline (run_timeout)
         ├── StepLimitError        max_steps model requests without a final answer
         └── ToolRetryError        the model kept making calls that fail, past the retry budget
 
@@ -101,10 +104,6 @@ class ToolArgumentsError(ToolCallError):
         super().__init__(f"Invalid arguments for tool '{tool_name}': {details}.")
 
 
-class MCPServerError(FoxagentError):
-    """An MCP server could not be started, reached or listed (the message names the server)."""
-
-
 class RunError(FoxagentError):
     """A run could not continue (server error, unreachable server, step limit, ...).
 
@@ -116,6 +115,10 @@ class RunError(FoxagentError):
     def __init__(self, message: str, *, messages: Sequence[Any] = ()) -> None:
         super().__init__(message)
         self.messages: list[Any] = list(messages)
+
+
+class MCPServerError(RunError):
+    """An MCP server could not be started, reached or listed (the message names the server)."""
 
 
 class ModelError(RunError):

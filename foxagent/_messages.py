@@ -16,6 +16,7 @@ __all__ = [
     "FOXBRAIN_STOP",
     "Message",
     "ModelResponse",
+    "ModelRetry",
     "ModelSettings",
     "StreamEnd",
     "StreamEvent",
@@ -151,6 +152,20 @@ class StreamEnd:
 
     kind: Literal["end"] = "end"
     response: ModelResponse
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ModelRetry:
+    """A model request failed in a retryable way and is sent again after ``delay`` seconds.
+
+    Backends report it while the run waits (``foxagent.models.report_retry``); the run passes
+    it on as an event.
+    """
+
+    kind: Literal["retry"] = "retry"
+    attempt: int  # the retry about to be made, from 1
+    delay: float
+    reason: str
 
 
 StreamEvent = TextDelta | ToolCallDelta | StreamEnd

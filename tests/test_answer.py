@@ -5,8 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
 from foxagent._answer import FoxBrainAnswer, parse_answer
 from foxagent._prompts import DEFAULT_SYSTEM_PROMPT

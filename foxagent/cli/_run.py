@@ -14,7 +14,7 @@ from foxagent._agent import Agent
 from foxagent._approval import Approver
 from foxagent._events import RunEvent
 from foxagent._exceptions import (
-    FoxagentError,
+    MCPServerError,
     ModelConnectionError,
     ModelError,
     ModelHTTPError,
@@ -66,9 +66,6 @@ def run_command(flags: Mapping[str, Any], *, out: TextIO, err: TextIO) -> int:
     except UserError as error:  # e.g. two MCP servers offer tools of the same name
         err.write(f"foxagent run: {error}\n")
         return ExitCode.USAGE
-    except FoxagentError as error:  # an MCP server did not start or answer
-        err.write(f"foxagent run: {error}\n")
-        return ExitCode.UNREACHABLE
     finally:
         view.close()
         if trace is not None:
@@ -189,7 +186,7 @@ def _system_prompt(config: RunConfig) -> str | None:
 
 def _exit_code(error: RunError) -> ExitCode:
     """The exit code for a run that ended in ``error``."""
-    if isinstance(error, ModelConnectionError):
+    if isinstance(error, (ModelConnectionError, MCPServerError)):
         return ExitCode.UNREACHABLE
     if isinstance(error, StepLimitError):
         return ExitCode.STEP_LIMIT

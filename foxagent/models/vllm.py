@@ -21,23 +21,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import random
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
 import aiohttp
 
 from foxagent._environment import first_env
-from foxagent._events import ModelRetry, emit
 from foxagent._exceptions import (
     ModelConnectionError,
     ModelError,
     ModelHTTPError,
     ModelResponseError,
     ModelTimeoutError,
+    UserError,
 )
 from foxagent._messages import (
     ModelResponse,
+    ModelRetry,
     ModelSettings,
     StreamEnd,
     StreamEvent,
@@ -46,11 +46,11 @@ from foxagent._messages import (
     Usage,
 )
 from foxagent.models._base import Model
+from foxagent.models._retry import RetryPolicy, report_retry
 
 __all__ = ["DEFAULT_BASE_URL", "VLLMModel", "resolve_endpoint"]
 
 DEFAULT_BASE_URL = "http://127.0.0.1:8000/v1"
-_RETRY_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504})
 
 
 def resolve_endpoint(base_url: str | None, api_key: str | None) -> tuple[str, str | None]:
@@ -97,8 +97,8 @@ class VLLMModel(Model):
         self._timeout = aiohttp.ClientTimeout(total=timeout, connect=connect_timeout)
         self._max_connections = max_connections
         if max_concurrent_requests is not None and max_concurrent_requests < 1:
-            raise ValueError(
-                f"max_concurrent_requests must be at least 1, got {max_concurrent_requests}"
+            raise UserError(
+                f"max_concurrent_requests must be at least 1, got {max_concurrent_requests}."
             )
         self.max_concurrent_requests = max_concurrent_requests
         self._slots: asyncio.Semaphore | None = None
@@ -162,13 +162,13 @@ class VLLMModel(Model):
                 delay = self._retry_delay(failure, attempt) if not assembler.started else None
                 if delay is None:
                     raise failure from None
-                emit(ModelRetry(attempt=attempt + 1, delay=delay, reason=str(failure)))
+                report_retry(ModelRetry(attempt=attempt + 1, delay=delay, reason=str(failure)))
             except ModelError as error:
                 # Nothing has been passed on before the first chunk, so only then is a retry safe.
                 delay = self._retry_delay(error, attempt) if not assembler.started else None
                 if delay is None:
                     raise
-                emit(ModelRetry(attempt=attempt + 1, delay=delay, reason=str(error)))
+                report_retry(ModelRetry(attempt=attempt + 1, delay=delay, reason=str(error)))
             attempt += 1
             await asyncio.sleep(delay)
         yield StreamEnd(response=assembler.response())
@@ -268,21 +268,12 @@ class VLLMModel(Model):
                 delay = self._retry_delay(error, attempt)
                 if delay is None:
                     raise
-                emit(ModelRetry(attempt=attempt + 1, delay=delay, reason=str(error)))
+                report_retry(ModelRetry(attempt=attempt + 1, delay=delay, reason=str(error)))
             attempt += 1
             await asyncio.sleep(delay)
 
     def _retry_delay(self, error: ModelError, attempt: int) -> float | None:
-        if attempt >= self.max_retries:
-            return None
-        if isinstance(error, ModelHTTPError) and error.status not in _RETRY_STATUSES:
-            return None
-        if not isinstance(error, (ModelHTTPError, ModelConnectionError)):
-            return None
-        if isinstance(error, ModelHTTPError) and error.retry_after is not None:
-            return error.retry_after
-        jitter = 0.5 + random.random()  # spreads the retries of many concurrent runs
-        return float(self.backoff * (2**attempt) * jitter)
+        return RetryPolicy(self.max_retries, self.backoff).delay(error, attempt)
 
     async def _once(self, method: str, path: str, body: Any) -> Any:
         url = self.base_url + path

@@ -6,21 +6,34 @@
     result = await agent.arun("台北幾度？", session=Session(store, "user-42"))
 
 Stores: `MemoryStore`, `SQLiteStore` (stdlib sqlite3, the embedded default) and `PostgresStore`
-(``pip install foxagent[postgres]``; imported on first use).
+(``pip install foxagent[postgres]``; psycopg is imported only when it is used). A session
+keeps a run paused for approval as a `PausedRun` of `PendingCall`s and their `Decision`s.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from foxagent.sessions._session import MemoryStore, PendingCall, Session, SessionStore
-from foxagent.sessions._sqlite import SQLiteStore
+from foxagent._facade import lazy_exports
 
 if TYPE_CHECKING:
-    from foxagent.sessions._postgres import PostgresStore
+    from foxagent._approval import (
+        Decision as Decision,
+        PausedRun as PausedRun,
+        PendingCall as PendingCall,
+    )
+    from foxagent.sessions._postgres import PostgresStore as PostgresStore
+    from foxagent.sessions._session import (
+        MemoryStore as MemoryStore,
+        Session as Session,
+        SessionStore as SessionStore,
+    )
+    from foxagent.sessions._sqlite import SQLiteStore as SQLiteStore
 
 __all__ = [
+    "Decision",
     "MemoryStore",
+    "PausedRun",
     "PendingCall",
     "PostgresStore",
     "SQLiteStore",
@@ -28,11 +41,15 @@ __all__ = [
     "SessionStore",
 ]
 
+_EXPORTS = {
+    "Decision": "foxagent._approval",
+    "MemoryStore": "foxagent.sessions._session",
+    "PausedRun": "foxagent._approval",
+    "PendingCall": "foxagent._approval",
+    "PostgresStore": "foxagent.sessions._postgres",
+    "SQLiteStore": "foxagent.sessions._sqlite",
+    "Session": "foxagent.sessions._session",
+    "SessionStore": "foxagent.sessions._session",
+}
 
-def __getattr__(name: str) -> Any:
-    # psycopg is optional: only `PostgresStore` needs it, so only it imports it.
-    if name == "PostgresStore":
-        from foxagent.sessions._postgres import PostgresStore
-
-        return PostgresStore
-    raise AttributeError(f"module 'foxagent.sessions' has no attribute {name!r}")
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -46,6 +46,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.rows import TupleRow
 from psycopg_pool import AsyncConnectionPool
 
+from foxagent._exceptions import UserError
 from foxagent._messages import Message
 from foxagent.sessions._session import SessionStore
 
@@ -90,12 +91,12 @@ class PostgresStore(SessionStore):
         table_prefix: str = "foxagent",
     ) -> None:
         if not _PREFIX.fullmatch(table_prefix):
-            raise ValueError(
+            raise UserError(
                 f"table_prefix must be 1 to 49 lowercase letters, digits or '_' and not start "
                 f"with a digit, got {table_prefix!r}"
             )
         if min_size < 0 or max_size < max(1, min_size):
-            raise ValueError(
+            raise UserError(
                 f"need 0 <= min_size <= max_size and max_size >= 1, got "
                 f"min_size={min_size}, max_size={max_size}"
             )
@@ -103,7 +104,7 @@ class PostgresStore(SessionStore):
             params = conninfo_to_dict(conninfo)
         except psycopg.Error:
             # libpq's parse errors quote the text around the mistake, which may be the password.
-            raise ValueError(
+            raise UserError(
                 "PostgresStore: the conninfo is not a valid libpq connection string "
                 "(not shown: it may hold a password)"
             ) from None

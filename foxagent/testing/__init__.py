@@ -9,7 +9,29 @@
 
 from __future__ import annotations
 
-from foxagent.testing._fake_vllm import FakeVLLMServer, Reply
-from foxagent.testing._models import FunctionModel, ModelRequest, ScriptedModel
+from typing import TYPE_CHECKING
+
+from foxagent._facade import lazy_exports
+
+if TYPE_CHECKING:
+    from foxagent.testing._fake_vllm import (
+        FakeVLLMServer as FakeVLLMServer,
+        Reply as Reply,
+    )
+    from foxagent.testing._models import (
+        FunctionModel as FunctionModel,
+        ModelRequest as ModelRequest,
+        ScriptedModel as ScriptedModel,
+    )
 
 __all__ = ["FakeVLLMServer", "FunctionModel", "ModelRequest", "Reply", "ScriptedModel"]
+
+_EXPORTS = {
+    "FakeVLLMServer": "foxagent.testing._fake_vllm",
+    "FunctionModel": "foxagent.testing._models",
+    "ModelRequest": "foxagent.testing._models",
+    "Reply": "foxagent.testing._fake_vllm",
+    "ScriptedModel": "foxagent.testing._models",
+}
+
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

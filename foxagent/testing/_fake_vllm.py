@@ -35,6 +35,7 @@ from typing import Any, Literal, TypeAlias
 
 from aiohttp import web
 
+from foxagent._exceptions import UserError
 from foxagent._tokens import estimate_tokens
 from foxagent.testing._vllm_llama3_json import (
     Generation,
@@ -421,7 +422,7 @@ class FakeVLLMServer:
         chat_template: str | None = None,
     ) -> None:
         if generation not in ("prefix", "regex", "brace"):
-            raise ValueError(f"unknown generation {generation!r}; expected prefix, regex or brace")
+            raise UserError(f"unknown generation {generation!r}; expected prefix, regex or brace")
         self.requests: list[dict[str, Any]] = []
         self.peak_in_flight = 0
         self.abandoned = 0
