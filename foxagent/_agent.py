@@ -1,10 +1,10 @@
 """``Agent``: drives FoxBrain until it answers, running the tools it calls.
 
-One run is a few named steps over an explicit :class:`RunState`:
+One run is a few named steps over an explicit `RunState`:
 
 1. ``_ask``: send the transcript and the tool schemas to the model.
 2. ``recover_tool_calls`` on the reply (the server's ``tool_calls`` are only a hint).
-3. No call attempted → ``_finish``: parse FoxBrain's tags into the :class:`RunResult`.
+3. No call attempted → ``_finish``: parse FoxBrain's tags into the `RunResult`.
 4. Otherwise ``_run_calls``: run the safe calls concurrently (each with a timeout), turn
    exceptions, refusals and unknown tools into ``role: "tool"`` messages that say precisely what
    went wrong, and append the turns to the transcript in the shape the Llama 3.1 template
@@ -63,7 +63,7 @@ class Agent:
 
     Args:
         tools: ``@tool`` functions, plain functions, or a ``Toolset``.
-        model: the backend; by default a :class:`~foxagent.models.vllm.VLLMModel` built from
+        model: the backend; by default a `VLLMModel` built from
             ``base_url``, ``api_key`` and ``model_name`` (or the environment).
         system_prompt: FoxBrain's prompt by default; ``None`` or ``""`` sends none.
         max_steps: model requests a run may make before ``StepLimitError``.
@@ -139,7 +139,7 @@ class Agent:
     def run(
         self, question: str, *, history: Sequence[Message] | None = None, deps: Any = None
     ) -> RunResult:
-        """Synchronous :meth:`arun` (not for use inside a running event loop)."""
+        """Synchronous `arun` (not for use inside a running event loop)."""
         try:
             asyncio.get_running_loop()
         except RuntimeError:

@@ -2,7 +2,7 @@
 
 Models get types wrong in ways whose meaning is clear: ``"5"`` for an integer, ``"true"`` for a
 boolean, a JSON string holding the list a list parameter wants, ``"Celsius"`` for the enum value
-``"celsius"``, ``null`` for an optional argument that has a default. :func:`loosen` fixes exactly
+``"celsius"``, ``null`` for an optional argument that has a default. `loosen` fixes exactly
 these, guided by the parameter's JSON schema, so the same rules apply to ``@tool`` functions
 (validated by pydantic afterwards) and to bare schema tools (validated by ``jsonschema``). Anything
 else is left alone for the validator to refuse.

@@ -1,7 +1,7 @@
 """Tools from MCP servers: ``Toolset.from_mcp("python server.py")`` or ``from_mcp(URL)``.
 
-Each server is one :class:`MCPConnection` (the official ``mcp`` SDK's ``Client`` over stdio or
-streamable HTTP) and its tools become :class:`MCPTool` objects, ``SchemaTool``\\ s whose input
+Each server is one `MCPConnection` (the official ``mcp`` SDK's ``Client`` over stdio or
+streamable HTTP) and its tools become `MCPTool` objects, ``SchemaTool``\\ s whose input
 schema went through the same Llama dialect as ``@tool`` functions and whose ``invoke`` calls the
 server.
 
@@ -461,7 +461,7 @@ class MCPSource:
 
 
 def llama_schema(schema: Mapping[str, Any]) -> JsonDict:
-    """An MCP input schema in foxagent's Llama dialect (see :mod:`foxagent._schema`).
+    """An MCP input schema in foxagent's Llama dialect (see `foxagent._schema`).
 
     On top of ``to_llama_dialect`` (``$defs`` inlined, nullable unions folded, ...), titles that
     only repeat the property's name (``"a": {"title": "A"}``, which the Python SDK adds to

@@ -1,7 +1,7 @@
 """FoxBrain's system prompt, verbatim from its usage guide ("系統提示詞").
 
 The prompt asks for the ``<count>``/``<step>``/``<reflection>``/``<reward>``/``<answer>`` structure
-that :func:`foxagent.parse_answer` reads. The guide marks it optional: pass ``system_prompt=None``
+that `foxagent.parse_answer` reads. The guide marks it optional: pass ``system_prompt=None``
 (or ``""``) to send none.
 """
 

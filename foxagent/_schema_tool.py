@@ -1,7 +1,7 @@
 """Tools known only by their OpenAI schema (from MCP, a JSON file, another framework).
 
 There is no Python signature behind them, so arguments are checked with ``jsonschema`` against the
-schema itself, after the same :func:`~foxagent._coercion.loosen` pass as ``@tool`` functions and
+schema itself, after the same `loosen` pass as ``@tool`` functions and
 with the same phrasing of refusals.
 """
 

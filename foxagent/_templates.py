@@ -1,7 +1,7 @@
 """The Llama 3.1 JSON tool-calling chat template foxagent ships, and a renderer for it.
 
 FoxBrain's guide tells users to start vLLM with ``--chat-template llama31_chattemplate.jinja``.
-:func:`template_path` finds foxagent's copy; :func:`render_chat` renders it the way transformers'
+`template_path` finds foxagent's copy; `render_chat` renders it the way transformers'
 ``apply_chat_template`` and vLLM do, so tests (and the in-process Python API) see the exact prompt
 the model gets. jinja2 is imported only inside the functions: ``import foxagent`` does not need it.
 """
@@ -90,7 +90,7 @@ def render_with(
     *,
     add_generation_prompt: bool = True,
 ) -> str:
-    """Render with any chat template's text, the way :func:`render_chat` renders foxagent's."""
+    """Render with any chat template's text, the way `render_chat` renders foxagent's."""
     context = _context(messages, tools, add_generation_prompt, None)
     return _environment().from_string(template).render(**context)
 

@@ -1,9 +1,9 @@
 """``@tool``: typed Python functions as tools FoxBrain can call.
 
-A :class:`Tool` is built once, at decoration time, from the function's signature and docstring:
+A `Tool` is built once, at decoration time, from the function's signature and docstring:
 its name, description, the JSON schema of its parameters (in the Llama dialect of
-:mod:`foxagent._schema`) and a pydantic model that validates incoming arguments. Everything that
-can go wrong with the signature is reported then, as a :class:`~foxagent.UserError`, not later in
+`foxagent._schema`) and a pydantic model that validates incoming arguments. Everything that
+can go wrong with the signature is reported then, as a `UserError`, not later in
 the middle of a run.
 """
 
@@ -247,7 +247,7 @@ def tool(
     strict: bool = False,
     requires_approval: bool = False,
 ) -> Tool[P, R] | Callable[[Callable[P, R]], Tool[P, R]]:
-    """Turn a typed function (sync or async) into a :class:`Tool`.
+    """Turn a typed function (sync or async) into a `Tool`.
 
     Example:
         >>> @tool

@@ -23,7 +23,7 @@ class Handler(Protocol):
 
     A handler gets the parsed flags (``vars()`` of argparse's namespace, so it can also be called
     with a plain dict), writes its results to ``out`` and its progress and errors to ``err``, and
-    returns the exit status: an :class:`~foxagent.cli._exit.ExitCode` (only ``serve``, once vLLM
+    returns the exit status: an `ExitCode` (only ``serve``, once vLLM
     has run, passes vLLM's own status on instead).
     """
 
@@ -42,7 +42,7 @@ class Command:
         help: the one line ``foxagent --help`` shows for it.
         description: the text at the top of the command's own ``--help``.
         arguments: adds the command's flags to its subparser.
-        handler: ``"module:function"`` of a :class:`Handler`, for a leaf.
+        handler: ``"module:function"`` of a `Handler`, for a leaf.
         subcommands: the actions under a group.
         passthrough: it accepts words after ``--`` (as ``flags["extra"]``).
     """

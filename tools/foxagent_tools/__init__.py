@@ -7,8 +7,8 @@ calculator     ``foxagent_tools.calculator:calculator``    safe arithmetic, Chin
 get_weather    ``foxagent_tools.weather:get_weather``      current weather from Open-Meteo
 =============  ==========================================  =====================================
 
-Importing this package imports no tool module: :data:`STOCK_TOOLS` only names where each tool
-lives, and :func:`load_stock_tool` imports the one asked for. ``foxagent.Toolset.stock()`` loads
+Importing this package imports no tool module: `STOCK_TOOLS` only names where each tool
+lives, and `load_stock_tool` imports the one asked for. ``foxagent.Toolset.stock()`` loads
 them all.
 """
 
@@ -19,7 +19,7 @@ from foxagent import Tool, UserError
 
 __all__ = ["STOCK_TOOLS", "load_stock_tool"]
 
-#: Stock tool name -> ``"module:attribute"`` of its :class:`~foxagent.Tool`.
+#: Stock tool name -> ``"module:attribute"`` of its `Tool`.
 STOCK_TOOLS: dict[str, str] = {
     "calculator": "foxagent_tools.calculator:calculator",
     "get_weather": "foxagent_tools.weather:get_weather",

@@ -2,11 +2,11 @@
 
 Each call makes two requests: Open-Meteo's geocoding API turns the place name into coordinates,
 then its forecast API reports the current conditions there. Every failure (unknown place, network
-down, HTTP error, an answer of the wrong shape) becomes a one-line :class:`~foxagent.ToolError`
+down, HTTP error, an answer of the wrong shape) becomes a one-line `ToolError`
 the model can read.
 
-The module-level :data:`get_weather` talks to the real service. For tests, a self-hosted
-Open-Meteo or custom timeouts build your own with :func:`make_weather_tool`::
+The module-level `get_weather` talks to the real service. For tests, a self-hosted
+Open-Meteo or custom timeouts build your own with `make_weather_tool`::
 
     client = OpenMeteoClient(
         geocoding_url="http://127.0.0.1:8080/v1/search",
@@ -165,7 +165,7 @@ class OpenMeteoClient:
         self._connect_timeout = connect_timeout
 
     async def current_weather(self, location: str, unit: Unit = "celsius") -> dict[str, object]:
-        """The current weather at ``location`` as a compact dict (see :func:`make_weather_tool`).
+        """The current weather at ``location`` as a compact dict (see `make_weather_tool`).
 
         Raises:
             ToolError: unknown place, service unreachable or failing, or an unexpected answer.
