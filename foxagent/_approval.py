@@ -113,16 +113,31 @@ class PausedRun:
         )
 
 
-#: Called with each call that needs approval; returns (or resolves to) True to let it run.
-Approver = Callable[[PendingCall], "bool | Awaitable[bool]"]
+#: Called with each call that needs approval; returns (or resolves to) ``True`` to let it run,
+#: ``False`` to refuse it, or a `Decision` (whose ``reason`` the model is told).
+Approver = Callable[[PendingCall], "bool | Decision | Awaitable[bool | Decision]"]
 
 
-async def ask(approver: Approver, call: PendingCall) -> bool:
-    """The approver's decision on ``call`` (sync or async approvers alike)."""
+async def ask(approver: Approver, call: PendingCall) -> Decision:
+    """The approver's decision on ``call`` (sync or async approvers alike).
+
+    Only ``True``, ``False`` or a `Decision` count: an approver that returns ``"no"``, ``1``
+    or ``None`` is a bug that must not approve a call (``bool("no")`` is true).
+
+    Raises:
+        UserError: the approver returned anything else; names the tool and what came back.
+    """
     decision = approver(call)
     if inspect.isawaitable(decision):
         decision = await decision
-    return bool(decision)
+    if isinstance(decision, Decision):
+        return decision
+    if decision is True or decision is False:
+        return Decision(approved=decision)
+    raise UserError(
+        f"The approver returned {decision!r} ({type(decision).__name__}) for the call to "
+        f"'{call.name}'; return True, False or a foxagent.sessions.Decision."
+    )
 
 
 def denial_message(name: str, reason: str) -> str:

@@ -88,8 +88,8 @@ async def run_reply(
                 f"Tool '{call.name}' needs a person's approval, and nobody can be asked "
                 "in this run; do not call it again."
             )
-        elif not await ask(settings.approver, _pending(call, True, step)):
-            denied[call.id] = denial_message(call.name, "")
+        elif not (decision := await ask(settings.approver, _pending(call, True, step))).approved:
+            denied[call.id] = denial_message(call.name, decision.reason)
     records = await _execute_all(settings, state, recovery.calls, denied, step)
     append_turns(settings, state, recovery.text, [*records, *refused])
     check_budget(settings, state, [*records, *refused])

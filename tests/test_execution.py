@@ -130,3 +130,43 @@ async def test_a_session_keeps_the_paused_run_typed() -> None:
 def test_an_empty_session_id_is_a_user_error() -> None:
     with pytest.raises(UserError, match="must not be empty"):
         Session(MemoryStore(), "")
+
+
+ran: list[str] = []
+
+
+@tool(requires_approval=True)
+def delete_file(path: str) -> str:
+    """Delete a file.
+
+    Args:
+        path: Which file.
+    """
+    ran.append(path)
+    return f"deleted {path}"
+
+
+@pytest.mark.parametrize("returned", ["no", "yes", 1, None, [True]])
+async def test_an_approver_must_answer_true_false_or_a_decision(returned: object) -> None:
+    ran.clear()
+    model = ScriptedModel([call("delete_file", path="/tmp/a"), ANSWER])
+    agent = Agent(tools=[delete_file], model=model, approver=lambda pending: returned)
+    with pytest.raises(UserError, match=r"approver returned .* for the call to 'delete_file'"):
+        await agent.arun("刪掉 /tmp/a")
+    assert ran == []  # a truthy "no" never approves
+
+
+async def test_a_decision_from_the_approver_passes_its_reason_to_the_model() -> None:
+    ran.clear()
+    model = ScriptedModel([call("delete_file", path="/tmp/a"), ANSWER])
+    agent = Agent(
+        tools=[delete_file],
+        model=model,
+        approver=lambda pending: Decision(approved=False, reason="先備份"),
+    )
+    result = await agent.arun("刪掉 /tmp/a")
+    assert ran == [] and result.tool_calls[0].status == "denied"
+    tool_turn = model.requests[1].messages[-1]
+    assert (
+        tool_turn["content"] == "Error: The user did not approve the call to 'delete_file': 先備份"
+    )
