@@ -35,6 +35,7 @@ if TYPE_CHECKING:
         ToolCallError as ToolCallError,
         ToolError as ToolError,
         ToolRetryError as ToolRetryError,
+        ToolThreadsExhaustedError as ToolThreadsExhaustedError,
         UserError as UserError,
     )
     from foxagent._messages import (
@@ -118,6 +119,7 @@ __all__ = [
     "ToolFinished",
     "ToolRetryError",
     "ToolStarted",
+    "ToolThreadsExhaustedError",
     "Toolset",
     "Usage",
     "UserError",
@@ -165,6 +167,7 @@ _EXPORTS = {
     "ToolFinished": "foxagent.events",
     "ToolRetryError": "foxagent._exceptions",
     "ToolStarted": "foxagent.events",
+    "ToolThreadsExhaustedError": "foxagent._exceptions",
     "Toolset": "foxagent._toolset",
     "Usage": "foxagent._messages",
     "UserError": "foxagent._exceptions",

@@ -29,6 +29,7 @@ __all__ = [
     "ModelRetry",
     "RunCancelled",
     "RunEvent",
+    "RunWarning",
     "StepStarted",
     "ToolCallDetected",
     "ToolFinished",
@@ -76,6 +77,19 @@ class ToolFinished:
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
+class RunWarning:
+    """Something the run got past that an operator should know about.
+
+    ``code`` says what: ``tool_abandoned`` (a sync tool passed its timeout; its thread cannot
+    be stopped and may still be running, holding one of the tool threads).
+    """
+
+    kind: Literal["warning"] = "warning"
+    code: str
+    message: str
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
 class FinalAnswer:
     """The run is over: ``result`` is what ``arun`` returns."""
 
@@ -107,6 +121,7 @@ RunEvent = (
     | ToolCallDetected
     | ToolStarted
     | ToolFinished
+    | RunWarning
     | FinalAnswer
     | ApprovalRequired
     | RunCancelled

@@ -8,7 +8,8 @@ Three families, so callers can tell *who* has to act::
     ├── ToolCallError             one tool call cannot go ahead or failed; its message is written
     │   │                         to be sent back to the model as the tool's result
     │   ├── ToolArgumentsError    the arguments the model sent do not fit the tool's schema
-    │   └── ToolError             raised by a tool on purpose ("no such city", "division by zero")
+    │   ├── ToolError             raised by a tool on purpose ("no such city", "division by zero")
+    │   └── ToolThreadsExhaustedError  every sync-tool thread is held by a hung call
     └── RunError                  a run could not go on; carries the transcript so far
         ├── ModelError            the model server failed
         │   ├── ModelHTTPError        it answered with an error status (after retries)
@@ -46,6 +47,7 @@ __all__ = [
     "ToolCallError",
     "ToolError",
     "ToolRetryError",
+    "ToolThreadsExhaustedError",
     "UserError",
 ]
 
@@ -70,6 +72,10 @@ class ToolError(ToolCallError):
 
     Its message is sent back to the model as the tool result, so keep it short and actionable.
     """
+
+
+class ToolThreadsExhaustedError(ToolCallError):
+    """Every thread for sync tools is held by a call that timed out and never returned."""
 
 
 @dataclass(frozen=True, slots=True)

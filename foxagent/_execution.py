@@ -26,10 +26,11 @@ from typing import Any, Protocol
 
 from foxagent import _tracing as tracing
 from foxagent._approval import Approver, PausedRun, PendingCall, ask, denial_message
-from foxagent._events import ToolCallDetected, ToolFinished, ToolStarted
+from foxagent._events import RunWarning, ToolCallDetected, ToolFinished, ToolStarted
 from foxagent._exceptions import ToolCallError, ToolRetryError
 from foxagent._recovery import RecoveredCall, Recovery, RejectedCall
 from foxagent._run import CallStatus, RunState, ToolCallRecord
+from foxagent._threads import tool_threads
 from foxagent._tools import ToolContext
 from foxagent._toolset import Toolset
 
@@ -205,6 +206,14 @@ async def _execute(
         record = await _invoke(call, step, tool, context, timeout)
         if record.status != "ok":
             span.fail(record.status)
+    if record.status == "timeout" and _runs_in_a_thread(tool) and state.on_event is not None:
+        state.on_event(
+            RunWarning(
+                code="tool_abandoned",
+                message=f"{record.error} Its thread may still be running "
+                f"({tool_threads.abandoned} abandoned of {tool_threads.size} tool threads).",
+            )
+        )
     return record
 
 
@@ -221,7 +230,8 @@ async def _invoke(
     try:
         result = await within(timeout, work)
     except asyncio.TimeoutError:
-        error = f"Tool '{call.name}' did not finish within {timeout:g} s and was stopped."
+        ending = "was abandoned" if _runs_in_a_thread(tool) else "was stopped"
+        error = f"Tool '{call.name}' did not finish within {timeout:g} s and {ending}."
         return _record(call, step, "timeout", error=error, started=started)
     except ToolCallError as failure:
         return _record(call, step, "error", error=str(failure), started=started)
@@ -229,6 +239,11 @@ async def _invoke(
         error = f"Tool '{call.name}' failed: {type(failure).__name__}: {failure}"
         return _record(call, step, "error", error=error, started=started)
     return _record(call, step, "ok", result=result, started=started)
+
+
+def _runs_in_a_thread(tool: Any) -> bool:
+    """A sync ``@tool`` function: on timeout its thread is abandoned, not stopped."""
+    return getattr(tool, "is_async", True) is False
 
 
 def _requires_approval(toolset: Toolset, name: str) -> bool:

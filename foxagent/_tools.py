@@ -9,7 +9,6 @@ the middle of a run.
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import dataclasses
 import functools
@@ -39,6 +38,7 @@ from foxagent._coercion import argument_path, describe_expected, loosen_object, 
 from foxagent._docstrings import parse_docstring
 from foxagent._exceptions import ArgumentProblem, ToolArgumentsError, UserError
 from foxagent._schema import LlamaJsonSchema, to_llama_dialect
+from foxagent._threads import tool_threads
 
 __all__ = ["CheckedArguments", "Tool", "ToolContext", "ToolLike", "tool"]
 
@@ -202,7 +202,9 @@ class Tool(Generic[P, R]):
         call = self._bind(checked.native, context)
         if self.is_async:
             return await call()
-        return await asyncio.to_thread(call)
+        # Daemon threads, not the loop's executor: a hanging call past its timeout is abandoned
+        # instead of holding `asyncio.run` and the interpreter's exit (see foxagent._threads).
+        return await tool_threads.run(call, name=self.name)
 
     def _bind(self, instance: pydantic.BaseModel, context: ToolContext | None) -> Callable[[], Any]:
         names = instance.model_fields_set.union(self._always_pass)
