@@ -29,7 +29,7 @@ from foxagent._approval import Approver, PausedRun, PendingCall, ask, denial_mes
 from foxagent._events import RunWarning, ToolCallDetected, ToolFinished, ToolStarted
 from foxagent._exceptions import ToolCallError, ToolRetryError
 from foxagent._recovery import RecoveredCall, Recovery, RejectedCall
-from foxagent._run import CallStatus, RunState, ToolCallRecord
+from foxagent._run import CallStatus, RunState, ToolCallRecord, safe_str
 from foxagent._threads import tool_threads
 from foxagent._tools import ToolContext
 from foxagent._toolset import Toolset
@@ -309,6 +309,6 @@ def _result_text(record: ToolCallRecord) -> str:
     if isinstance(record.result, str):
         return record.result
     try:
-        return json.dumps(record.result, ensure_ascii=False, default=str)
-    except (TypeError, ValueError):
-        return str(record.result)
+        return json.dumps(record.result, ensure_ascii=False, default=safe_str)
+    except (TypeError, ValueError):  # e.g. a circular structure
+        return safe_str(record.result)

@@ -14,7 +14,7 @@ if TYPE_CHECKING:  # type-only: events and sessions sit above this module
     from foxagent._events import RunEvent
     from foxagent.sessions._session import Session
 
-__all__ = ["CallStatus", "RunResult", "RunState", "Timings", "ToolCallRecord"]
+__all__ = ["CallStatus", "RunResult", "RunState", "Timings", "ToolCallRecord", "safe_str"]
 
 CallStatus = Literal["ok", "error", "rejected", "timeout", "denied"]
 
@@ -125,3 +125,15 @@ class RunState:
     repeats: dict[str, int] = field(default_factory=dict)
     session: Session | None = None
     committed: int = 0
+
+
+def safe_str(value: Any) -> str:
+    """``str(value)``, or a description when the object's own ``__str__`` fails.
+
+    Tool results are the tools' objects: one whose ``__str__`` raises must not end the run
+    (or its trace) with an untyped error.
+    """
+    try:
+        return str(value)
+    except Exception as error:
+        return f"<{type(value).__name__} object; str() failed: {type(error).__name__}: {error}>"
