@@ -186,7 +186,9 @@ class Agent:
             return await self._run(state, timeout)
         if history is not None:
             raise UserError("Pass either history or session to arun, not both.")
-        async with session.lock:  # runs of one session take turns
+        # Runs of one session take turns: in this process (the lock) and across processes
+        # and machines sharing the store (the lease).
+        async with session.lock, session.lease():
             if waiting := await session.pending():
                 ids = ", ".join(call.id for call in waiting if call.needs_approval)
                 raise UserError(
@@ -212,21 +214,18 @@ class Agent:
         """Continue the session's paused run once every call it waits on was decided.
 
         Approved calls run, denied ones go back to the model as errors (with the reason),
-        then the run goes on as ``arun`` would. Any process holding the session may call it.
+        then the run goes on as ``arun`` would. Any process holding the session may call it;
+        the paused calls are claimed atomically first, so however many resumes race, each
+        approved call runs at most once.
 
         Raises:
             UserError: nothing is paused, or a call still waits for a decision.
+            SessionBusyError: another run held the session past its ``busy_timeout``.
             RunError: as for ``arun``.
         """
-        async with session.lock:
-            paused = await session.paused()
-            if paused is None:
-                raise UserError(f"Session {session.session_id!r} has no run waiting for approval.")
-            if paused.undecided:
-                raise UserError(
-                    f"Session {session.session_id!r}: {', '.join(paused.undecided)} still wait "
-                    "for a decision (session.approve(call_id) or session.deny(call_id, reason))."
-                )
+        async with session.lock, session.lease():
+            # Claimed before anything runs: a second resume, anywhere, finds nothing to run.
+            paused = await session.claim_paused()
             history = await session.messages()
             state = self._state(history, len(history), deps, on_event, session)
             return await self._run(state, timeout, paused)
@@ -330,8 +329,6 @@ class Agent:
         """Run a paused reply's calls as decided, then go on with the next step."""
         records = await execution.run_decided(self, state, paused)
         await self._commit(state)
-        assert state.session is not None  # only sessions pause
-        await state.session.set_paused(None)
         execution.check_budget(self, state, records)
         return await self._steps(state, first_step=paused.step + 1)
 

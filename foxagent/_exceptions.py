@@ -19,6 +19,7 @@ Three families, so callers can tell *who* has to act::
         ├── MCPServerError        an MCP server the tools come from could not be started, reached
         │                         or listed (when the agent or toolset opens: no transcript yet)
         ├── RunTimeoutError       the run passed its deadline (run_timeout)
+        ├── SessionBusyError      another run holds the session (any process), past the wait
         ├── StepLimitError        max_steps model requests without a final answer
         └── ToolRetryError        the model kept making calls that fail, past the retry budget
 
@@ -42,6 +43,7 @@ __all__ = [
     "ModelTimeoutError",
     "RunError",
     "RunTimeoutError",
+    "SessionBusyError",
     "StepLimitError",
     "ToolArgumentsError",
     "ToolCallError",
@@ -169,6 +171,11 @@ class ModelResponseError(ModelError):
 class RunTimeoutError(RunError):
     """The run passed its deadline (``Agent(run_timeout=...)`` or ``arun(timeout=...)``); the
     model request or tools in progress were stopped."""
+
+
+class SessionBusyError(RunError):
+    """Another run holds the session's lease (in this process or another) and did not let go
+    within the session's ``busy_timeout``; nothing of this run was stored."""
 
 
 class StepLimitError(RunError):

@@ -32,6 +32,7 @@ from typing import Any
 from foxagent._approval import Decision, PausedRun, PendingCall
 from foxagent._exceptions import UserError
 from foxagent._messages import Message
+from foxagent.sessions._lease import SessionLease
 
 __all__ = ["MemoryStore", "PendingCall", "Session", "SessionStore", "compact_history"]
 
@@ -112,18 +113,37 @@ class Session:
             until it is about half that, before the next run starts. Set it below the
             server's ``max_model_len`` minus room for tools and the answer. ``None``: never.
 
-    Runs of one session must not overlap (the agent keeps a lock per session object; two
-    processes must not run the same session at once). Different sessions run concurrently.
+        busy_timeout: seconds a run waits for another run of this session (in any process
+            sharing the store) to finish, before ``SessionBusyError``.
+        lease_ttl: seconds a run's hold on the session lasts unless renewed (it is renewed while
+            the run goes on): how long a crashed process can keep others waiting.
+
+    Runs of one session never overlap, whichever process or machine makes them: each holds the
+    session's lease (``foxagent.sessions._lease``) from its first read to its last write.
+    Different sessions run concurrently.
     """
 
     def __init__(
-        self, store: SessionStore, session_id: str, *, compact_at: int | None = None
+        self,
+        store: SessionStore,
+        session_id: str,
+        *,
+        compact_at: int | None = None,
+        busy_timeout: float = 30.0,
+        lease_ttl: float = 30.0,
     ) -> None:
         if not session_id:
             raise UserError("Session(session_id=...) must not be empty.")
+        if lease_ttl <= 0 or busy_timeout < 0:
+            raise UserError(
+                f"Session needs lease_ttl > 0 and busy_timeout >= 0, got lease_ttl={lease_ttl}, "
+                f"busy_timeout={busy_timeout}."
+            )
         self.store = store
         self.session_id = session_id
         self.compact_at = compact_at
+        self.busy_timeout = busy_timeout
+        self.lease_ttl = lease_ttl
         self.lock = asyncio.Lock()
 
     def __repr__(self) -> str:
@@ -154,9 +174,41 @@ class Session:
 
     async def set_paused(self, paused: PausedRun | None) -> None:
         """Keep ``paused`` as the session's waiting run (``None``: nothing waits)."""
-        await self.store.set_state(
-            self.session_id, {_PAUSED: paused.to_json() if paused is not None else None}
-        )
+        data = paused.to_json() if paused is not None else None
+        await self.store.update_state(self.session_id, lambda state: {**state, _PAUSED: data})
+
+    async def claim_paused(self) -> PausedRun:
+        """Take the paused run out of the session, in one atomic step, to run its calls.
+
+        Whoever claims it runs the approved calls; a second claim (another ``resume``, in any
+        process) finds nothing, so an approved call runs at most once.
+
+        Raises:
+            UserError: no run is paused, or a call still waits for a decision (then nothing
+                changes).
+        """
+        claimed: list[PausedRun] = []
+
+        def take(state: dict[str, Any]) -> dict[str, Any]:
+            data = state.get(_PAUSED)
+            if not data:
+                raise UserError(f"Session {self.session_id!r} has no run waiting for approval.")
+            paused = PausedRun.from_json(data)
+            if paused.undecided:
+                raise UserError(
+                    f"Session {self.session_id!r}: {', '.join(paused.undecided)} still wait "
+                    "for a decision (session.approve(call_id) or session.deny(call_id, reason))."
+                )
+            claimed.append(paused)
+            return {**state, _PAUSED: None}
+
+        await self.store.update_state(self.session_id, take)
+        return claimed[0]
+
+    def lease(self) -> SessionLease:
+        """The right to run this session now (``async with session.lease():``), across
+        processes; see `busy_timeout` and `lease_ttl`."""
+        return SessionLease(self, ttl=self.lease_ttl, wait=self.busy_timeout)
 
     async def approve(self, call_id: str) -> None:
         """Let the paused call ``call_id`` run when the run is resumed (any process may)."""
