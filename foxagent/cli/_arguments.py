@@ -156,12 +156,16 @@ def add_mcp_serve_arguments(parser: argparse.ArgumentParser) -> None:
         "--transport",
         choices=["stdio", "http"],
         default="stdio",
-        help="stdio (default; the client starts this command) or http (streamable HTTP)",
+        # No flag takes the token: command lines are visible to every user in `ps`.
+        help="stdio (default; the client starts this command) or http (streamable HTTP; with "
+        "FOXAGENT_MCP_TOKEN set in the environment, every request needs 'Authorization: Bearer "
+        "<token>'; no flag takes the token, as command lines show in ps)",
     )
     parser.add_argument(
         "--host",
         default="127.0.0.1",
-        help="interface for http (default 127.0.0.1; 0.0.0.0 exposes the tools)",
+        help="interface for http (default 127.0.0.1; a non-loopback address exposes the tools "
+        "and is warned about)",
     )
     parser.add_argument("--port", type=int, default=8000, help="port for http (default 8000)")
     parser.add_argument("--path", default="/mcp", help="endpoint path for http (default /mcp)")

@@ -8,6 +8,10 @@ the client's model can correct itself; an unknown tool is a protocol error, as t
 
 Tools made with ``requires_approval=True`` are not served: an MCP client would run them with
 nobody asked.
+
+Over HTTP, ``FOXAGENT_MCP_TOKEN`` (environment only, never a flag: command lines show in ``ps``)
+makes every request need ``Authorization: Bearer <token>`` (see `foxagent.cli._mcp_auth`), and a
+``--host`` that is not a loopback address is warned about, more loudly without a token.
 """
 
 from __future__ import annotations
@@ -21,6 +25,11 @@ from foxagent._exceptions import ToolCallError, UserError
 from foxagent._tools import ToolContext
 from foxagent._toolset import AnyTool, Toolset
 from foxagent.cli._exit import ExitCode
+from foxagent.cli._mcp_auth import (
+    BearerTokenMiddleware,
+    public_bind_warning,
+    token_from_environment,
+)
 
 try:
     import mcp_types
@@ -121,8 +130,13 @@ async def serve(
     port: int = 8000,
     path: str = "/mcp",
     timeout: float = 60.0,
+    token: str | None = None,
 ) -> None:
-    """Serve ``toolset`` until the client disconnects (stdio) or the process is stopped (HTTP)."""
+    """Serve ``toolset`` until the client disconnects (stdio) or the process is stopped (HTTP).
+
+    With ``token`` (HTTP only), a request without ``Authorization: Bearer <token>`` gets a 401
+    and reaches no tool.
+    """
     server = build_server(toolset, timeout=timeout)
     if transport == "stdio":
         # stdio_server points fd 1 at stderr while serving, so a tool's print() cannot corrupt
@@ -132,7 +146,9 @@ async def serve(
         return
     import uvicorn
 
-    app = server.streamable_http_app(streamable_http_path=path, host=host)
+    app: Any = server.streamable_http_app(streamable_http_path=path, host=host)
+    if token:
+        app = BearerTokenMiddleware(app, token)
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on")
     await uvicorn.Server(config).serve()
 
@@ -146,10 +162,14 @@ def mcp_serve_command(flags: Mapping[str, Any], *, out: TextIO, err: TextIO) -> 
         err: where progress and errors go.
 
     Returns:
-        ``OK`` once serving ends; ``USAGE`` when the tools do not load.
+        ``OK`` once serving ends; ``USAGE`` when the tools do not load or
+        ``FOXAGENT_MCP_TOKEN`` cannot be a bearer token.
     """
+    transport = str(flags.get("transport") or "stdio")
     try:
         toolset = Toolset.load(flags.get("tools") or ["stock"])
+        # stdio has no requests to check: a client that starts us may pass its own token on.
+        token = token_from_environment() if transport == "http" else None
     except UserError as error:
         err.write(f"foxagent mcp serve: {error}\n")
         return ExitCode.USAGE
@@ -159,11 +179,14 @@ def mcp_serve_command(flags: Mapping[str, Any], *, out: TextIO, err: TextIO) -> 
             f"foxagent mcp serve: not serving {', '.join(held)}: they require approval, which "
             "an MCP client cannot be made to ask for.\n"
         )
-    transport = str(flags.get("transport") or "stdio")
     host, port, path = str(flags["host"]), int(flags["port"]), str(flags["path"])
     names = ", ".join(t.name for t in toolset if t.name not in held) or "none"
     where = "stdin/stdout" if transport == "stdio" else f"http://{host}:{port}{path}"
-    err.write(f"foxagent mcp serve: serving {names} on {where}\n")
+    warning = public_bind_warning(host, token_set=bool(token)) if transport == "http" else None
+    if warning:
+        err.write(warning)
+    guard = " (bearer token required)" if token else ""
+    err.write(f"foxagent mcp serve: serving {names} on {where}{guard}\n")
     err.flush()
     try:
         asyncio.run(
@@ -174,6 +197,7 @@ def mcp_serve_command(flags: Mapping[str, Any], *, out: TextIO, err: TextIO) -> 
                 port=port,
                 path=path,
                 timeout=float(flags["timeout"]),
+                token=token,
             )
         )
     except KeyboardInterrupt:

@@ -30,6 +30,7 @@ from foxagent._toolset import Toolset
 from foxagent.cli._config import RunConfig
 from foxagent.cli._console import LiveView
 from foxagent.cli._exit import ExitCode
+from foxagent.cli._mcp_auth import client_headers
 from foxagent.models._base import Model
 from foxagent.models.vllm import DEFAULT_BASE_URL, VLLMModel
 from foxagent.sessions._session import PendingCall
@@ -97,7 +98,8 @@ def _build_agent(config: RunConfig, model_file: str | None, err: TextIO) -> Agen
         settings = dataclasses.replace(settings, max_tokens=config.max_tokens)
     tools = Toolset.load(config.tools)
     for server in config.mcp:  # started (or reached) when the run begins
-        tools = tools + Toolset.from_mcp(server)
+        # FOXAGENT_MCP_TOKEN, if set, goes to every MCP server URL (`foxagent mcp serve`'s token).
+        tools = tools + Toolset.from_mcp(server, headers=client_headers(server))
     settings = dataclasses.replace(
         settings,
         tool_choice=_tool_choice(config.tool_choice, tools),
