@@ -20,6 +20,7 @@ if TYPE_CHECKING:
         parse_answer as parse_answer,
     )
     from foxagent._exceptions import (
+        ApproverError as ApproverError,
         ArgumentProblem as ArgumentProblem,
         FoxagentError as FoxagentError,
         MCPServerError as MCPServerError,
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
         RunError as RunError,
         RunTimeoutError as RunTimeoutError,
         SessionBusyError as SessionBusyError,
+        SessionStoreError as SessionStoreError,
         StepLimitError as StepLimitError,
         ToolArgumentsError as ToolArgumentsError,
         ToolCallError as ToolCallError,
@@ -85,6 +87,7 @@ __version__ = "0.1.0.dev0"
 __all__ = [
     "DEFAULT_SYSTEM_PROMPT",
     "Agent",
+    "ApproverError",
     "ArgumentProblem",
     "FinalAnswer",
     "FoxBrainAnswer",
@@ -106,6 +109,7 @@ __all__ = [
     "RunTimeoutError",
     "SchemaTool",
     "SessionBusyError",
+    "SessionStoreError",
     "StepLimitError",
     "StepStarted",
     "TextDelta",
@@ -133,6 +137,7 @@ __all__ = [
 
 _EXPORTS = {
     "Agent": "foxagent._agent",
+    "ApproverError": "foxagent._exceptions",
     "ArgumentProblem": "foxagent._exceptions",
     "DEFAULT_SYSTEM_PROMPT": "foxagent._prompts",
     "FinalAnswer": "foxagent.events",
@@ -155,6 +160,7 @@ _EXPORTS = {
     "RunTimeoutError": "foxagent._exceptions",
     "SchemaTool": "foxagent._schema_tool",
     "SessionBusyError": "foxagent._exceptions",
+    "SessionStoreError": "foxagent._exceptions",
     "StepLimitError": "foxagent._exceptions",
     "StepStarted": "foxagent.events",
     "TextDelta": "foxagent.events",

@@ -21,7 +21,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from foxagent._exceptions import UserError
+from foxagent._exceptions import ApproverError, UserError
 
 __all__ = ["Approver", "Decision", "PausedRun", "PendingCall", "ask", "denial_message"]
 
@@ -126,10 +126,17 @@ async def ask(approver: Approver, call: PendingCall) -> Decision:
 
     Raises:
         UserError: the approver returned anything else; names the tool and what came back.
+        ApproverError: the approver raised (the run's error then carries the transcript).
     """
-    decision = approver(call)
-    if inspect.isawaitable(decision):
-        decision = await decision
+    try:
+        decision = approver(call)
+        if inspect.isawaitable(decision):
+            decision = await decision
+    except Exception as error:  # the approver's bug must not pass for a decision either way
+        raise ApproverError(
+            f"The approver raised {type(error).__name__}: {error} for the call to "
+            f"'{call.name}'; the call did not run."
+        ) from error
     if isinstance(decision, Decision):
         return decision
     if decision is True or decision is False:

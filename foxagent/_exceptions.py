@@ -18,8 +18,10 @@ Three families, so callers can tell *who* has to act::
         │   └── ModelResponseError    its answer was not a chat completion
         ├── MCPServerError        an MCP server the tools come from could not be started, reached
         │                         or listed (when the agent or toolset opens: no transcript yet)
+        ├── ApproverError         the approver raised instead of deciding; the call did not run
         ├── RunTimeoutError       the run passed its deadline (run_timeout)
         ├── SessionBusyError      another run holds the session (any process), past the wait
+        ├── SessionStoreError     the session store failed (disk full, read-only, corrupt...)
         ├── StepLimitError        max_steps model requests without a final answer
         └── ToolRetryError        the model kept making calls that fail, past the retry budget
 
@@ -33,6 +35,7 @@ from dataclasses import dataclass
 from typing import Any
 
 __all__ = [
+    "ApproverError",
     "ArgumentProblem",
     "FoxagentError",
     "MCPServerError",
@@ -44,6 +47,7 @@ __all__ = [
     "RunError",
     "RunTimeoutError",
     "SessionBusyError",
+    "SessionStoreError",
     "StepLimitError",
     "ToolArgumentsError",
     "ToolCallError",
@@ -168,6 +172,10 @@ class ModelResponseError(ModelError):
     """The server's answer is not a chat completion (malformed JSON, no choices, ...)."""
 
 
+class ApproverError(RunError):
+    """The approver raised instead of deciding on a call; the call did not run."""
+
+
 class RunTimeoutError(RunError):
     """The run passed its deadline (``Agent(run_timeout=...)`` or ``arun(timeout=...)``); the
     model request or tools in progress were stopped."""
@@ -176,6 +184,13 @@ class RunTimeoutError(RunError):
 class SessionBusyError(RunError):
     """Another run holds the session's lease (in this process or another) and did not let go
     within the session's ``busy_timeout``; nothing of this run was stored."""
+
+
+class SessionStoreError(RunError):
+    """The session's store failed (full disk, read-only file, corrupt database, lost server).
+
+    What the run did is in ``messages``; what the store had committed before stays committed.
+    """
 
 
 class StepLimitError(RunError):

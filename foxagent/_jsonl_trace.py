@@ -45,7 +45,10 @@ class JsonlTrace:
         self.run = run or uuid.uuid4().hex[:12]
         self.max_chars = max_chars
         self.max_items = max_items
-        self._file: IO[str] = self.path.open("a", encoding="utf-8", buffering=1)
+        # backslashreplace: a lone surrogate in a model's text is written escaped, not an error.
+        self._file: IO[str] = self.path.open(
+            "a", encoding="utf-8", errors="backslashreplace", buffering=1
+        )
 
     def __call__(self, event: RunEvent) -> None:
         payload = _bounded(event_payload(event), self.max_chars, self.max_items)

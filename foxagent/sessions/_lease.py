@@ -31,6 +31,8 @@ from foxagent._exceptions import SessionBusyError
 if TYPE_CHECKING:
     from foxagent.sessions._session import Session
 
+# `store_errors` is imported where it is used: `_session` imports this module first.
+
 __all__ = ["LEASE_KEY", "SessionLease"]
 
 LEASE_KEY = "lease"
@@ -86,6 +88,8 @@ class SessionLease:
         await asyncio.shield(self._give_back())
 
     async def _take(self) -> bool:
+        from foxagent.sessions._session import store_errors
+
         def claim(state: dict[str, Any]) -> dict[str, Any]:
             lease = state.get(LEASE_KEY)
             now = time.time()
@@ -93,10 +97,11 @@ class SessionLease:
                 raise _Held
             return {**state, LEASE_KEY: {"owner": self.owner, "expires": now + self.ttl}}
 
-        try:
-            await self.session.store.update_state(self.session.session_id, claim)
-        except _Held:
-            return False
+        with store_errors(self.session, "take the session's lease"):
+            try:
+                await self.session.store.update_state(self.session.session_id, claim)
+            except _Held:
+                return False
         return True
 
     async def _keep(self) -> None:
@@ -105,11 +110,16 @@ class SessionLease:
             await self._take()  # ours: renewed (or taken back, if it lapsed while nobody wanted it)
 
     async def _give_back(self) -> None:
+        from foxagent.sessions._session import store_errors
+
         def release(state: dict[str, Any]) -> dict[str, Any]:
             lease = state.get(LEASE_KEY)
             if not lease or lease.get("owner") != self.owner:
                 raise _Held  # not ours (any more): leave it
             return {key: value for key, value in state.items() if key != LEASE_KEY}
 
-        with contextlib.suppress(_Held):
+        with (
+            store_errors(self.session, "give the session's lease back"),
+            contextlib.suppress(_Held),
+        ):
             await self.session.store.update_state(self.session.session_id, release)

@@ -362,4 +362,9 @@ async def _configure(conn: _Connection) -> None:
 
 def _dumps(value: Any) -> str:
     # ensure_ascii=False: Chinese text is stored as itself (readable in psql, a third the size).
-    return json.dumps(value, ensure_ascii=False, default=str, allow_nan=False)
+    text = json.dumps(value, ensure_ascii=False, default=str, allow_nan=False)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate: stored as its JSON escape instead
+        return json.dumps(value, ensure_ascii=True, default=str, allow_nan=False)
+    return text

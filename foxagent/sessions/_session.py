@@ -22,19 +22,27 @@ session's messages in order and a small JSON state (the pending approval of a st
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import itertools
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from foxagent._approval import Decision, PausedRun, PendingCall
-from foxagent._exceptions import UserError
+from foxagent._exceptions import FoxagentError, SessionStoreError, UserError
 from foxagent._messages import Message
 from foxagent.sessions._lease import SessionLease
 
-__all__ = ["MemoryStore", "PendingCall", "Session", "SessionStore", "compact_history"]
+__all__ = [
+    "MemoryStore",
+    "PendingCall",
+    "Session",
+    "SessionStore",
+    "compact_history",
+    "store_errors",
+]
 
 _PAUSED = "pending"  # the state key a paused run is kept under
 
@@ -151,16 +159,19 @@ class Session:
 
     async def messages(self) -> list[Message]:
         """The stored history, as a run would continue it."""
-        return await self.store.load(self.session_id)
+        with store_errors(self, "load the history"):
+            return await self.store.load(self.session_id)
 
     async def append(self, messages: Sequence[Message]) -> None:
         """Commit ``messages`` (the agent does this as a run goes)."""
         if messages:
-            await self.store.append(self.session_id, messages)
+            with store_errors(self, "store the run's messages"):
+                await self.store.append(self.session_id, messages)
 
     async def replace(self, messages: Sequence[Message]) -> None:
         """Replace the whole history (compaction)."""
-        await self.store.replace(self.session_id, messages)
+        with store_errors(self, "replace the history"):
+            await self.store.replace(self.session_id, messages)
 
     async def pending(self) -> list[PendingCall]:
         """The calls a paused run waits on (``[]`` when no run is paused)."""
@@ -169,13 +180,15 @@ class Session:
 
     async def paused(self) -> PausedRun | None:
         """The run waiting for approval, if any."""
-        data = (await self.store.get_state(self.session_id)).get(_PAUSED)
+        with store_errors(self, "read the session state"):
+            data = (await self.store.get_state(self.session_id)).get(_PAUSED)
         return PausedRun.from_json(data) if data else None
 
     async def set_paused(self, paused: PausedRun | None) -> None:
         """Keep ``paused`` as the session's waiting run (``None``: nothing waits)."""
         data = paused.to_json() if paused is not None else None
-        await self.store.update_state(self.session_id, lambda state: {**state, _PAUSED: data})
+        with store_errors(self, "save the paused run"):
+            await self.store.update_state(self.session_id, lambda state: {**state, _PAUSED: data})
 
     async def claim_paused(self) -> PausedRun:
         """Take the paused run out of the session, in one atomic step, to run its calls.
@@ -202,7 +215,8 @@ class Session:
             claimed.append(paused)
             return {**state, _PAUSED: None}
 
-        await self.store.update_state(self.session_id, take)
+        with store_errors(self, "claim the paused run"):
+            await self.store.update_state(self.session_id, take)
         return claimed[0]
 
     def lease(self) -> SessionLease:
@@ -225,7 +239,26 @@ class Session:
             paused.decide(call_id, decision, session_id=self.session_id)
             return {**state, _PAUSED: paused.to_json()}
 
-        await self.store.update_state(self.session_id, record)
+        with store_errors(self, "record the decision"):
+            await self.store.update_state(self.session_id, record)
+
+
+@contextlib.contextmanager
+def store_errors(session: Session, action: str) -> Iterator[None]:
+    """Turn a store's own failure (sqlite3, psycopg, OSError...) into ``SessionStoreError``.
+
+    foxagent's own errors (a refused decision, a busy session) pass through unchanged.
+    """
+    try:
+        yield
+    except FoxagentError:
+        raise
+    except Exception as error:
+        store = type(session.store).__name__
+        raise SessionStoreError(
+            f"Session {session.session_id!r}: {store} could not {action}: "
+            f"{type(error).__name__}: {error}"
+        ) from error
 
 
 def compact_history(history: Sequence[Message], tokens: int, *, target: int) -> list[Message]:

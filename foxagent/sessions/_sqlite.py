@@ -148,7 +148,10 @@ class SQLiteStore(SessionStore):
             try:
                 work(db)
             except BaseException:
-                db.execute("ROLLBACK")
+                # SQLite has already rolled back after some errors (SQLITE_FULL, SQLITE_IOERR);
+                # a second ROLLBACK would hide the real error behind "no transaction is active".
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
                 raise
             db.execute("COMMIT")
 
@@ -163,4 +166,11 @@ def _insert(db: sqlite3.Connection, session_id: str, first_seq: int, encoded: li
 
 
 def _dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, default=str)
+    text = json.dumps(value, ensure_ascii=False, default=str)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        # A lone surrogate (from a model's or tool's broken text) cannot be stored as UTF-8;
+        # as a JSON escape it can, and it loads back as the same string.
+        return json.dumps(value, ensure_ascii=True, default=str)
+    return text
