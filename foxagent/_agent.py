@@ -20,12 +20,12 @@ import asyncio
 import contextlib
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
-from typing import Any
+from typing import Any, TypeVar
 
 from foxagent import _execution as execution, _tracing as tracing
-from foxagent._answer import parse_answer
+from foxagent._answer import FoxBrainAnswer, parse_answer
 from foxagent._approval import Approver, PausedRun
 from foxagent._events import (
     ApprovalRequired,
@@ -43,7 +43,7 @@ from foxagent._exceptions import (
 )
 from foxagent._messages import Message, ModelResponse, ModelSettings, StreamEnd, TextDelta
 from foxagent._prompts import DEFAULT_SYSTEM_PROMPT
-from foxagent._recovery import Recovery, recover_tool_calls
+from foxagent._recovery import recover_tool_calls
 from foxagent._run import RunResult, RunState
 from foxagent._toolset import Toolset
 from foxagent.models._base import Model
@@ -51,6 +51,13 @@ from foxagent.models._retry import reporting_retries
 from foxagent.sessions._session import Session, compact_history
 
 __all__ = ["Agent"]
+
+_T = TypeVar("_T")
+
+# Replies longer than this are parsed in a worker thread: parsing is linear with stated budgets
+# (benchmarks/bench_parsing.py), but a 256 KB reply still takes tens of milliseconds, which
+# would stall every other run of the event loop. Below it, the thread hop would cost more.
+_INLINE_PARSE_CHARS = 16_384
 
 
 class Agent:
@@ -337,12 +344,19 @@ class Agent:
             if state.on_event is not None:
                 state.on_event(StepStarted(step=step))
             response = await self._ask(state)
-            recovery = recover_tool_calls(
-                response.message, self.toolset.index, finish_reason=response.finish_reason
+            recovery = await _off_the_loop_if_long(
+                _reply_chars(response.message),
+                recover_tool_calls,
+                response.message,
+                self.toolset.index,
+                finish_reason=response.finish_reason,
             )
             attempts = [r for r in recovery.rejected if r.kind != "example"]
             if not recovery.calls and not attempts:
-                result = self._finish(state, response, recovery, step)
+                parsed = await _off_the_loop_if_long(
+                    len(recovery.text), parse_answer, recovery.text
+                )
+                result = self._finish(state, response, parsed, step)
                 await self._commit(state)
                 return result
             paused = await execution.run_reply(self, state, recovery, attempts, step)
@@ -423,11 +437,10 @@ class Agent:
         raise ModelResponseError("The model's stream ended without a final message")
 
     def _finish(
-        self, state: RunState, response: ModelResponse, recovery: Recovery, step: int
+        self, state: RunState, response: ModelResponse, parsed: FoxBrainAnswer, step: int
     ) -> RunResult:
         content = response.message.get("content")
         state.messages.append({"role": "assistant", "content": content if content else ""})
-        parsed = parse_answer(recovery.text)
         return RunResult(
             answer=parsed.answer or parsed.final_text,
             parsed=parsed,
@@ -465,3 +478,23 @@ class Agent:
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
+
+
+def _reply_chars(message: Mapping[str, Any]) -> int:
+    """How much text recovery will scan in ``message``: its content and call arguments."""
+    content = message.get("content")
+    size = len(content) if isinstance(content, str) else 0
+    for call in message.get("tool_calls") or ():
+        function = call.get("function") if isinstance(call, Mapping) else None
+        arguments = function.get("arguments") if isinstance(function, Mapping) else None
+        size += len(arguments) if isinstance(arguments, str) else 0
+    return size
+
+
+async def _off_the_loop_if_long(
+    size: int, parse: Callable[..., _T], *args: Any, **kwargs: Any
+) -> _T:
+    """``parse(*args, **kwargs)``, in a worker thread when ``size`` passes the inline budget."""
+    if size <= _INLINE_PARSE_CHARS:
+        return parse(*args, **kwargs)
+    return await asyncio.to_thread(parse, *args, **kwargs)

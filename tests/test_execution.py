@@ -170,3 +170,31 @@ async def test_a_decision_from_the_approver_passes_its_reason_to_the_model() -> 
     assert (
         tool_turn["content"] == "Error: The user did not approve the call to 'delete_file': 先備份"
     )
+
+
+async def test_long_replies_are_parsed_off_the_event_loop(monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+
+    import foxagent._agent as agent_module
+
+    threads: dict[str, list[str]] = {"recover": [], "answer": []}
+    real_recover, real_parse = agent_module.recover_tool_calls, agent_module.parse_answer
+
+    def recover(*args: Any, **kwargs: Any) -> Any:
+        threads["recover"].append(threading.current_thread().name)
+        return real_recover(*args, **kwargs)
+
+    def parse(text: str) -> Any:
+        threads["answer"].append(threading.current_thread().name)
+        return real_parse(text)
+
+    monkeypatch.setattr(agent_module, "recover_tool_calls", recover)
+    monkeypatch.setattr(agent_module, "parse_answer", parse)
+    long_answer = "<answer>" + "長" * 20_000 + "</answer>"
+    agent = Agent(tools=[echo], model=ScriptedModel(["<answer>短</answer>", long_answer]))
+    await agent.arun("short")
+    result = await agent.arun("long")
+    main = threading.current_thread().name
+    assert threads["recover"][0] == main and threads["answer"][0] == main  # short: inline
+    assert threads["recover"][1] != main and threads["answer"][1] != main  # long: a worker
+    assert result.answer == "長" * 20_000
