@@ -21,21 +21,79 @@ completed only when nothing but closing brackets is missing.
 Wrappers around a claimed span (code fences, ``<tool_call>`` tags, ``<|python_tag|>``, list
 brackets and separators between calls) are absorbed into the span so that removing the spans
 leaves the reply's prose intact and free of call debris.
+
+Budgets
+-------
+
+The text is the model's, so it can be hostile (a loop of ``{``, 4,000 spaces after ``Action:``,
+arguments nested 1,000 deep). Every scan here is linear in the text: the patterns have no nested
+quantifiers over overlapping classes, brackets are matched by one token scan that remembers the
+match of every bracket it passes (so a later candidate inside an earlier one costs nothing), a
+finder never rescans a claimed span, and wrappers are absorbed a bounded number of times. The
+work that cannot be linear or cheap has a budget; past one, the candidate gets ``limit`` (a
+clause naming the budget) and is refused as ``too_large``, never skipped in silence:
+
+* :data:`MAX_TEXT_CHARS` (262,144): the longest reply searched for calls. Longer replies are not
+  searched at all (one refusal if anything in them looks like a call), so no reply costs more
+  than one scan of 256 KiB (about 64k tokens, far past any ``max_tokens`` a run uses).
+* :data:`MAX_SPAN_CHARS` (65,536): the longest candidate. The bracket scan of one candidate stops
+  there; a call this long is not one a model means to make, and the cap bounds what the decoders
+  below ever see.
+* :data:`MAX_DEPTH` (64): the deepest bracket nesting of one candidate or of decoded arguments.
+  ``json.loads``, ``ast`` and the schema validators recurse, and deeper input makes them raise
+  ``RecursionError`` (before this budget a 1,000-deep object made recovery return nothing); real
+  tool arguments are a few levels deep.
+* :data:`MAX_REPAIR_CHARS` (1,024) and :data:`MAX_REPAIR_TOTAL_CHARS` (4,096): the longest span
+  handed to ``json_repair``, and the most characters it repairs per reply. ``json_repair`` is
+  pure Python and quadratic on some broken inputs (stray quotes, runs of parentheses), so only
+  the strict decoders see longer spans; the repairs seen in real replies are under 150
+  characters.
+* :data:`MAX_CANDIDATES` (64): the most candidates one reply is searched for; the search stops
+  with one refusal after that. It bounds the decoding and judging work per reply. Pythonic
+  starts that turn out to be code, not calls (``[int(x) for x in y]``), are not candidates,
+  but the characters parsed for them count against :data:`MAX_TEXT_CHARS`, so nested code
+  cannot make the parser read the reply many times over.
 """
 
 from __future__ import annotations
 
 import ast
+import bisect
 import itertools
 import json
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final, NamedTuple
 
 import json_repair
 
-__all__ = ["Candidate", "find_candidates", "loads_repaired", "strip_special_tokens"]
+__all__ = [
+    "MAX_CANDIDATES",
+    "MAX_DEPTH",
+    "MAX_REPAIR_CHARS",
+    "MAX_REPAIR_TOTAL_CHARS",
+    "MAX_SPAN_CHARS",
+    "MAX_TEXT_CHARS",
+    "Candidate",
+    "Decoded",
+    "RepairBudget",
+    "decode_json",
+    "find_candidates",
+    "loads_repaired",
+    "nesting_depth",
+    "strip_special_tokens",
+]
+
+MAX_TEXT_CHARS: Final = 262_144
+MAX_SPAN_CHARS: Final = 65_536
+MAX_DEPTH: Final = 64
+MAX_REPAIR_CHARS: Final = 1_024
+MAX_REPAIR_TOTAL_CHARS: Final = 4_096
+MAX_CANDIDATES: Final = 64
+# Wrapper tokens absorbed on each side of one candidate (fences, brackets, tags): real replies
+# have three at most; a run of ten thousand ``[`` stays in the text instead of being absorbed
+# one by one.
+_MAX_WRAPPERS: Final = 16
 
 _SPECIAL_TOKEN = re.compile(
     r"<\|start_header_id\|>[^<]{0,40}<\|end_header_id\|>|<\|[a-z_]{2,40}\|>"
@@ -49,22 +107,34 @@ _CALL_START = re.compile(
 _CALL_HINT = re.compile(r"name|function|tool|action")
 _WRITTEN_NAME = re.compile(r"[\"']name[\"']\s*[:：]\s*[\"'“]([^\"'”]{1,64})[\"'”]")
 _FULLWIDTH_STRUCTURE = str.maketrans("｛｝［］：，", "{}[]:,")
-_REACT = re.compile(
-    r"^[ \t]*Action[ \t]*:[ \t]*(?P<name>[^\n]+?)[ \t]*\n\s*Action[ \t]*Input[ \t]*:[ \t]*"
-    r"(?P<input>.*?)(?=\n[ \t]*(?:Observation|Thought|Action|Final Answer)[ \t]*:|\Z)",
-    re.MULTILINE | re.DOTALL,
-)
+_FULLWIDTH_CHARS = "｛｝［］：，"
+# ReAct, as three anchored pieces scanned in turn (one regex with a lazy name between two
+# `[ \t]*` was cubic on "Action:" + spaces): the Action line, the Action Input line after it,
+# and the line that ends the input.
+_REACT_ACTION = re.compile(r"^[ \t]*Action[ \t]*:", re.MULTILINE)
+_REACT_INPUT = re.compile(r"\s*Action[ \t]*Input[ \t]*:[ \t]*")
+_REACT_END = re.compile(r"\n[ \t]*(?:Observation|Thought|Action|Final Answer)[ \t]*:")
 _FUNCTION_TAG = re.compile(r"<function=([A-Za-z_][\w.\-]*)>\s*")
 _FUNCTION_TAG_END = re.compile(r"\s*</function>")
 _PYTHONIC_LIST = re.compile(r"\[\s*[A-Za-z_][\w.]*\s*\(")
 _DOT_CALL = re.compile(r"\b[A-Za-z_]\w*\.call\s*\(")
 _BARE_CALL = re.compile(r"[A-Za-z_][\w.]*\s*\(")
+_WORD_RUN = re.compile(r"[\w.]+")
+_OPEN_PAREN = re.compile(r"\s*\(")
+_ASCII_NAME_START = re.compile(r"[A-Za-z_]")
 _PYTHON_TAG = "<|python_tag|>"
 _WRAP_BEFORE = re.compile(
     r"(?:<\|python_tag\|>|<tool_call>|```[a-zA-Z]*[ \t]*\n?|\[|Action[ \t]*Input[ \t]*:)\s*\Z"
 )
 _WRAP_AFTER = re.compile(r"\s*(?:</tool_call>|<\|eom_id\|>|<\|eot_id\|>|\n?```|\])")
 _SEPARATOR_ONLY = re.compile(r"[\s,;，；]*\Z")
+# Bracket scanning looks at these characters only; everything else is skipped by the regex.
+_JSON_TOKEN = re.compile(r"[\"\\{}\[\]()｛｝［］（）]")
+_PYTHON_TOKEN = re.compile(r"[\"'\\{}\[\]()｛｝［］（）]")
+_OPENERS = frozenset("{[(｛［（")
+# A JSON string literal (possibly unterminated), or a run of text outside strings.
+_STRING_OR_OTHER = re.compile(r'"(?:[^"\\]|\\[\s\S])*"?|[^"]+')
+_COMPLETION_TOKEN = re.compile(r'"(?:[^"\\]|\\[\s\S])*("?)|[{}\[\]]')
 _EXAMPLE_CUES = (
     "example",
     "e.g.",
@@ -101,6 +171,7 @@ class Candidate:
         completed: it was unclosed and was completed by adding closing brackets only.
         error: why it could not be decoded, if it could not.
         example: it sits after an example cue in prose, so it is not a call.
+        limit: the budget it exceeded (a clause naming it), if any; it is then not decoded.
     """
 
     start: int
@@ -115,6 +186,7 @@ class Candidate:
     error: str | None = None
     example: bool = False
     raw: str = field(default="", repr=False)
+    limit: str | None = None
 
 
 def strip_special_tokens(text: str) -> str:
@@ -122,43 +194,264 @@ def strip_special_tokens(text: str) -> str:
     return _SPECIAL_TOKEN.sub("", text) if "<|" in text else text
 
 
+# --- budgets -----------------------------------------------------------------------------------
+
+
+class RepairBudget:
+    """What one reply may still hand to ``json_repair`` (:data:`MAX_REPAIR_TOTAL_CHARS`)."""
+
+    __slots__ = ("chars",)
+
+    def __init__(self) -> None:
+        self.chars = MAX_REPAIR_TOTAL_CHARS
+
+
+def _too_deep() -> str:
+    return f"its JSON is nested more than {MAX_DEPTH} levels deep, the limit (MAX_DEPTH)"
+
+
+def _too_long(what: str, size: int, limit: int, name: str) -> str:
+    return f"{what} is over {limit:,} characters ({size:,} or more), the limit ({name})"
+
+
+def nesting_depth(value: Any, limit: int = MAX_DEPTH) -> int:
+    """How deeply dicts, lists and tuples nest in ``value`` (stops counting past ``limit``)."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, dict):
+            children: Any = item.values()
+        elif isinstance(item, (list, tuple)):
+            children = item
+        else:
+            continue
+        if level > deepest:
+            deepest = level
+            if deepest > limit:
+                return deepest
+        stack.extend((child, level + 1) for child in children if isinstance(child, (dict, list)))
+    return deepest
+
+
+class _Span(NamedTuple):
+    end: int
+    closed: bool
+    depth: int
+    limit: str | None = None
+
+
+class _Brackets:
+    """String-aware bracket matching over one text, linear over all the candidates of a reply.
+
+    A scan from ``start`` reads only bracket, quote and backslash characters. Every opening
+    bracket it meets outside a string starts, in a fresh scan, exactly where this scan is (no
+    string open), so its match is recorded on the way and a later ``match`` there is a lookup.
+    A scan stops past :data:`MAX_SPAN_CHARS` characters or :data:`MAX_DEPTH` levels.
+    """
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self._known: dict[tuple[int, bool], _Span] = {}
+
+    def match(self, start: int, *, python: bool = False) -> _Span:
+        """Where the bracketed expression at ``start`` ends (exclusive) and whether it closed.
+
+        Brackets inside double-quoted strings (and single-quoted ones in Python mode) do not
+        count. Full-width brackets count as ASCII ones, and any closer closes any opener.
+        """
+        known = self._known.get((start, python))
+        if known is not None:
+            return known
+        text = self.text
+        stop = min(len(text), start + MAX_SPAN_CHARS)
+        quotes = "\"'" if python else '"'
+        tokens = (_PYTHON_TOKEN if python else _JSON_TOKEN).finditer(text, start, stop)
+        quote = ""
+        skip = -1
+        depth = deepest = 0
+        record = True
+        opened: list[list[int]] = []  # [position, level, deepest level inside]
+        for token in tokens:
+            index = token.start()
+            ch = text[index]
+            if quote:
+                if index == skip:
+                    continue
+                if ch == "\\":
+                    skip = index + 1
+                elif ch == quote:
+                    quote = ""
+                continue
+            if ch in quotes:
+                quote = ch
+            elif ch in _OPENERS:
+                depth += 1
+                if depth > MAX_DEPTH:
+                    return _Span(index + 1, False, depth, _too_deep())
+                deepest = max(deepest, depth)
+                opened.append([index, depth, depth])
+            elif ch != "\\":  # a closer
+                depth -= 1
+                if opened:
+                    position, level, inner = opened.pop()
+                    if record:
+                        self._known[(position, python)] = _Span(index + 1, True, inner - level + 1)
+                    if opened and opened[-1][2] < inner:
+                        opened[-1][2] = inner
+                else:  # a closer before any opener: depth is no longer the stack's height
+                    record = False
+                if depth == 0:
+                    return self._remember(start, python, _Span(index + 1, True, deepest))
+        if stop < len(text):
+            size = _too_long("the call", stop - start, MAX_SPAN_CHARS, "MAX_SPAN_CHARS")
+            return _Span(stop, False, deepest, size)
+        if record:
+            for position, level, inner in opened:
+                self._known[(position, python)] = _Span(len(text), False, inner - level + 1)
+        return self._remember(start, python, _Span(len(text), False, deepest))
+
+    def _remember(self, start: int, python: bool, span: _Span) -> _Span:
+        self._known[(start, python)] = span
+        return span
+
+
+class _Taken:
+    """The claimed spans of the text, merged, for ``O(log n)`` "is this position claimed?"."""
+
+    def __init__(self) -> None:
+        self._starts: list[int] = []
+        self._ends: list[int] = []
+
+    def end_of(self, position: int) -> int | None:
+        """The end of the claimed span holding ``position``, or ``None`` if it is free."""
+        index = bisect.bisect_right(self._starts, position) - 1
+        if index >= 0 and position < self._ends[index]:
+            return self._ends[index]
+        return None
+
+    def add(self, start: int, end: int) -> None:
+        if end <= start:
+            return
+        low = bisect.bisect_left(self._ends, start)  # first span that ends at or after start
+        high = bisect.bisect_right(self._starts, end)  # spans from here on start after end
+        if low < high:
+            start = min(start, self._starts[low])
+            end = max(end, self._ends[high - 1])
+        self._starts[low:high] = [start]
+        self._ends[low:high] = [end]
+
+
+class _Scan:
+    """One reply's search: the text, its bracket matches, claimed spans and budgets."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.brackets = _Brackets(text)
+        self.taken = _Taken()
+        self.repairs = RepairBudget()
+        self.count = 0  # candidates found
+        self.parsed = 0  # characters handed to ast.parse (starts that were no call count too)
+
+    def full(self) -> bool:
+        return self.count >= MAX_CANDIDATES
+
+    def overflow(self, position: int) -> Candidate:
+        """The refusal standing for everything from ``position`` on, once the search is full."""
+        limit = (
+            f"the reply holds more than {MAX_CANDIDATES} tool-call candidates, the most "
+            f"foxagent reads (MAX_CANDIDATES); the rest of it, from character {position:,}, "
+            "was not searched"
+        )
+        self.count += 1
+        return Candidate(position, position, None, syntax="limit", limit=limit)
+
+
 def find_candidates(text: str) -> list[Candidate]:
     """Every call candidate in ``text``, in order of position, with wrapper-absorbed spans."""
+    if len(text) > MAX_TEXT_CHARS:
+        if not _might_hold_calls(text):
+            return []
+        size = _too_long("the reply", len(text), MAX_TEXT_CHARS, "MAX_TEXT_CHARS")
+        return [Candidate(0, 0, None, syntax="limit", limit=f"{size}, so it was not searched")]
+    scan = _Scan(text)
     found: list[Candidate] = []
-    taken: list[tuple[int, int]] = []
     for finder in (_find_react, _find_function_tags, _find_pythonic, _find_json):
-        for candidate in finder(text, taken):
+        for candidate in finder(scan):
             found.append(candidate)
-            taken.append((candidate.start, candidate.end))
+            scan.taken.add(candidate.start, candidate.end)
     found.sort(key=lambda c: c.start)
     for candidate in found:
-        candidate.example = _follows_example_cue(text, candidate.start)
+        if candidate.start < candidate.end:
+            candidate.example = _follows_example_cue(text, candidate.start)
     _absorb_wrappers(text, found)
     return found
 
 
-def _free(position: int, taken: list[tuple[int, int]]) -> bool:
-    return all(not (start <= position < end) for start, end in taken)
+def _might_hold_calls(text: str) -> bool:
+    """Whether any finder would look at ``text`` at all (a linear pre-check)."""
+    return bool(
+        "Action" in text
+        or "<function=" in text
+        or _PYTHON_TAG in text
+        or _PYTHONIC_LIST.search(text)
+        or _DOT_CALL.search(text)
+        or _CALL_START.search(text)
+    )
+
+
+def _limited(
+    start: int, end: int, name: str | None, syntax: str, limit: str, text: str
+) -> Candidate:
+    candidate = Candidate(start, end, name, syntax=syntax, closed=True, limit=limit)
+    candidate.raw = text[start:end]
+    return candidate
 
 
 # --- ReAct -----------------------------------------------------------------------------------
 
 
-def _find_react(text: str, taken: list[tuple[int, int]]) -> list[Candidate]:
+def _find_react(scan: _Scan) -> list[Candidate]:
+    text = scan.text
     if "Action" not in text:
         return []
-    found = []
-    for match in _REACT.finditer(text):
-        name = match.group("name").strip().strip("`'\"*")
-        raw_input = match.group("input").strip()
-        candidate = Candidate(match.start(), match.end(), name, syntax="react", raw=match.group())
-        body = _strip_fence(raw_input)
+    found: list[Candidate] = []
+    position = 0
+    while True:
+        head = _REACT_ACTION.search(text, position)
+        if head is None:
+            return found
+        position = head.end()
+        line_end = text.find("\n", position)
+        if line_end < 0:
+            return found
+        if line_end == position:  # nothing after the colon: not an action line
+            continue
+        start = head.start()
+        follow = _REACT_INPUT.match(text, line_end + 1)
+        if follow is None:
+            continue
+        if scan.full():
+            found.append(scan.overflow(start))
+            return found
+        name = text[position:line_end].strip().strip("`'\"*")
+        terminator = _REACT_END.search(text, follow.end())
+        end = terminator.start() if terminator else len(text)
+        position = end
+        scan.count += 1
+        if end - follow.end() > MAX_SPAN_CHARS:
+            size = _too_long(
+                "its Action Input", end - follow.end(), MAX_SPAN_CHARS, "MAX_SPAN_CHARS"
+            )
+            found.append(_limited(start, end, name, "react", size, text))
+            continue
+        candidate = Candidate(start, end, name, syntax="react", raw=text[start:end])
+        body = _strip_fence(text[follow.end() : end].strip())
         if body.startswith(("{", "｛")):
-            _decode_json_object(body, candidate, arguments_only=True)
+            _decode_json_object(scan, body, candidate, arguments_only=True)
         else:
             candidate.arguments = body.strip().strip("\"'")
         found.append(candidate)
-    return found
 
 
 def _strip_fence(text: str) -> str:
@@ -172,31 +465,42 @@ def _strip_fence(text: str) -> str:
 # --- <function=NAME>{...}</function> -----------------------------------------------------------
 
 
-def _find_function_tags(text: str, taken: list[tuple[int, int]]) -> list[Candidate]:
+def _find_function_tags(scan: _Scan) -> list[Candidate]:
+    text = scan.text
     if "<function=" not in text:
         return []
-    found = []
+    found: list[Candidate] = []
+    position = 0  # the end of the previous tag's span: tags inside it are its text
     for match in _FUNCTION_TAG.finditer(text):
-        if not _free(match.start(), taken):
+        if match.start() < position or scan.taken.end_of(match.start()) is not None:
             continue
+        if scan.full():
+            found.append(scan.overflow(match.start()))
+            return found
+        scan.count += 1
         body_start = match.end()
-        end, closed = (
-            _match_brackets(text, body_start)
-            if text[body_start : body_start + 1]
-            in (
-                "{",
-                "｛",
-            )
-            else (body_start, True)
-        )
+        end, closed = body_start, True
+        if text[body_start : body_start + 1] in ("{", "｛"):
+            span = scan.brackets.match(body_start)
+            if span.limit is not None:
+                found.append(
+                    _limited(
+                        match.start(), span.end, match.group(1), "function_tag", span.limit, text
+                    )
+                )
+                return found
+            end, closed = span.end, span.closed
         candidate = Candidate(match.start(), end, match.group(1), syntax="function_tag")
         if end > body_start:
-            _decode_json_object(text[body_start:end], candidate, arguments_only=True, closed=closed)
+            _decode_json_object(
+                scan, text[body_start:end], candidate, arguments_only=True, closed=closed
+            )
         else:
             candidate.arguments = {}
         tail = _FUNCTION_TAG_END.match(text, end)
         candidate.end = tail.end() if tail else end
         candidate.raw = text[candidate.start : candidate.end]
+        position = candidate.end
         found.append(candidate)
     return found
 
@@ -204,7 +508,8 @@ def _find_function_tags(text: str, taken: list[tuple[int, int]]) -> list[Candida
 # --- pythonic --------------------------------------------------------------------------------
 
 
-def _find_pythonic(text: str, taken: list[tuple[int, int]]) -> list[Candidate]:
+def _find_pythonic(scan: _Scan) -> list[Candidate]:
+    text = scan.text
     if "(" not in text:
         return []
     found: list[Candidate] = []
@@ -212,28 +517,56 @@ def _find_pythonic(text: str, taken: list[tuple[int, int]]) -> list[Candidate]:
     starts += [m.start() for m in _DOT_CALL.finditer(text)]
     tag = text.find(_PYTHON_TAG)
     if tag >= 0:
-        after = tag + len(_PYTHON_TAG)
-        starts += [m.start() for m in _BARE_CALL.finditer(text, after) if m.start() >= after]
+        starts += _bare_call_starts(text, tag + len(_PYTHON_TAG))
     stripped = strip_special_tokens(text).strip()
     if _BARE_CALL.match(stripped) and stripped.endswith(")"):
         starts.append(text.find(stripped[:8]))  # the whole reply is one call
-    claimed: list[tuple[int, int]] = list(taken)
+    claimed = _Taken()
     for start in sorted(set(starts)):
-        if start < 0 or not _free(start, claimed):
+        if start < 0 or scan.taken.end_of(start) is not None or claimed.end_of(start) is not None:
             continue
-        candidates = _decode_pythonic(text, start)
+        if scan.full() or scan.parsed > MAX_TEXT_CHARS:
+            found.append(scan.overflow(start))
+            return found
+        candidates = _decode_pythonic(scan, start)
+        scan.count += len(candidates)
         for candidate in candidates:
-            claimed.append((candidate.start, candidate.end))
+            claimed.add(candidate.start, candidate.end)
         found.extend(candidates)
+        if candidates and candidates[0].limit is not None:
+            return found
     return found
 
 
-def _decode_pythonic(text: str, start: int) -> list[Candidate]:
-    end, closed = _match_brackets(text, start, python=True)
+def _bare_call_starts(text: str, after: int) -> list[int]:
+    """Where ``_BARE_CALL.finditer(text, after)`` matches, found in one pass over word runs.
+
+    A match starts at the first ASCII letter or underscore of a run of word characters and dots
+    that is followed by ``(``; the regex itself retried every position of a long word.
+    """
+    starts = []
+    for run in _WORD_RUN.finditer(text, after):
+        if _OPEN_PAREN.match(text, run.end()):
+            first = _ASCII_NAME_START.search(text, run.start(), run.end())
+            if first is not None:
+                starts.append(first.start())
+    return starts
+
+
+def _decode_pythonic(scan: _Scan, start: int) -> list[Candidate]:
+    text = scan.text
+    span = scan.brackets.match(start, python=True)
+    end, closed = span.end, span.closed
+    scan.parsed += end - start
     source = text[start:end]
+    if span.limit is not None:
+        name = _BARE_CALL.match(source.lstrip("[ \t\n"))
+        called = name.group().rstrip("( \t") if name else None
+        limit = span.limit.replace("its JSON", "its expression")
+        return [_limited(start, end, called, "pythonic", limit, text)]
     try:
         tree = ast.parse(source.strip(), mode="eval").body
-    except (SyntaxError, ValueError):
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
         name = _BARE_CALL.match(source.lstrip("[ \t\n"))
         called = name.group().rstrip("( \t") if name else None
         candidate = Candidate(start, end, called, syntax="pythonic", closed=closed, raw=source)
@@ -253,7 +586,7 @@ def _pythonic_candidate(call: ast.Call, start: int, end: int, source: str) -> Ca
         candidate.arguments = {
             k.arg: ast.literal_eval(k.value) for k in call.keywords if k.arg is not None
         }
-    except (ValueError, TypeError, SyntaxError, RecursionError):
+    except (ValueError, TypeError, SyntaxError, RecursionError, MemoryError):
         candidate.error = "its arguments are not literal values"
     return candidate
 
@@ -272,7 +605,8 @@ def _dotted_name(node: ast.expr) -> str | None:
 # --- JSON objects ----------------------------------------------------------------------------
 
 
-def _find_json(text: str, taken: list[tuple[int, int]]) -> list[Candidate]:
+def _find_json(scan: _Scan) -> list[Candidate]:
+    text = scan.text
     if not _CALL_HINT.search(text):
         return []
     found: list[Candidate] = []
@@ -282,14 +616,28 @@ def _find_json(text: str, taken: list[tuple[int, int]]) -> list[Candidate]:
         if match is None:
             return found
         start = match.start()
-        if not _free(start, taken):
-            position = start + 1
+        claimed = scan.taken.end_of(start)
+        if claimed is not None:
+            position = claimed
             continue
-        end, closed = _match_brackets(text, start)
+        if scan.full():
+            found.append(scan.overflow(start))
+            return found
+        span = scan.brackets.match(start)
+        if span.limit is not None:
+            scan.count += 1
+            candidate = _limited(start, span.end, None, "json", span.limit, text)
+            _name_from_text(candidate, candidate.raw)
+            found.append(candidate)
+            return found
+        end, closed = span.end, span.closed
         candidate = Candidate(start, end, None, raw=text[start:end])
-        _decode_json_object(text[start:end], candidate, arguments_only=False, closed=closed)
-        found.extend(_expand_wrappers(candidate))
-        position = end if candidate.error is None or not closed else start + 1
+        _decode_json_object(scan, text[start:end], candidate, arguments_only=False, closed=closed)
+        expanded = _expand_wrappers(candidate)
+        scan.count += len(expanded)
+        found.extend(expanded)
+        retry = candidate.error is not None and candidate.limit is None and closed
+        position = start + 1 if retry else end
         if not closed:
             return found
 
@@ -298,6 +646,8 @@ def _expand_wrappers(candidate: Candidate) -> list[Candidate]:
     """Turn a decoded object into calls: plain, OpenAI-wrapped, or a ``tool_calls`` list."""
     value = candidate.arguments
     candidate.arguments = None
+    if candidate.limit is not None:
+        return [candidate]
     if candidate.error is not None or not isinstance(value, dict):
         candidate.error = candidate.error or "it is not a JSON object"
         return [candidate]
@@ -350,9 +700,9 @@ def _call_from_object(value: dict[str, Any], origin: Candidate) -> Candidate:
 
 
 def _decode_json_object(
-    source: str, candidate: Candidate, *, arguments_only: bool, closed: bool = True
+    scan: _Scan, source: str, candidate: Candidate, *, arguments_only: bool, closed: bool = True
 ) -> None:
-    """Decode ``source`` into ``candidate.arguments`` (or set ``candidate.error``)."""
+    """Decode ``source`` into ``candidate.arguments`` (or set ``candidate.error``/``limit``)."""
     candidate.closed = closed
     text = source
     if not closed:
@@ -363,15 +713,19 @@ def _decode_json_object(
             return
         text = source + completion
         candidate.completed = True
-    value, repaired = loads_repaired(text)
-    candidate.repaired = repaired or not closed
-    if value is None:
+    decoded = decode_json(text, scan.repairs)
+    candidate.repaired = decoded.repaired or not closed
+    if decoded.limit is not None:
+        candidate.limit = decoded.limit
+        candidate.error = decoded.limit
+        _name_from_text(candidate, source)
+    elif decoded.value is None:
         candidate.error = "its JSON cannot be repaired"
         _name_from_text(candidate, source)
     elif arguments_only:
-        candidate.arguments = value
+        candidate.arguments = decoded.value
     else:
-        candidate.arguments = value  # unpacked into name/arguments by _expand_wrappers
+        candidate.arguments = decoded.value  # unpacked into name/arguments by _expand_wrappers
 
 
 def _name_from_text(candidate: Candidate, source: str) -> None:
@@ -381,26 +735,88 @@ def _name_from_text(candidate: Candidate, source: str) -> None:
         candidate.name = written.group(1) if written else None
 
 
-def loads_repaired(text: str) -> tuple[Any, bool]:
-    """Decode JSON strictly, else repaired; ``(value or None, whether it needed repair)``."""
+class Decoded(NamedTuple):
+    """What :func:`decode_json` made of a text."""
+
+    value: Any
+    """The decoded value, or ``None`` when it could not be decoded."""
+    repaired: bool
+    """Whether it needed repair."""
+    limit: str | None = None
+    """The budget it exceeded (a clause naming it); then ``value`` is ``None``."""
+
+
+def decode_json(text: str, budget: RepairBudget | None = None) -> Decoded:
+    """Decode JSON strictly, else with full-width structure made ASCII, else with json_repair.
+
+    Within the budgets: a value nested deeper than :data:`MAX_DEPTH` is refused, and only a
+    text of at most :data:`MAX_REPAIR_CHARS` (and within what is left of ``budget``) is handed to
+    ``json_repair``. A repaired value must be a non-empty object or list that kept every letter
+    and digit of the text.
+    """
     try:
-        return json.loads(text), False
+        return _depth_checked(json.loads(text), repaired=False)
     except ValueError:
         pass
+    except RecursionError:
+        return Decoded(None, False, _too_deep())
     ascii_structure = _ascii_structure(text)
-    try:
-        return json.loads(ascii_structure), True
-    except ValueError:
-        pass
+    if ascii_structure is not text:
+        try:
+            return _depth_checked(json.loads(ascii_structure), repaired=True)
+        except ValueError:
+            pass
+        except RecursionError:
+            return Decoded(None, True, _too_deep())
+    if len(text) > MAX_REPAIR_CHARS:
+        size = _too_long("its invalid JSON", len(text), MAX_REPAIR_CHARS, "MAX_REPAIR_CHARS")
+        return Decoded(None, True, f"{size} of what foxagent repairs")
+    if _bracket_depth(ascii_structure) > MAX_DEPTH:
+        return Decoded(None, True, _too_deep())
+    if budget is not None:
+        if len(text) > budget.chars:
+            limit = (
+                f"its JSON is invalid and the reply already used its repair budget of "
+                f"{MAX_REPAIR_TOTAL_CHARS:,} characters (MAX_REPAIR_TOTAL_CHARS)"
+            )
+            return Decoded(None, True, limit)
+        budget.chars -= len(text)
     try:
         value = json_repair.loads(ascii_structure)
     except Exception:  # json_repair is third-party: any failure just means "cannot repair"
-        return None, True
+        return Decoded(None, True)
     if not isinstance(value, (dict, list)) or not value or _lost_content(text, value):
-        return None, True
-    return value, True
+        return Decoded(None, True)
+    return _depth_checked(value, repaired=True)
 
 
+def _depth_checked(value: Any, *, repaired: bool) -> Decoded:
+    if nesting_depth(value) > MAX_DEPTH:
+        return Decoded(None, repaired, _too_deep())
+    return Decoded(value, repaired)
+
+
+def loads_repaired(text: str) -> tuple[Any, bool]:
+    """Decode JSON strictly, else repaired; ``(value or None, whether it needed repair)``."""
+    decoded = decode_json(text)
+    return decoded.value, decoded.repaired
+
+
+def _bracket_depth(text: str) -> int:
+    """The deepest nesting of ``{[(`` outside double-quoted strings (``(`` counts: json_repair
+    reads parentheses as tuples, quadratically)."""
+    depth = deepest = 0
+    for token in _COMPLETION_TOKEN_PARENS.finditer(text):
+        ch = token[0]
+        if ch in "{[(":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif ch in "}])":
+            depth -= 1
+    return deepest
+
+
+_COMPLETION_TOKEN_PARENS = re.compile(r'"(?:[^"\\]|\\[\s\S])*"?|[{}\[\]()]')
 _UNICODE_ESCAPE = re.compile(r"\\u([0-9a-fA-F]{4})")
 
 
@@ -412,81 +828,44 @@ def _lost_content(source: str, value: Any) -> bool:
     return after < before
 
 
-def _string_states(text: str) -> Iterator[tuple[str, bool]]:
-    """Each character with whether a double-quoted JSON string is open after it."""
-    in_string = escaped = False
-    for ch in text:
-        if in_string:
-            if escaped:
-                escaped = False
-            elif ch == "\\":
-                escaped = True
-            elif ch == '"':
-                in_string = False
-        elif ch == '"':
-            in_string = True
-        yield ch, in_string
+def _ascii_piece(piece: re.Match[str]) -> str:
+    text = piece[0]
+    return text if text[0] == '"' else text.translate(_FULLWIDTH_STRUCTURE)
 
 
 def _ascii_structure(text: str) -> str:
-    """Full-width braces, brackets, colons and commas outside string literals made ASCII."""
-    if text.isascii():
+    """Full-width braces, brackets, colons and commas outside string literals made ASCII.
+
+    Returns ``text`` itself when there is nothing to change.
+    """
+    if text.isascii() or not any(ch in text for ch in _FULLWIDTH_CHARS):
         return text
-    return "".join(
-        ch if quoted else ch.translate(_FULLWIDTH_STRUCTURE) for ch, quoted in _string_states(text)
-    )
+    return _STRING_OR_OTHER.sub(_ascii_piece, text)
 
 
 def _completion(source: str) -> str | None:
     """The closing brackets that complete ``source``, or ``None`` if more than that is missing."""
+    ascii_source = _ascii_structure(source)
     stack: list[str] = []
     in_string = False
-    for ch, in_string in _string_states(_ascii_structure(source)):
-        if in_string:
-            continue
-        if ch in "{[":
-            stack.append("}" if ch == "{" else "]")
-        elif ch in "}]" and stack:
-            stack.pop()
+    for token in _COMPLETION_TOKEN.finditer(ascii_source):
+        ch = token[0][0]
+        if ch == '"':
+            in_string = not token[1]
+        else:
+            in_string = False
+            if ch in "{[":
+                stack.append("}" if ch == "{" else "]")
+            elif stack:
+                stack.pop()
     if in_string or not stack or source.rstrip()[-1:] in (":", ",", "：", "，"):
         return None
     completion = "".join(reversed(stack))
     try:
-        json.loads(_ascii_structure(source) + completion)
-    except ValueError:
+        json.loads(ascii_source + completion)
+    except (ValueError, RecursionError):
         return None
     return completion
-
-
-def _match_brackets(text: str, start: int, *, python: bool = False) -> tuple[int, bool]:
-    """End (exclusive) of the bracketed expression at ``start``, and whether it closed.
-
-    String-aware: brackets inside double-quoted strings (and single-quoted ones in Python
-    mode) do not count. Full-width brackets count as ASCII ones.
-    """
-    depth = 0
-    quote = ""
-    escaped = False
-    quotes = "\"'" if python else '"'
-    for index in range(start, len(text)):
-        ch = text[index]
-        if quote:
-            if escaped:
-                escaped = False
-            elif ch == "\\":
-                escaped = True
-            elif ch == quote:
-                quote = ""
-            continue
-        if ch in quotes:
-            quote = ch
-        elif ch in "{[(｛［（":
-            depth += 1
-        elif ch in "}])｝］）":
-            depth -= 1
-            if depth == 0:
-                return index + 1, True
-    return len(text), False
 
 
 # --- context ---------------------------------------------------------------------------------
@@ -499,20 +878,25 @@ def _follows_example_cue(text: str, start: int) -> bool:
 
 
 def _absorb_wrappers(text: str, candidates: list[Candidate]) -> None:
-    """Grow spans over call markup around them, and over separators between adjacent calls."""
+    """Grow spans over call markup around them, and over separators between adjacent calls.
+
+    What is absorbed before a span depends only on its start and what is absorbed after it only
+    on its end, so each side grows on its own, by at most ``_MAX_WRAPPERS`` tokens.
+    """
     for candidate in candidates:
-        if candidate.example:
+        if candidate.example or candidate.start >= candidate.end:
             continue
-        while True:
+        for _ in range(_MAX_WRAPPERS):
             before = _WRAP_BEFORE.search(text, max(0, candidate.start - 40), candidate.start)
-            after = _WRAP_AFTER.match(text, candidate.end)
-            if before is None and after is None:
+            if before is None:
                 break
-            if before is not None:
-                candidate.start = before.start()
-            if after is not None:
-                candidate.end = after.end()
-    ordered = [c for c in candidates if not c.example]
+            candidate.start = before.start()
+        for _ in range(_MAX_WRAPPERS):
+            after = _WRAP_AFTER.match(text, candidate.end)
+            if after is None:
+                break
+            candidate.end = after.end()
+    ordered = [c for c in candidates if not c.example and c.start < c.end]
     for left, right in itertools.pairwise(ordered):
         if left.end <= right.start and _SEPARATOR_ONLY.match(text, left.end, right.start):
             left.end = right.start

@@ -33,6 +33,11 @@
 9. **Nothing is lost.** ``text`` is the reply without the call spans and special tokens; prose and
    FoxBrain tags around calls stay. Every refused candidate is in ``rejected`` with a one-sentence
    reason written to be sent back to the model.
+10. **Budgets.** Parsing is linear in the reply, and the work that is not has a budget (see
+    :mod:`foxagent._call_syntax`: reply length, candidate length, nesting depth, JSON repair,
+    number of candidates). At most :data:`MAX_CALLS` calls of one reply are validated; every
+    candidate past a budget, and every call past :data:`MAX_CALLS`, is refused as ``too_large``
+    with a reason naming the limit, never dropped. Server arguments have the same budgets.
 
 The function never raises: on any input it returns a ``Recovery``.
 """
@@ -47,19 +52,29 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from foxagent._call_syntax import (
+    MAX_DEPTH,
+    MAX_TEXT_CHARS,
     Candidate,
+    RepairBudget,
+    decode_json,
     find_candidates,
-    loads_repaired,
+    nesting_depth,
     strip_special_tokens,
 )
 from foxagent._exceptions import ToolArgumentsError
 from foxagent._schema_tool import SchemaTool
 from foxagent._tools import CheckedArguments, ToolLike
 
-__all__ = ["RecoveredCall", "Recovery", "RejectedCall", "recover_tool_calls"]
+__all__ = ["MAX_CALLS", "RecoveredCall", "Recovery", "RejectedCall", "recover_tool_calls"]
 
 CallSource = Literal["server", "content", "repaired"]
-RejectionKind = Literal["unknown_tool", "invalid_arguments", "truncated", "unparseable", "example"]
+RejectionKind = Literal[
+    "unknown_tool", "invalid_arguments", "truncated", "unparseable", "example", "too_large"
+]
+
+# The most calls of one reply that are validated (each costs a schema validation); the rest are
+# refused as too_large, one refusal each. Llama 3.1 makes a handful of parallel calls at most.
+MAX_CALLS = 32
 
 _PREFIX = re.compile(r"^(?:functions?|tools?)\.", re.IGNORECASE)
 _NON_ALNUM = re.compile(r"[\W_]+")
@@ -100,7 +115,8 @@ class RejectedCall:
     """A candidate call that must not run.
 
     Attributes:
-        kind: why, as a category.
+        kind: why, as a category; ``too_large`` when it exceeded a parsing budget (its reason
+            names the limit).
         reason: one sentence for the model, naming the tool and what is wrong.
         name: the tool name as the model wrote it, if any.
         id: the server's id when the candidate came from ``tool_calls``, else a new one.
@@ -250,21 +266,39 @@ def _from_server(
     accepted: list[RecoveredCall] = []
     rejected: list[RejectedCall] = []
     last = len(server_calls) - 1
+    budget = RepairBudget()
     for position, (call_id, name, arguments) in enumerate(server_calls):
         call_id = str(call_id) if call_id else new_call_id()
-        raw = f"{name}({arguments})"
+        raw = _raw_server_call(name, arguments)
         if truncated and position == last:
             rejected.append(_truncated(name, call_id, raw))
             continue
-        decoded, repaired, error = _decode_arguments(arguments)
+        if position >= MAX_CALLS:
+            rejected.append(_too_many(name, call_id, raw))
+            continue
+        decoded, repaired, error = _decode_arguments(arguments, budget)
         if error is not None:
-            decoded = _Undecodable(error)
+            decoded = error
         outcome = _gate(index, name, decoded, (), call_id, raw, repaired, "server")
         _sort(outcome, accepted, rejected)
     return Recovery(calls=_dedupe(accepted), rejected=tuple(rejected), text=_clean(content))
 
 
-def _decode_arguments(arguments: Any) -> tuple[Any, bool, str | None]:
+_RAW_LIMIT = 2_000  # characters of a too-large candidate kept in its refusal's ``raw``
+
+
+def _raw_server_call(name: Any, arguments: Any) -> str:
+    if not isinstance(arguments, str) and nesting_depth(arguments) > MAX_DEPTH:
+        arguments = f"<{type(arguments).__name__} nested more than {MAX_DEPTH} levels deep>"
+    try:
+        return f"{name}({arguments})"
+    except (RecursionError, ValueError):  # repr of an exotic object
+        return f"{name}(...)"
+
+
+def _decode_arguments(
+    arguments: Any, budget: RepairBudget | None = None
+) -> tuple[Any, bool, _Undecodable | None]:
     """Server-side arguments as a value: unwrap JSON strings (twice at most), null → {}."""
     repaired = False
     for _ in range(2):
@@ -273,15 +307,23 @@ def _decode_arguments(arguments: Any) -> tuple[Any, bool, str | None]:
         text = arguments.strip()
         if text in ("", "null"):
             return {}, repaired, None
-        try:
-            arguments = json.loads(text)
-        except ValueError:
-            value, _ = loads_repaired(text)  # the same in-span repair as for content
-            if value is None:
-                return None, True, "are not valid JSON"
-            arguments, repaired = value, True
+        if len(text) > MAX_TEXT_CHARS:
+            limit = (
+                f"its arguments are over {MAX_TEXT_CHARS:,} characters ({len(text):,}), "
+                "the limit (MAX_TEXT_CHARS)"
+            )
+            return None, repaired, _Undecodable(limit, too_large=True)
+        decoded = decode_json(text, budget)  # strict, else the same in-span repair as content
+        if decoded.limit is not None:
+            return None, True, _Undecodable(decoded.limit, too_large=True)
+        if decoded.value is None:
+            return None, True, _Undecodable("are not valid JSON")
+        arguments, repaired = decoded.value, repaired or decoded.repaired
     if arguments is None:
         return {}, repaired, None
+    if nesting_depth(arguments) > MAX_DEPTH:
+        limit = f"its arguments are nested more than {MAX_DEPTH} levels deep, the limit (MAX_DEPTH)"
+        return None, repaired, _Undecodable(limit, too_large=True)
     return arguments, repaired, None
 
 
@@ -294,38 +336,55 @@ def _from_content(content: str, index: ToolIndex, truncated: bool) -> Recovery:
     candidates = find_candidates(content)
     accepted: list[RecoveredCall] = []
     rejected: list[RejectedCall] = []
+    budget = RepairBudget()
+    attempts = 0
     for candidate in candidates:
-        outcome = _judge(candidate, index, truncated)
+        if attempts >= MAX_CALLS and not candidate.example and candidate.limit is None:
+            if _dropped_as_code(candidate, index):
+                continue
+            rejected.append(_too_many(candidate.name, new_call_id(), candidate.raw))
+            continue
+        outcome = _judge(candidate, index, truncated, budget)
         if outcome is not None:
             _sort(outcome, accepted, rejected)
-    spans = [(c.start, c.end) for c in candidates if not c.example]
+            if not (isinstance(outcome, RejectedCall) and outcome.kind == "example"):
+                attempts += 1
+    spans = [(c.start, c.end) for c in candidates if not c.example and c.start < c.end]
     return Recovery(
         calls=_dedupe(accepted), rejected=tuple(rejected), text=_clean(_cut(content, spans))
     )
 
 
+def _dropped_as_code(candidate: Candidate, index: ToolIndex) -> bool:
+    """A broken pythonic candidate naming no tool, outside a python tag, is code in prose."""
+    if candidate.syntax != "pythonic" or (candidate.error is None and candidate.limit is None):
+        return False
+    return index.resolve(candidate.name or "")[0] is None and "<|python_tag|>" not in candidate.raw
+
+
 def _judge(
-    candidate: Candidate, index: ToolIndex, truncated: bool
+    candidate: Candidate, index: ToolIndex, truncated: bool, budget: RepairBudget | None = None
 ) -> RecoveredCall | RejectedCall | None:
     raw = candidate.raw
     name = candidate.name
     if candidate.example:
         reason = f"The call to '{name}' is an example in the text, not a call; it was not run."
         return RejectedCall(kind="example", reason=reason, name=name, raw=raw)
+    if _dropped_as_code(candidate, index):
+        return None  # `[print(x)` in prose is code, not a call attempt
+    if candidate.limit is not None:
+        return _too_large(name, new_call_id(), raw, candidate.limit)
     if not candidate.closed and (truncated or not candidate.completed):
         return _truncated(name, new_call_id(), raw)
-    if candidate.error is not None and candidate.syntax == "pythonic":
-        if index.resolve(name or "")[0] is None and "<|python_tag|>" not in raw:
-            return None  # `[print(x)` in prose is code, not a call attempt
     if candidate.error is not None or name is None:
         what = f"tool '{name}'" if name else "a tool"
         reason = f"A call to {what} could not be read: {candidate.error or 'no tool name'}."
         return RejectedCall(kind="unparseable", reason=reason, name=name, raw=raw)
     arguments = candidate.arguments
     if isinstance(arguments, str) and candidate.syntax != "react":
-        arguments, repaired, error = _decode_arguments(arguments)
+        arguments, repaired, error = _decode_arguments(arguments, budget)
         if error is not None:
-            arguments = _Undecodable(error)
+            arguments = error
         candidate.repaired = candidate.repaired or repaired
     source: CallSource = "repaired" if candidate.repaired else "content"
     return _gate(index, name, arguments, candidate.positional, new_call_id(), raw, False, source)
@@ -337,11 +396,30 @@ def _truncated(name: Any, call_id: str, raw: str) -> RejectedCall:
     return RejectedCall(kind="truncated", reason=reason, name=name, id=call_id, raw=raw)
 
 
+def _too_large(name: Any, call_id: str, raw: str, limit: str) -> RejectedCall:
+    what = f"The call to tool '{name}'" if name else "A tool call"
+    reason = f"{what} was not run: {limit}."
+    raw = raw if len(raw) <= _RAW_LIMIT else raw[:_RAW_LIMIT] + "…"
+    return RejectedCall(kind="too_large", reason=reason, name=name, id=call_id, raw=raw)
+
+
+def _too_many(name: Any, call_id: str, raw: str) -> RejectedCall:
+    limit = (
+        f"the reply holds more than {MAX_CALLS} tool calls, the most foxagent runs from one "
+        "reply (MAX_CALLS); send the rest in the next reply"
+    )
+    return _too_large(name, call_id, raw, limit)
+
+
 @dataclass(frozen=True, slots=True)
 class _Undecodable:
-    """Arguments that could not be decoded; refused after the name gate, naming the tool."""
+    """Arguments that could not be decoded; refused after the name gate, naming the tool.
+
+    ``too_large``: they exceeded a parsing budget (``reason`` names it), refused as such.
+    """
 
     reason: str
+    too_large: bool = False
 
 
 # --- the gate ----------------------------------------------------------------------------------
@@ -364,6 +442,8 @@ def _gate(
     if tool is None:
         reason = f"Unknown tool '{name}'. Available tools: {index.names()}."
         return RejectedCall(kind="unknown_tool", reason=reason, name=name, id=call_id, raw=raw)
+    if isinstance(arguments, _Undecodable) and arguments.too_large:
+        return _too_large(tool.name, call_id, raw, arguments.reason)
     mapped = _arguments_object(tool, arguments, positional)
     if isinstance(mapped, str):
         reason = f"Invalid arguments for tool '{tool.name}': {mapped}."
