@@ -42,11 +42,11 @@ e2e-vllm: $(STAMP)
 	$(BIN)/python -m conformance.e2e.record
 
 bench: $(STAMP)
-	$(BIN)/python benchmarks/bench_recovery.py
-	$(BIN)/python benchmarks/bench_answer.py
-	$(BIN)/python benchmarks/bench_agent.py
-	$(BIN)/python benchmarks/bench_cli_startup.py
-	$(BIN)/python benchmarks/bench_faults.py
+	$(BIN)/python -m benchmarks.bench_recovery
+	$(BIN)/python -m benchmarks.bench_answer
+	$(BIN)/python -m benchmarks.bench_agent
+	$(BIN)/python -m benchmarks.bench_cli_startup
+	$(BIN)/python -m benchmarks.bench_faults
 
 clean:
 	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache .pytest_cache .hypothesis

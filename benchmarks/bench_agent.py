@@ -2,8 +2,8 @@
 
 Run from the repo root::
 
-    python benchmarks/bench_agent.py            # full run (about a minute)
-    python benchmarks/bench_agent.py --quick    # smaller counts, for a smoke test
+    python -m benchmarks.bench_agent            # full run (about a minute)
+    python -m benchmarks.bench_agent --quick    # smaller counts, for a smoke test
 
 The task: one question, FoxBrain calls a tool (vLLM's parser catches the call), the tool's result
 goes back, FoxBrain answers with its tags. ``FakeVLLMServer`` answers from a *separate process*,

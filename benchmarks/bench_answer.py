@@ -2,7 +2,7 @@
 
 Run from the repo root::
 
-    python benchmarks/bench_answer.py
+    python -m benchmarks.bench_answer
 
 For each reply it prints the median microseconds per parse over repeated runs, and the median of
 ``re.findall`` of the tag pattern over the same text as an in-process baseline (the ratio shows the

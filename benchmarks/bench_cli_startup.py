@@ -2,7 +2,7 @@
 
 Run from the repo root (after `make demo` or `make test` created .venv)::
 
-    python benchmarks/bench_cli_startup.py
+    python -m benchmarks.bench_cli_startup
 
 Runs both commands interleaved, 30 times each, and prints the medians and the difference, which is
 what foxagent's own start-up costs (the target is well under 150 ms).

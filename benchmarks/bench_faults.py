@@ -2,16 +2,16 @@
 
 Run from the repo root::
 
-    python benchmarks/bench_faults.py                   # 10 batches of 1,000 (~35 s here)
-    python benchmarks/bench_faults.py --batches 3       # shorter
-    python benchmarks/bench_faults.py --tracemalloc     # also Python allocations (2x slower)
-    python benchmarks/bench_faults.py --cap 0           # no max_concurrent_requests
+    python -m benchmarks.bench_faults                   # 10 batches of 1,000 (~35 s here)
+    python -m benchmarks.bench_faults --batches 3       # shorter
+    python -m benchmarks.bench_faults --tracemalloc     # also Python allocations (2x slower)
+    python -m benchmarks.bench_faults --cap 0           # no max_concurrent_requests
 
-The same harness as ``tests/test_load_faults.py`` (``tests/load_harness.py``): four agents
-sharing one ``VLLMModel`` against one ``FakeVLLMServer`` (in this process, its own thread) that
-injects HTTP errors, drops, malformed bodies and calls, slow and hanging replies and tools. The
-agents and the model live across all batches, as in a long-running service, so anything they
-keep per run shows up as growth.
+The same harness as ``tests/test_load_faults.py`` (``benchmarks/load_plans.py`` and
+``benchmarks/load_harness.py``): four agents sharing one ``VLLMModel`` against one
+``FakeVLLMServer`` (in this process, its own thread) that injects HTTP errors, drops, malformed
+bodies and calls, slow and hanging replies and tools. The agents and the model live across all
+batches, as in a long-running service, so anything they keep per run shows up as growth.
 
 After each batch it prints the outcome counts, latency p50/p99 and memory (RSS after
 ``gc.collect()``, live objects, and with ``--tracemalloc`` the traced bytes). At the end it
@@ -30,17 +30,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
-import sys
 import threading
 import time
 import tracemalloc
 from collections import Counter
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for `tests.load_harness`
-
-from tests.load_harness import (
-    TOOL_COUNTS,
+from benchmarks.load_harness import (
     LoadServer,
     LoopLag,
     Outcome,
@@ -56,7 +51,6 @@ from tests.load_harness import (
     live_objects,
     make_agents,
     make_model,
-    make_plans,
     max_overshoot,
     open_fds,
     other_tasks,
@@ -67,6 +61,7 @@ from tests.load_harness import (
     server_port,
     wait_for,
 )
+from benchmarks.load_plans import TOOL_COUNTS, make_plans
 
 
 async def bench(server: LoadServer, responder: Responder, args: argparse.Namespace) -> list[str]:

@@ -2,7 +2,7 @@
 
 Run from the repo root::
 
-    python benchmarks/bench_recovery.py
+    python -m benchmarks.bench_recovery
 
 Each case is timed in rounds that interleave foxagent and the baseline (so a noisy neighbour hits
 both alike); the printed numbers are medians over the rounds. The baseline is ``json.loads`` of the

@@ -1,10 +1,115 @@
-"""Shared pytest hooks."""
+"""Shared pytest hooks and fixtures: one weather tool, one fake vLLM server, one agent factory.
+
+* `get_weather`: a deterministic tool (23 degrees anywhere, a `ToolError` for Atlantis) that
+  notes its arguments in `WEATHER_CALLS` (read them through the `weather_calls` fixture).
+  Modules import it: ``from tests.conftest import get_weather``.
+* `fake_server`: a started `FakeVLLMServer` with an empty script (``fake_server.add(...)`` the
+  replies), stopped after the test. A module changes its arguments by overriding the
+  `fake_server_options` fixture (e.g. to require an API key).
+* `make_agent`: ``make_agent(**overrides)`` builds an `Agent` on a `VLLMModel` talking to
+  `fake_server` (started on first use), to another ``server=``, or on a given ``model=``. A
+  module sets its defaults by overriding `agent_options` (the Agent's keyword arguments) and
+  `model_options` (the VLLMModel's); ``model_options=`` in a call updates the latter.
+"""
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, Literal
 
 import pytest
+
+from foxagent import Agent, ToolError, tool
+from foxagent.models import Model
+from foxagent.models.vllm import VLLMModel
+from foxagent.testing import FakeVLLMServer
+
+AgentFactory = Callable[..., Agent]
+"""The type of the `make_agent` fixture."""
+
+WEATHER_CALLS: list[dict[str, Any]] = []
+"""The arguments of each `get_weather` call, oldest first (cleared by `weather_calls`)."""
+
+
+@tool
+def get_weather(
+    location: str, unit: Literal["celsius", "fahrenheit"] = "celsius"
+) -> dict[str, Any]:
+    """Weather now.
+
+    Args:
+        location: City.
+        unit: Unit.
+    """
+    WEATHER_CALLS.append({"location": location, "unit": unit})
+    if location == "Atlantis":
+        raise ToolError("No place called 'Atlantis' was found.")
+    return {"location": location, "temperature": 23, "unit": unit}
+
+
+@pytest.fixture
+def weather_calls() -> Iterator[list[dict[str, Any]]]:
+    """`WEATHER_CALLS`, empty when the test starts (and emptied again after it)."""
+    WEATHER_CALLS.clear()
+    yield WEATHER_CALLS
+    WEATHER_CALLS.clear()
+
+
+@pytest.fixture
+def fake_server_options() -> dict[str, Any]:
+    """`FakeVLLMServer` keyword arguments for `fake_server`; override it in a module."""
+    return {}
+
+
+@pytest.fixture
+def fake_server(fake_server_options: dict[str, Any]) -> Iterator[FakeVLLMServer]:
+    """A running `FakeVLLMServer` on 127.0.0.1 with an empty script."""
+    with FakeVLLMServer(**fake_server_options) as server:
+        yield server
+
+
+@pytest.fixture
+def agent_options() -> dict[str, Any]:
+    """The `Agent` keyword arguments `make_agent` starts from; override it in a module."""
+    return {"tools": [get_weather]}
+
+
+@pytest.fixture
+def model_options(fake_server_options: dict[str, Any]) -> dict[str, Any]:
+    """The `VLLMModel` keyword arguments `make_agent` starts from: the fake server's API key and
+    a short backoff between retries. Override it in a module."""
+    return {"api_key": fake_server_options.get("api_key"), "backoff": 0.01}
+
+
+@pytest.fixture
+def make_agent(
+    request: pytest.FixtureRequest,
+    agent_options: dict[str, Any],
+    model_options: dict[str, Any],
+) -> AgentFactory:
+    """``make_agent(*, server=None, model=None, model_options=None, **overrides)``: an `Agent`
+    with `agent_options` updated by ``overrides``, on ``model`` when given, else on a
+    `VLLMModel` for ``server`` (default: the `fake_server` fixture) with `model_options`
+    updated by the ``model_options`` argument."""
+    defaults = model_options
+
+    def build(
+        *,
+        server: FakeVLLMServer | None = None,
+        model: Model | None = None,
+        model_options: Mapping[str, Any] | None = None,
+        **overrides: Any,
+    ) -> Agent:
+        if model is None:
+            if server is None:
+                server = request.getfixturevalue("fake_server")
+            model = VLLMModel(server.base_url, **{**defaults, **(model_options or {})})
+        elif model_options is not None:
+            raise TypeError("model_options only applies to the VLLMModel make_agent builds")
+        return Agent(model=model, **{**agent_options, **overrides})
+
+    return build
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

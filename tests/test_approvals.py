@@ -11,11 +11,11 @@ from typing import Any
 
 import pytest
 
-from foxagent import Agent, UserError, tool
+from foxagent import UserError, tool
 from foxagent.events import ApprovalRequired, RunEvent
-from foxagent.models.vllm import VLLMModel
 from foxagent.sessions import MemoryStore, PendingCall, Session, SQLiteStore
 from foxagent.testing import FakeVLLMServer
+from tests.conftest import AgentFactory
 
 ANSWER = "<answer>完成</answer>"
 RAN: list[str] = []
@@ -49,9 +49,9 @@ def call(name: str, **arguments: Any) -> str:
 DELETE = call("delete_file", path="/tmp/a.txt")
 
 
-def agent_for(server: FakeVLLMServer, **kwargs: Any) -> Agent:
-    model = VLLMModel(server.base_url, backoff=0.01)
-    return Agent(tools=[delete_file, list_files], model=model, system_prompt=None, **kwargs)
+@pytest.fixture
+def agent_options() -> dict[str, Any]:
+    return {"tools": [delete_file, list_files], "system_prompt": None}
 
 
 def tool_messages(server: FakeVLLMServer) -> list[str]:
@@ -65,7 +65,9 @@ def _forget_runs() -> None:
 
 @pytest.mark.parametrize("is_async", [False, True])
 @pytest.mark.parametrize("approved", [True, False])
-async def test_an_approver_is_asked_before_the_call_runs(approved: bool, is_async: bool) -> None:
+async def test_an_approver_is_asked_before_the_call_runs(
+    approved: bool, is_async: bool, fake_server: FakeVLLMServer, make_agent: AgentFactory
+) -> None:
     asked: list[PendingCall] = []
 
     def decide(pending: PendingCall) -> bool:
@@ -75,9 +77,9 @@ async def test_an_approver_is_asked_before_the_call_runs(approved: bool, is_asyn
     async def decide_async(pending: PendingCall) -> bool:
         return decide(pending)
 
-    with FakeVLLMServer([DELETE, ANSWER]) as server:
-        async with agent_for(server, approver=decide_async if is_async else decide) as agent:
-            result = await agent.arun("刪掉 a.txt")
+    fake_server.add(DELETE, ANSWER)
+    async with make_agent(approver=decide_async if is_async else decide) as agent:
+        result = await agent.arun("刪掉 a.txt")
     assert [(p.name, p.arguments, p.needs_approval) for p in asked] == [
         ("delete_file", {"path": "/tmp/a.txt"}, True)
     ]
@@ -88,94 +90,103 @@ async def test_an_approver_is_asked_before_the_call_runs(approved: bool, is_asyn
         if approved
         else ("Error: The user did not approve the call to 'delete_file'.")
     )
-    assert tool_messages(server) == [expected]
+    assert tool_messages(fake_server) == [expected]
     assert result.answer == "完成"
 
 
-async def test_tools_without_approval_are_not_asked_about() -> None:
+async def test_tools_without_approval_are_not_asked_about(
+    fake_server: FakeVLLMServer, make_agent: AgentFactory
+) -> None:
     asked: list[PendingCall] = []
-    with FakeVLLMServer([call("list_files", folder="/tmp"), ANSWER]) as server:
-        async with agent_for(server, approver=lambda p: asked.append(p) or True) as agent:
-            result = await agent.arun("看 /tmp")
+    fake_server.add(call("list_files", folder="/tmp"), ANSWER)
+    async with make_agent(approver=lambda p: asked.append(p) or True) as agent:
+        result = await agent.arun("看 /tmp")
     assert asked == [] and result.tool_calls[0].status == "ok"
 
 
-async def test_without_approver_or_session_the_call_is_refused() -> None:
-    with FakeVLLMServer([DELETE, ANSWER]) as server:
-        async with agent_for(server) as agent:
-            result = await agent.arun("刪掉 a.txt")
+async def test_without_approver_or_session_the_call_is_refused(
+    fake_server: FakeVLLMServer, make_agent: AgentFactory
+) -> None:
+    fake_server.add(DELETE, ANSWER)
+    async with make_agent() as agent:
+        result = await agent.arun("刪掉 a.txt")
     assert RAN == [] and result.tool_calls[0].status == "denied"
-    assert "needs a person's approval, and nobody can be asked" in tool_messages(server)[0]
+    assert "needs a person's approval, and nobody can be asked" in tool_messages(fake_server)[0]
 
 
-async def test_a_session_run_pauses_and_resumes_after_approval(tmp_path: Path) -> None:
+async def test_a_session_run_pauses_and_resumes_after_approval(
+    tmp_path: Path, fake_server: FakeVLLMServer, make_agent: AgentFactory
+) -> None:
     events: list[RunEvent] = []
     both = DELETE + "\n" + call("list_files", folder="/tmp")
-    with FakeVLLMServer([both, ANSWER]) as server:
-        async with agent_for(server) as agent:
-            session = Session(SQLiteStore(tmp_path / "s.db"), "user-1")
-            paused = await agent.arun("清理 /tmp", session=session, on_event=events.append)
-            assert paused.answer == "" and RAN == []
-            assert [(p.name, p.needs_approval) for p in paused.pending] == [
-                ("delete_file", True),
-                ("list_files", False),  # waits with the reply it came in
-            ]
-            last = events[-1]
-            assert isinstance(last, ApprovalRequired) and last.calls == paused.pending
-            assert len(server.requests) == 1
-            # Stored: the question only; the reply's calls live in the pending state.
-            assert [m["role"] for m in await session.messages()] == ["user"]
-            with pytest.raises(UserError, match="waiting for approval of"):
-                await agent.arun("再問", session=session)
-            with pytest.raises(UserError, match="still wait for a decision"):
-                await agent.resume(session)
-            await session.approve(paused.pending[0].id)
-            result = await agent.resume(session)
+    fake_server.add(both, ANSWER)
+    async with make_agent() as agent:
+        session = Session(SQLiteStore(tmp_path / "s.db"), "user-1")
+        paused = await agent.arun("清理 /tmp", session=session, on_event=events.append)
+        assert paused.answer == "" and RAN == []
+        assert [(p.name, p.needs_approval) for p in paused.pending] == [
+            ("delete_file", True),
+            ("list_files", False),  # waits with the reply it came in
+        ]
+        last = events[-1]
+        assert isinstance(last, ApprovalRequired) and last.calls == paused.pending
+        assert len(fake_server.requests) == 1
+        # Stored: the question only; the reply's calls live in the pending state.
+        assert [m["role"] for m in await session.messages()] == ["user"]
+        with pytest.raises(UserError, match="waiting for approval of"):
+            await agent.arun("再問", session=session)
+        with pytest.raises(UserError, match="still wait for a decision"):
+            await agent.resume(session)
+        await session.approve(paused.pending[0].id)
+        result = await agent.resume(session)
     assert RAN == ["/tmp/a.txt"] and result.answer == "完成"
     assert [r.status for r in result.tool_calls] == ["ok", "ok"]
-    assert tool_messages(server) == ["deleted /tmp/a.txt", '["a.txt", "b.txt"]']
+    assert tool_messages(fake_server) == ["deleted /tmp/a.txt", '["a.txt", "b.txt"]']
     roles = [m["role"] for m in await session.messages()]
     assert roles == ["user", "assistant", "tool", "assistant", "tool", "assistant"]
     assert await session.pending() == []
 
 
-async def test_a_denial_reason_reaches_the_model() -> None:
-    with FakeVLLMServer([DELETE, ANSWER]) as server:
-        async with agent_for(server) as agent:
-            session = Session(MemoryStore(), "s")
-            paused = await agent.arun("刪掉 a.txt", session=session)
-            await session.deny(paused.pending[0].id, "a.txt is still needed")
-            with pytest.raises(UserError, match="has no call 'nope' waiting for approval"):
-                await session.approve("nope")
-            result = await agent.resume(session)
+async def test_a_denial_reason_reaches_the_model(
+    fake_server: FakeVLLMServer, make_agent: AgentFactory
+) -> None:
+    fake_server.add(DELETE, ANSWER)
+    async with make_agent() as agent:
+        session = Session(MemoryStore(), "s")
+        paused = await agent.arun("刪掉 a.txt", session=session)
+        await session.deny(paused.pending[0].id, "a.txt is still needed")
+        with pytest.raises(UserError, match="has no call 'nope' waiting for approval"):
+            await session.approve("nope")
+        result = await agent.resume(session)
     assert RAN == [] and result.tool_calls[0].status == "denied"
-    assert tool_messages(server) == [
+    assert tool_messages(fake_server) == [
         "Error: The user did not approve the call to 'delete_file': a.txt is still needed"
     ]
 
 
-async def test_another_process_approves_through_the_session(tmp_path: Path) -> None:
+async def test_another_process_approves_through_the_session(
+    tmp_path: Path, fake_server: FakeVLLMServer, make_agent: AgentFactory
+) -> None:
     database = tmp_path / "shared.db"
-    with FakeVLLMServer([DELETE, ANSWER]) as server:
-        async with agent_for(server) as agent:
-            session = Session(SQLiteStore(database), "user-9")
-            paused = await agent.arun("刪掉 a.txt", session=session)
-            script = (
-                "import asyncio, sys\n"
-                "from foxagent.sessions import Session, SQLiteStore\n"
-                "session = Session(SQLiteStore(sys.argv[1]), 'user-9')\n"
-                "asyncio.run(session.approve(sys.argv[2]))\n"
-            )
-            approver = await asyncio.create_subprocess_exec(
-                sys.executable, "-c", script, str(database), paused.pending[0].id
-            )
-            assert await approver.wait() == 0
-            result = await agent.resume(session)
+    fake_server.add(DELETE, ANSWER)
+    async with make_agent() as agent:
+        session = Session(SQLiteStore(database), "user-9")
+        paused = await agent.arun("刪掉 a.txt", session=session)
+        script = (
+            "import asyncio, sys\n"
+            "from foxagent.sessions import Session, SQLiteStore\n"
+            "session = Session(SQLiteStore(sys.argv[1]), 'user-9')\n"
+            "asyncio.run(session.approve(sys.argv[2]))\n"
+        )
+        approver = await asyncio.create_subprocess_exec(
+            sys.executable, "-c", script, str(database), paused.pending[0].id
+        )
+        assert await approver.wait() == 0
+        result = await agent.resume(session)
     assert RAN == ["/tmp/a.txt"] and result.answer == "完成"
 
 
-async def test_resume_without_a_paused_run_is_a_clear_error() -> None:
-    with FakeVLLMServer() as server:
-        async with agent_for(server) as agent:
-            with pytest.raises(UserError, match="has no run waiting for approval"):
-                await agent.resume(Session(MemoryStore(), "idle"))
+async def test_resume_without_a_paused_run_is_a_clear_error(make_agent: AgentFactory) -> None:
+    async with make_agent() as agent:
+        with pytest.raises(UserError, match="has no run waiting for approval"):
+            await agent.resume(Session(MemoryStore(), "idle"))

@@ -80,7 +80,7 @@ def test_corpus_counts_per_family_and_language() -> None:
 
 def test_server_fields_match_the_emulator() -> None:
     stale = stale_case_ids(CASES)
-    assert not stale, f"stale server fields (run python tests/corpus/regenerate.py): {stale}"
+    assert not stale, f"stale server fields (run python -m tests.corpus.regenerate): {stale}"
 
 
 def test_regenerate_check_passes_in_process(capsys: pytest.CaptureFixture[str]) -> None:

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from foxagent import Agent, StepLimitError, tool
+from foxagent import Agent, StepLimitError
 from foxagent.events import (
     FinalAnswer,
     ModelRetry,
@@ -21,27 +21,17 @@ from foxagent.events import (
     ToolFinished,
     ToolStarted,
 )
-from foxagent.models.vllm import VLLMModel
 from foxagent.testing import FakeVLLMServer, Reply
+from tests.conftest import AgentFactory, get_weather
 from tests.fixtures.slow_tools import STOPPED, slow_lookup
 
 ANSWER = "<answer>台北 23°C</answer>"
 CALL = json.dumps({"name": "get_weather", "parameters": {"location": "台北"}}, ensure_ascii=False)
 
 
-@tool
-def get_weather(location: str) -> dict[str, Any]:
-    """Weather now.
-
-    Args:
-        location: City.
-    """
-    return {"location": location, "temperature": 23}
-
-
-def agent_for(server: FakeVLLMServer, **kwargs: Any) -> Agent:
-    model = VLLMModel(server.base_url, backoff=0.01)
-    return Agent(tools=[get_weather, slow_lookup], model=model, system_prompt=None, **kwargs)
+@pytest.fixture
+def agent_options() -> dict[str, Any]:
+    return {"tools": [get_weather, slow_lookup], "system_prompt": None}
 
 
 async def collect(agent: Agent, question: str = "台北幾度？") -> list[RunEvent]:
@@ -49,9 +39,11 @@ async def collect(agent: Agent, question: str = "台北幾度？") -> list[RunEv
         return [event async for event in agent.iter(question)]
 
 
-async def test_iter_yields_each_step_of_a_run_in_order() -> None:
-    with FakeVLLMServer([CALL, ANSWER]) as server:
-        events = await collect(agent_for(server))
+async def test_iter_yields_each_step_of_a_run_in_order(
+    fake_server: FakeVLLMServer, make_agent: AgentFactory
+) -> None:
+    fake_server.add(CALL, ANSWER)
+    events = await collect(make_agent())
     assert [e.kind for e in events] == [
         "step",
         "tool_call_detected",
@@ -71,15 +63,17 @@ async def test_iter_yields_each_step_of_a_run_in_order() -> None:
     started, finished = events[2], events[3]
     assert isinstance(started, ToolStarted) and started.id == detected.id
     assert isinstance(finished, ToolFinished) and finished.record.status == "ok"
-    assert finished.record.result == {"location": "台北", "temperature": 23}
+    assert finished.record.result == {"location": "台北", "temperature": 23, "unit": "celsius"}
     final = events[-1]
     assert isinstance(final, FinalAnswer) and final.result.answer == "台北 23°C"
     assert final.result.timings.total > 0  # the result is complete when the event comes
 
 
-async def test_streaming_run_yields_deltas_before_the_call_runs() -> None:
-    with FakeVLLMServer([CALL, ANSWER]) as server:
-        events = await collect(agent_for(server, stream=True))
+async def test_streaming_run_yields_deltas_before_the_call_runs(
+    fake_server: FakeVLLMServer, make_agent: AgentFactory
+) -> None:
+    fake_server.add(CALL, ANSWER)
+    events = await collect(make_agent(stream=True))
     kinds = [e.kind for e in events]
     first_tool = kinds.index("tool_call_detected")
     assert "tool_call" in kinds[:first_tool]  # vLLM streamed the call as tool-call deltas
@@ -90,16 +84,18 @@ async def test_streaming_run_yields_deltas_before_the_call_runs() -> None:
     assert kinds[-1] == "final_answer"
 
 
-async def test_a_retried_request_is_reported_with_its_reason() -> None:
-    with FakeVLLMServer([Reply(status=503, text="engine busy"), ANSWER]) as server:
-        events = await collect(agent_for(server))
+async def test_a_retried_request_is_reported_with_its_reason(
+    fake_server: FakeVLLMServer, make_agent: AgentFactory
+) -> None:
+    fake_server.add(Reply(status=503, text="engine busy"), ANSWER)
+    events = await collect(make_agent())
     retry = next(e for e in events if isinstance(e, ModelRetry))
     assert retry.attempt == 1 and retry.delay > 0
     assert "503" in retry.reason and "engine busy" in retry.reason
     assert [e.kind for e in events] == ["step", "retry", "text", "final_answer"]
 
 
-async def test_concurrent_runs_never_see_each_others_events() -> None:
+async def test_concurrent_runs_never_see_each_others_events(make_agent: AgentFactory) -> None:
     def script(body: dict[str, Any]) -> Reply | str:
         question = body["messages"][-1]["content"]
         if question == "busy" and not any(m["role"] == "user" for m in body["messages"][:-1]):
@@ -110,7 +106,7 @@ async def test_concurrent_runs_never_see_each_others_events() -> None:
 
     script.busy_failures = 0  # type: ignore[attr-defined]
     with FakeVLLMServer(script) as server:
-        async with agent_for(server) as agent:
+        async with make_agent(server=server) as agent:
 
             async def kinds(question: str) -> list[str]:
                 return [e.kind async for e in agent.iter(question)]
@@ -120,36 +116,42 @@ async def test_concurrent_runs_never_see_each_others_events() -> None:
     assert calm == ["step", "text", "final_answer"]
 
 
-async def test_a_refused_call_is_finished_without_starting() -> None:
+async def test_a_refused_call_is_finished_without_starting(
+    fake_server: FakeVLLMServer, make_agent: AgentFactory
+) -> None:
     unknown = json.dumps({"name": "send_rocket", "parameters": {}})
-    with FakeVLLMServer([unknown, ANSWER]) as server:
-        events = await collect(agent_for(server))
+    fake_server.add(unknown, ANSWER)
+    events = await collect(make_agent())
     assert [e.kind for e in events] == ["step", "tool_finished", "step", "text", "final_answer"]
     finished = events[1]
     assert isinstance(finished, ToolFinished) and finished.record.status == "rejected"
     assert "send_rocket" in (finished.record.error or "")
 
 
-async def test_a_failed_run_raises_after_its_events() -> None:
+async def test_a_failed_run_raises_after_its_events(
+    fake_server: FakeVLLMServer, make_agent: AgentFactory
+) -> None:
     seen: list[str] = []
-    with FakeVLLMServer([CALL, CALL, CALL]) as server:
-        async with agent_for(server, max_steps=2) as agent:
-            with pytest.raises(StepLimitError) as caught:
-                async for event in agent.iter("台北幾度？"):
-                    seen.append(event.kind)
+    fake_server.add(CALL, CALL, CALL)
+    async with make_agent(max_steps=2) as agent:
+        with pytest.raises(StepLimitError) as caught:
+            async for event in agent.iter("台北幾度？"):
+                seen.append(event.kind)
     assert seen.count("step") == 2 and "final_answer" not in seen
     assert caught.value.messages[-1]["role"] == "tool"
 
 
-async def test_leaving_the_loop_cancels_the_run_and_its_tools() -> None:
+async def test_leaving_the_loop_cancels_the_run_and_its_tools(
+    fake_server: FakeVLLMServer, make_agent: AgentFactory
+) -> None:
     STOPPED.clear()
     call = json.dumps({"name": "slow_lookup", "parameters": {"query": "q-break"}})
-    with FakeVLLMServer([call, ANSWER]) as server:
-        async with agent_for(server) as agent:
-            started = time.monotonic()
-            async for event in agent.iter("look it up"):
-                if isinstance(event, ToolStarted):
-                    break
-            await asyncio.sleep(0)  # let the cancelled tool task run its handler
+    fake_server.add(call, ANSWER)
+    async with make_agent() as agent:
+        started = time.monotonic()
+        async for event in agent.iter("look it up"):
+            if isinstance(event, ToolStarted):
+                break
+        await asyncio.sleep(0)  # let the cancelled tool task run its handler
     assert STOPPED == ["q-break"]
     assert time.monotonic() - started < 5  # not the tool's 30 s

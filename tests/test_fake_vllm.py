@@ -11,7 +11,7 @@ import asyncio
 import json
 import re
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -47,15 +47,9 @@ FOXBRAIN = "<count>1</count><step>查天氣</step><step>" + CALL + "</step>"
 
 
 @pytest.fixture
-def fake_vllm() -> Iterator[FakeVLLMServer]:
-    with FakeVLLMServer() as server:
-        yield server
-
-
-@pytest.fixture
-async def client(fake_vllm: FakeVLLMServer) -> AsyncIterator[openai.AsyncOpenAI]:
+async def client(fake_server: FakeVLLMServer) -> AsyncIterator[openai.AsyncOpenAI]:
     async with openai.AsyncOpenAI(
-        base_url=fake_vllm.base_url, api_key="unused", max_retries=0
+        base_url=fake_server.base_url, api_key="unused", max_retries=0
     ) as sdk:
         yield sdk
 
@@ -92,8 +86,8 @@ def assemble(chunks: list[dict[str, Any]]) -> dict[str, Any]:
 # --- lifecycle, script, models ------------------------------------------------------------
 
 
-def test_models_list_is_vllms_shape(fake_vllm: FakeVLLMServer) -> None:
-    data = httpx.get(f"{fake_vllm.base_url}/models").json()
+def test_models_list_is_vllms_shape(fake_server: FakeVLLMServer) -> None:
+    data = httpx.get(f"{fake_server.base_url}/models").json()
     assert data["object"] == "list"
     (card,) = data["data"]
     assert {k: card[k] for k in ("id", "object", "owned_by", "root", "parent")} == {
@@ -164,29 +158,29 @@ def test_script_function_errors_are_500s_naming_them() -> None:
     assert "script raised KeyError" in response.json()["error"]["message"]
 
 
-def test_exhausted_script_is_a_clear_500(fake_vllm: FakeVLLMServer) -> None:
-    fake_vllm.add("only one")
-    assert post(fake_vllm).status_code == 200
-    response = post(fake_vllm)
+def test_exhausted_script_is_a_clear_500(fake_server: FakeVLLMServer) -> None:
+    fake_server.add("only one")
+    assert post(fake_server).status_code == 200
+    response = post(fake_server)
     assert response.status_code == 500
     error = response.json()["error"]
     assert error["type"] == "InternalServerError" and error["code"] == 500
     assert "script exhausted" in error["message"] and "server.add" in error["message"]
 
 
-def test_assert_complete_names_what_is_left(fake_vllm: FakeVLLMServer) -> None:
-    fake_vllm.add("used", "<answer>never asked for</answer>", Reply(status=503))
-    post(fake_vllm)
+def test_assert_complete_names_what_is_left(fake_server: FakeVLLMServer) -> None:
+    fake_server.add("used", "<answer>never asked for</answer>", Reply(status=503))
+    post(fake_server)
     with pytest.raises(AssertionError, match=r"2 scripted .*never asked for.*status=503"):
-        fake_vllm.assert_complete()
+        fake_server.assert_complete()
 
 
 # --- non-streaming answers ------------------------------------------------------------------
 
 
-def test_clean_call_has_vllms_full_shape(fake_vllm: FakeVLLMServer) -> None:
-    fake_vllm.add(CALL)
-    data = post(fake_vllm, tools=TOOLS, model="foxbrain").json()
+def test_clean_call_has_vllms_full_shape(fake_server: FakeVLLMServer) -> None:
+    fake_server.add(CALL)
+    data = post(fake_server, tools=TOOLS, model="foxbrain").json()
     assert re.fullmatch(r"chatcmpl-[0-9a-f]{16}", data["id"])
     assert re.fullmatch(r"vllm-0\.32\.0-[0-9a-f]{8}", data["system_fingerprint"])
     assert data["object"] == "chat.completion" and data["model"] == "foxbrain"
@@ -210,9 +204,9 @@ def test_clean_call_has_vllms_full_shape(fake_vllm: FakeVLLMServer) -> None:
 
 
 async def test_clean_call_through_the_sdk(
-    fake_vllm: FakeVLLMServer, client: openai.AsyncOpenAI
+    fake_server: FakeVLLMServer, client: openai.AsyncOpenAI
 ) -> None:
-    fake_vllm.add(CALL)
+    fake_server.add(CALL)
     completion = await client.chat.completions.create(
         model="foxbrain",
         messages=ASK,
@@ -223,12 +217,12 @@ async def test_clean_call_through_the_sdk(
     call = choice.message.tool_calls[0]
     assert call.function.name == "get_weather"
     assert json.loads(call.function.arguments) == ARGS
-    assert fake_vllm.requests[0]["tools"] == TOOLS
+    assert fake_server.requests[0]["tools"] == TOOLS
 
 
-def test_without_tools_the_text_is_content(fake_vllm: FakeVLLMServer) -> None:
-    fake_vllm.add(Reply(text=CALL, finish_reason="length"))
-    message = post(fake_vllm).json()["choices"][0]
+def test_without_tools_the_text_is_content(fake_server: FakeVLLMServer) -> None:
+    fake_server.add(Reply(text=CALL, finish_reason="length"))
+    message = post(fake_server).json()["choices"][0]
     assert message["message"]["content"] == CALL
     assert "tool_calls" not in message["message"]  # vLLM 0.32.0 leaves an empty list out
     assert message["finish_reason"] == "length"
@@ -260,10 +254,10 @@ def test_generations_disagree_like_vllm_versions(
             assert (message["content"], message.get("tool_calls", [])) == (text, []), generation
 
 
-def test_foxbrain_tagged_text_with_a_stray_brace_stays_content(fake_vllm: FakeVLLMServer) -> None:
+def test_foxbrain_tagged_text_with_a_stray_brace_stays_content(fake_server: FakeVLLMServer) -> None:
     text = "<count>2</count><step>集合 {1,2}</step><step>" + CALL + "</step>"
-    fake_vllm.add(text)
-    choice = post(fake_vllm, tools=TOOLS).json()["choices"][0]
+    fake_server.add(text)
+    choice = post(fake_server, tools=TOOLS).json()["choices"][0]
     assert choice["message"]["content"] == text and "tool_calls" not in choice["message"]
     assert choice["finish_reason"] == "stop"
 
@@ -279,9 +273,9 @@ def test_non_ascii_arguments_escaped_only_by_the_old_generation() -> None:
             assert "台北" in response.text  # the body is UTF-8, not ASCII-escaped
 
 
-def test_tool_choice_none_returns_the_raw_text(fake_vllm: FakeVLLMServer) -> None:
-    fake_vllm.add(CALL)
-    choice = post(fake_vllm, tools=TOOLS, tool_choice="none").json()["choices"][0]
+def test_tool_choice_none_returns_the_raw_text(fake_server: FakeVLLMServer) -> None:
+    fake_server.add(CALL)
+    choice = post(fake_server, tools=TOOLS, tool_choice="none").json()["choices"][0]
     assert choice["message"]["content"] == CALL and choice["finish_reason"] == "stop"
 
 
@@ -291,18 +285,18 @@ REQUIRED_CALLS = [
 ]
 
 
-def test_tool_choice_required_parses_llama_objects_like_auto(fake_vllm: FakeVLLMServer) -> None:
+def test_tool_choice_required_parses_llama_objects_like_auto(fake_server: FakeVLLMServer) -> None:
     # vLLM 0.32.0 constrains required to the llama format with a structural tag and parses the
     # output with llama3_json; text that holds no call comes back as content, finish tool_calls.
-    fake_vllm.add(
+    fake_server.add(
         '{"name": "get_weather", "parameters": {"city": "台北"}}\n'
         '{"name": "calculator", "parameters": {"expression": "6*7"}}',
         "no call here",
     )
-    choice = post(fake_vllm, tools=TOOLS, tool_choice="required").json()["choices"][0]
+    choice = post(fake_server, tools=TOOLS, tool_choice="required").json()["choices"][0]
     assert choice["finish_reason"] == "tool_calls" and choice["message"]["content"] == ""
     assert [c["function"] for c in choice["message"]["tool_calls"]] == REQUIRED_CALLS
-    choice = post(fake_vllm, tools=TOOLS, tool_choice="required").json()["choices"][0]
+    choice = post(fake_server, tools=TOOLS, tool_choice="required").json()["choices"][0]
     assert choice["message"]["content"] == "no call here" and "tool_calls" not in choice["message"]
     assert choice["finish_reason"] == "tool_calls"
 
@@ -359,16 +353,16 @@ async def test_named_tool_choice_gives_one_call_and_stops(generation: str, text:
     ],
 )
 def test_request_validation_like_vllms_validators(
-    fake_vllm: FakeVLLMServer, body: dict[str, Any], message: str
+    fake_server: FakeVLLMServer, body: dict[str, Any], message: str
 ) -> None:
-    response = post(fake_vllm, **body)
+    response = post(fake_server, **body)
     assert response.status_code == 400
     error = response.json()["error"]
     assert message in error["message"] and error["type"] == "BadRequestError"
 
 
-def test_unknown_model_is_a_404(fake_vllm: FakeVLLMServer) -> None:
-    response = post(fake_vllm, model="gpt-4o")
+def test_unknown_model_is_a_404(fake_server: FakeVLLMServer) -> None:
+    response = post(fake_server, model="gpt-4o")
     assert response.status_code == 404
     assert response.json()["error"]["message"] == "The model `gpt-4o` does not exist."
 
@@ -416,30 +410,30 @@ def assistant_turn(*arguments: str) -> dict[str, Any]:
     ],
 )
 async def test_history_the_template_refuses_is_a_400(
-    fake_vllm: FakeVLLMServer,
+    fake_server: FakeVLLMServer,
     client: openai.AsyncOpenAI,
     history: list[dict[str, Any]],
     message: str,
 ) -> None:
-    fake_vllm.add("never used")
+    fake_server.add("never used")
     with pytest.raises(openai.BadRequestError, match=re.escape(message)):
         await client.chat.completions.create(
             model="foxbrain",
             messages=history,
             tools=TOOLS,
         )
-    assert fake_vllm.requests[0]["messages"] == history
+    assert fake_server.requests[0]["messages"] == history
 
 
-def test_missing_messages_and_accepted_histories(fake_vllm: FakeVLLMServer) -> None:
-    response = httpx.post(f"{fake_vllm.base_url}/chat/completions", json={"model": "foxbrain"})
+def test_missing_messages_and_accepted_histories(fake_server: FakeVLLMServer) -> None:
+    response = httpx.post(f"{fake_server.base_url}/chat/completions", json={"model": "foxbrain"})
     assert response.status_code == 400 and "messages" in response.json()["error"]["message"]
-    fake_vllm.add("a", "b")
+    fake_server.add("a", "b")
     empty_calls = [*ASK, {"role": "assistant", "content": "hi", "tool_calls": []}]
-    assert post(fake_vllm, tools=TOOLS, messages=empty_calls).status_code == 200
+    assert post(fake_server, tools=TOOLS, messages=empty_calls).status_code == 200
     one_call = [*ASK, assistant_turn('{"city": "台北"}'), {"role": "tool", "content": "23"}]
-    assert post(fake_vllm, tools=TOOLS, messages=one_call).status_code == 200
-    fake_vllm.assert_complete()
+    assert post(fake_server, tools=TOOLS, messages=one_call).status_code == 200
+    fake_server.assert_complete()
 
 
 def test_prefix_generation_sends_the_old_flat_error_body() -> None:
@@ -458,11 +452,11 @@ def test_prefix_generation_sends_the_old_flat_error_body() -> None:
 
 
 def test_streamed_clean_call_reassembles_to_the_non_streamed_one(
-    fake_vllm: FakeVLLMServer,
+    fake_server: FakeVLLMServer,
 ) -> None:
-    fake_vllm.add(CALL, CALL)
-    whole = post(fake_vllm, tools=TOOLS).json()["choices"][0]
-    chunks = sse(fake_vllm, tools=TOOLS)
+    fake_server.add(CALL, CALL)
+    whole = post(fake_server, tools=TOOLS).json()["choices"][0]
+    chunks = sse(fake_server, tools=TOOLS)
     assert {chunk["object"] for chunk in chunks} == {"chat.completion.chunk"}
     assert len({chunk["id"] for chunk in chunks}) == 1
     first = chunks[0]["choices"][0]
@@ -486,9 +480,9 @@ def test_streamed_clean_call_reassembles_to_the_non_streamed_one(
 
 
 async def test_streamed_call_through_the_sdk(
-    fake_vllm: FakeVLLMServer, client: openai.AsyncOpenAI
+    fake_server: FakeVLLMServer, client: openai.AsyncOpenAI
 ) -> None:
-    fake_vllm.add(CALL)
+    fake_server.add(CALL)
     stream = await client.chat.completions.create(
         model="foxbrain",
         messages=ASK,
@@ -506,9 +500,9 @@ async def test_streamed_call_through_the_sdk(
     assert json.loads(arguments) == ARGS
 
 
-def test_prose_first_streams_content_only_even_with_a_call(fake_vllm: FakeVLLMServer) -> None:
-    fake_vllm.add(FOXBRAIN)
-    chunks = sse(fake_vllm, tools=TOOLS)
+def test_prose_first_streams_content_only_even_with_a_call(fake_server: FakeVLLMServer) -> None:
+    fake_server.add(FOXBRAIN)
+    chunks = sse(fake_server, tools=TOOLS)
     folded = assemble(chunks)
     assert folded == {"content": FOXBRAIN, "calls": [], "finish": "stop"}
     pieces = [c["choices"][0]["delta"]["content"] for c in chunks[1:-1]]
@@ -519,16 +513,18 @@ def test_prose_first_streams_content_only_even_with_a_call(fake_vllm: FakeVLLMSe
 CUT = '{"name": "get_weather", "parameters": {"city": "台北市信義'
 
 
-def test_cut_call_is_flushed_as_valid_json_and_reports_length(fake_vllm: FakeVLLMServer) -> None:
+def test_cut_call_is_flushed_as_valid_json_and_reports_length(fake_server: FakeVLLMServer) -> None:
     # vLLM 0.32.0: the last delta carries an argument fragment, so the auto-closed rest is
     # appended (valid JSON with a cut value), but the finish reason stays "length".
-    fake_vllm.add(Reply(text=CUT, finish_reason="length"), Reply(text=CUT, finish_reason="length"))
-    folded = assemble(sse(fake_vllm, tools=TOOLS))
+    fake_server.add(
+        Reply(text=CUT, finish_reason="length"), Reply(text=CUT, finish_reason="length")
+    )
+    folded = assemble(sse(fake_server, tools=TOOLS))
     assert folded["finish"] == "length"
     assert folded["calls"][0]["name"] == "get_weather"
     assert json.loads(folded["calls"][0]["arguments"]) == {"city": "台北市信義"}
     # The non-streaming parser cannot decode it: content, with the engine's reason.
-    choice = post(fake_vllm, tools=TOOLS).json()["choices"][0]
+    choice = post(fake_server, tools=TOOLS).json()["choices"][0]
     assert choice["message"]["content"] == CUT and choice["finish_reason"] == "length"
 
 
@@ -539,9 +535,9 @@ def test_cut_call_up_to_v011_is_flushed_as_valid_json_with_tool_calls() -> None:
     assert json.loads(folded["calls"][0]["arguments"]) == {"city": "台北市信義"}
 
 
-def test_include_usage_adds_a_final_usage_chunk(fake_vllm: FakeVLLMServer) -> None:
-    fake_vllm.add(Reply(text="你好", completion_tokens=3), "你好")
-    chunks = sse(fake_vllm, stream_options={"include_usage": True})
+def test_include_usage_adds_a_final_usage_chunk(fake_server: FakeVLLMServer) -> None:
+    fake_server.add(Reply(text="你好", completion_tokens=3), "你好")
+    chunks = sse(fake_server, stream_options={"include_usage": True})
     assert chunks[-1]["choices"] == []
     usage = chunks[-1]["usage"]
     assert usage["completion_tokens"] == 3 and set(usage) == {
@@ -550,20 +546,20 @@ def test_include_usage_adds_a_final_usage_chunk(fake_vllm: FakeVLLMServer) -> No
         "completion_tokens",
     }
     assert all("usage" not in chunk for chunk in chunks[:-1])
-    assert "usage" not in sse(fake_vllm)[-1]
+    assert "usage" not in sse(fake_server)[-1]
 
 
-def test_streamed_tool_choice_modes(fake_vllm: FakeVLLMServer) -> None:
+def test_streamed_tool_choice_modes(fake_server: FakeVLLMServer) -> None:
     named_call = '{"name": "calculator", "parameters": {"expression": "6*7"}}'
-    fake_vllm.add(named_call, '{"name": "calculator", "parameters": {"x": 1}}', CALL)
+    fake_server.add(named_call, '{"name": "calculator", "parameters": {"x": 1}}', CALL)
     named = {"type": "function", "function": {"name": "calculator"}}
-    folded = assemble(sse(fake_vllm, tools=TOOLS, tool_choice=named))
+    folded = assemble(sse(fake_server, tools=TOOLS, tool_choice=named))
     assert folded["calls"][0]["arguments"] == '{"expression": "6*7"}'
     assert folded["finish"] == "stop"
-    folded = assemble(sse(fake_vllm, tools=TOOLS, tool_choice="required"))
+    folded = assemble(sse(fake_server, tools=TOOLS, tool_choice="required"))
     assert json.loads(folded["calls"][0]["arguments"]) == {"x": 1}
     assert folded["finish"] == "tool_calls"
-    assert assemble(sse(fake_vllm, tools=TOOLS, tool_choice="none"))["content"] == CALL
+    assert assemble(sse(fake_server, tools=TOOLS, tool_choice="none"))["content"] == CALL
 
 
 def test_streamed_tool_choice_modes_up_to_v011() -> None:
@@ -582,9 +578,9 @@ def test_streamed_tool_choice_modes_up_to_v011() -> None:
 
 
 async def test_scripted_status_is_a_vllm_error(
-    fake_vllm: FakeVLLMServer, client: openai.AsyncOpenAI
+    fake_server: FakeVLLMServer, client: openai.AsyncOpenAI
 ) -> None:
-    fake_vllm.add(Reply(status=500, text="engine overloaded"), Reply(status=503))
+    fake_server.add(Reply(status=500, text="engine overloaded"), Reply(status=503))
     with pytest.raises(openai.InternalServerError, match="engine overloaded") as caught:
         await client.chat.completions.create(model="foxbrain", messages=ASK)
     assert caught.value.body == {
@@ -593,15 +589,15 @@ async def test_scripted_status_is_a_vllm_error(
         "param": None,
         "code": 500,
     }
-    response = post(fake_vllm)
+    response = post(fake_server)
     assert response.status_code == 503
     assert response.json()["error"]["type"] == "ServiceUnavailableError"
 
 
 async def test_delay_lets_the_client_timeout_fire(
-    fake_vllm: FakeVLLMServer, client: openai.AsyncOpenAI
+    fake_server: FakeVLLMServer, client: openai.AsyncOpenAI
 ) -> None:
-    fake_vllm.add(Reply(delay=5.0, text="late"), Reply(delay=0.05, text="on time"))
+    fake_server.add(Reply(delay=5.0, text="late"), Reply(delay=0.05, text="on time"))
     started = time.monotonic()
     with pytest.raises(openai.APITimeoutError):
         await client.chat.completions.create(model="foxbrain", messages=ASK, timeout=0.2)
@@ -611,23 +607,25 @@ async def test_delay_lets_the_client_timeout_fire(
 
 
 async def test_drop_closes_the_connection(
-    fake_vllm: FakeVLLMServer, client: openai.AsyncOpenAI
+    fake_server: FakeVLLMServer, client: openai.AsyncOpenAI
 ) -> None:
-    fake_vllm.add(Reply(drop=True), Reply(text=CALL, drop=True))
+    fake_server.add(Reply(drop=True), Reply(text=CALL, drop=True))
     with pytest.raises(openai.APIConnectionError):
         await client.chat.completions.create(model="foxbrain", messages=ASK)
     received: list[str] = []
     body = {"messages": ASK, "tools": TOOLS, "stream": True}
     with pytest.raises(httpx.RemoteProtocolError, match="incomplete"):
-        with httpx.stream("POST", f"{fake_vllm.base_url}/chat/completions", json=body) as response:
+        with httpx.stream(
+            "POST", f"{fake_server.base_url}/chat/completions", json=body
+        ) as response:
             received.extend(response.iter_lines())
     assert response.status_code == 200
     assert received[0].startswith("data: {") and "data: [DONE]" not in received
 
 
-def test_malformed_body(fake_vllm: FakeVLLMServer) -> None:
-    fake_vllm.add(Reply(body='{"choices": [}'))
-    response = post(fake_vllm)
+def test_malformed_body(fake_server: FakeVLLMServer) -> None:
+    fake_server.add(Reply(body='{"choices": [}'))
+    response = post(fake_server)
     assert response.status_code == 200 and response.text == '{"choices": [}'
     with pytest.raises(json.JSONDecodeError):
         response.json()

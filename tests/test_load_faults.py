@@ -29,18 +29,7 @@ from typing import Any
 import pytest
 
 import foxagent
-from foxagent import (
-    Agent,
-    ModelConnectionError,
-    ModelResponseError,
-    RunError,
-)
-from foxagent.events import ModelRetry, RunEvent
-from foxagent.models.vllm import VLLMModel
-from foxagent.testing import Reply
-from tests.load_harness import (
-    KNOWN_BUGS,
-    TOOL_COUNTS,
+from benchmarks.load_harness import (
     LoadServer,
     LoopLag,
     Outcome,
@@ -55,7 +44,6 @@ from tests.load_harness import (
     latency_line,
     make_agents,
     make_model,
-    make_plans,
     max_overshoot,
     open_fds,
     other_tasks,
@@ -67,6 +55,16 @@ from tests.load_harness import (
     server_port,
     wait_for,
 )
+from benchmarks.load_plans import KNOWN_BUGS, TOOL_COUNTS, make_plans
+from foxagent import (
+    Agent,
+    ModelConnectionError,
+    ModelResponseError,
+    RunError,
+)
+from foxagent.events import ModelRetry, RunEvent
+from foxagent.models.vllm import VLLMModel
+from foxagent.testing import Reply
 
 RUNS = 1_000
 

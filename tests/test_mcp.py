@@ -20,10 +20,10 @@ import pytest
 from mcp import Client, StdioServerParameters
 from mcp.shared.exceptions import MCPError
 
-from foxagent import Agent, ToolArgumentsError, ToolError, Toolset, UserError, cli, tool
+from foxagent import ToolArgumentsError, ToolError, Toolset, UserError, cli, tool
 from foxagent._mcp import MCPServerError, MCPTool
-from foxagent.models.vllm import VLLMModel
 from foxagent.testing import FakeVLLMServer
+from tests.conftest import AgentFactory
 
 FIXTURES = Path(__file__).parent / "fixtures"
 CALC = [sys.executable, str(FIXTURES / "mcp_calc_server.py")]
@@ -72,14 +72,13 @@ def calc_http() -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
 
 
 @pytest.fixture
-def vllm() -> Iterator[FakeVLLMServer]:
-    with FakeVLLMServer(api_key="sk-test") as fake:
-        yield fake
+def fake_server_options() -> dict[str, Any]:
+    return {"api_key": "sk-test"}
 
 
-def agent_for(vllm: FakeVLLMServer, tools: Toolset, **kwargs: Any) -> Agent:
-    model = VLLMModel(vllm.base_url, api_key="sk-test", backoff=0.01)
-    return Agent(tools=tools, model=model, system_prompt=None, **kwargs)
+@pytest.fixture
+def agent_options() -> dict[str, Any]:
+    return {"system_prompt": None}
 
 
 # --- MCP servers' tools in foxagent ---------------------------------------------------------
@@ -134,45 +133,53 @@ async def test_results_text_structured_image_and_errors() -> None:
             await tools["add"].invoke({"a": 1})  # refused before anything is sent
 
 
-async def test_agent_run_calls_the_mcp_tool(vllm: FakeVLLMServer) -> None:
+async def test_agent_run_calls_the_mcp_tool(
+    fake_server: FakeVLLMServer, make_agent: AgentFactory
+) -> None:
     @tool
     def shout(text: str) -> str:
         """Upper-case text."""
         return text.upper()
 
     tools = Toolset([shout]) + Toolset.from_mcp(CALC)
-    vllm.add(call("add", a=1, b=2), "<answer>3</answer>")
-    async with agent_for(vllm, tools) as agent:
+    fake_server.add(call("add", a=1, b=2), "<answer>3</answer>")
+    async with make_agent(tools=tools) as agent:
         result = await agent.arun("1+2?")
     assert result.answer == "3"
     assert [(c.name, c.status, c.result) for c in result.tool_calls] == [("add", "ok", 3)]
-    sent = [t["function"]["name"] for t in vllm.requests[0]["tools"]]
+    sent = [t["function"]["name"] for t in fake_server.requests[0]["tools"]]
     assert sent == ["shout", "add", "divide", "distance", "greet", "pixel", "pid", "crash"]
-    tool_message = vllm.requests[1]["messages"][-1]
+    tool_message = fake_server.requests[1]["messages"][-1]
     assert tool_message["role"] == "tool" and tool_message["content"] == "3"
     assert not tools.sources[0].connection.connected  # type: ignore[attr-defined]
 
 
-def test_sync_run_opens_and_closes_the_server(vllm: FakeVLLMServer) -> None:
-    vllm.add(call("greet", name="FoxBrain"), "<answer>done</answer>")
-    result = agent_for(vllm, Toolset.from_mcp(CALC)).run("greet")
+def test_sync_run_opens_and_closes_the_server(
+    fake_server: FakeVLLMServer, make_agent: AgentFactory
+) -> None:
+    fake_server.add(call("greet", name="FoxBrain"), "<answer>done</answer>")
+    result = make_agent(tools=Toolset.from_mcp(CALC)).run("greet")
     assert result.tool_calls[0].result == "你好, FoxBrain!"
 
 
-async def test_mcp_tool_error_goes_back_to_the_model(vllm: FakeVLLMServer) -> None:
-    vllm.add(call("divide", a=1, b=0), "<answer>cannot</answer>")
-    async with agent_for(vllm, Toolset.from_mcp(CALC)) as agent:
+async def test_mcp_tool_error_goes_back_to_the_model(
+    fake_server: FakeVLLMServer, make_agent: AgentFactory
+) -> None:
+    fake_server.add(call("divide", a=1, b=0), "<answer>cannot</answer>")
+    async with make_agent(tools=Toolset.from_mcp(CALC)) as agent:
         result = await agent.arun("1/0?")
     record = result.tool_calls[0]
     assert record.status == "error"
     assert "cannot divide by zero" in (record.error or "")
     assert "MCP server 'mcp_calc_server.py'" in (record.error or "")
-    tool_message = vllm.requests[1]["messages"][-1]
+    tool_message = fake_server.requests[1]["messages"][-1]
     assert tool_message["role"] == "tool" and "cannot divide by zero" in tool_message["content"]
     assert result.answer == "cannot"
 
 
-async def test_stdio_server_that_dies_mid_run_is_restarted(vllm: FakeVLLMServer) -> None:
+async def test_stdio_server_that_dies_mid_run_is_restarted(
+    fake_server: FakeVLLMServer, make_agent: AgentFactory
+) -> None:
     mcp_tools = Toolset.from_mcp(CALC)
 
     @tool
@@ -183,7 +190,7 @@ async def test_stdio_server_that_dies_mid_run_is_restarted(vllm: FakeVLLMServer)
         await asyncio.sleep(0.3)  # let the SDK see the end of its stdout
         return "killed"
 
-    vllm.add(
+    fake_server.add(
         call("pid", note="first"),
         call("crash"),  # the process exits during this call
         call("pid", note="after crash"),
@@ -194,7 +201,7 @@ async def test_stdio_server_that_dies_mid_run_is_restarted(vllm: FakeVLLMServer)
     started = time.monotonic()
     # The toolset is open twice (itself, for kill_server, and inside the agent's sum): the one
     # server process is shared, reference counted.
-    async with mcp_tools, agent_for(vllm, mcp_tools + Toolset([kill_server])) as agent:
+    async with mcp_tools, make_agent(tools=mcp_tools + Toolset([kill_server])) as agent:
         result = await agent.arun("survive")
     assert time.monotonic() - started < 20
     assert not mcp_tools.sources[0].connection.connected  # type: ignore[attr-defined]
@@ -228,7 +235,9 @@ async def test_http_server_with_token_header(calc_http: tuple[str, Any]) -> None
 
 
 async def test_http_server_that_dies_mid_run(
-    calc_http: tuple[str, subprocess.Popen[bytes]], vllm: FakeVLLMServer
+    calc_http: tuple[str, subprocess.Popen[bytes]],
+    fake_server: FakeVLLMServer,
+    make_agent: AgentFactory,
 ) -> None:
     url, process = calc_http
     mcp_tools = Toolset.from_mcp(url, headers={"Authorization": f"Bearer {TOKEN}"})
@@ -239,11 +248,11 @@ async def test_http_server_that_dies_mid_run(
         stop(process)
         return "killed"
 
-    vllm.add(
+    fake_server.add(
         call("add", a=1, b=1), call("kill_server"), call("add", a=2, b=2), "<answer>x</answer>"
     )
     started = time.monotonic()
-    async with agent_for(vllm, mcp_tools + Toolset([kill_server])) as agent:
+    async with make_agent(tools=mcp_tools + Toolset([kill_server])) as agent:
         result = await agent.arun("add")
     assert time.monotonic() - started < 15  # no hang on the dead server
     assert [c.status for c in result.tool_calls] == ["ok", "ok", "error"]
@@ -283,24 +292,25 @@ async def test_name_clash_needs_a_prefix() -> None:
     assert all(not s.connection.connected for s in clash.sources)  # type: ignore[attr-defined]
 
 
-def test_cli_run_with_mcp(vllm: FakeVLLMServer, tmp_path: Path, monkeypatch: Any) -> None:
+def test_cli_run_with_mcp(fake_server: FakeVLLMServer, tmp_path: Path, monkeypatch: Any) -> None:
     from foxagent.cli import _main
     from foxagent.cli._run import run_command
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("FOXAGENT_API_KEY", "sk-test")
-    vllm.add(call("add", a=1, b=2), "<answer>3</answer>")
+    fake_server.add(call("add", a=1, b=2), "<answer>3</answer>")
     server = " ".join(CALC)
     out, err = io.StringIO(), io.StringIO()
-    argv = ["run", "1+2?", "--base-url", vllm.base_url, "--tools", "calculator", "--mcp", server]
+    url = fake_server.base_url
+    argv = ["run", "1+2?", "--base-url", url, "--tools", "calculator", "--mcp", server]
     code = run_command(vars(_main._parser().parse_args(argv)), out=out, err=err)
     assert code == 0, err.getvalue()
     assert "✅" in out.getvalue() and out.getvalue().rstrip().endswith("3")
     assert '↳ add({"a": 1, "b": 2}) ok' in err.getvalue()
-    names = [t["function"]["name"] for t in vllm.requests[0]["tools"]]
+    names = [t["function"]["name"] for t in fake_server.requests[0]["tools"]]
     assert names[:2] == ["calculator", "add"]
 
-    broken = ["run", "hi", "--base-url", vllm.base_url, "--mcp", f"{sys.executable} -c pass"]
+    broken = ["run", "hi", "--base-url", url, "--mcp", f"{sys.executable} -c pass"]
     err = io.StringIO()
     assert run_command(vars(_main._parser().parse_args(broken)), out=out, err=err) == 3
     assert "MCP server" in err.getvalue() and "could not be started" in err.getvalue()
@@ -351,9 +361,9 @@ async def test_mcp_serve_http_and_foxagent_as_its_client() -> None:
         stop(process)
 
 
-def test_example_runs_both_directions(vllm: FakeVLLMServer) -> None:
-    vllm.add(call("calculator", expression="17 * 23"), "<answer>391</answer>")
-    env = {**os.environ, "FOXAGENT_BASE_URL": vllm.base_url, "FOXAGENT_API_KEY": "sk-test"}
+def test_example_runs_both_directions(fake_server: FakeVLLMServer) -> None:
+    fake_server.add(call("calculator", expression="17 * 23"), "<answer>391</answer>")
+    env = {**os.environ, "FOXAGENT_BASE_URL": fake_server.base_url, "FOXAGENT_API_KEY": "sk-test"}
     example = Path(__file__).parent.parent / "examples" / "mcp_tools.py"
     done = subprocess.run(
         [sys.executable, str(example)], capture_output=True, text=True, timeout=60, env=env

@@ -130,6 +130,9 @@ def weather_script(prompt: str) -> str:
     )
 
 
+# Not tests.conftest's get_weather: weather_script echoes this tool's text result ("台北 23°C")
+# as the answer, and an async tool answers on the loop at once, so concurrent runs reach the
+# next step together (sync tools: test_sync_tools_join_the_batch_within_the_window).
 @tool
 async def get_weather(location: str) -> str:
     """Current weather.

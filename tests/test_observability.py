@@ -15,27 +15,15 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from foxagent import Agent, ModelHTTPError, ToolError, tool
+from foxagent import ModelHTTPError
 from foxagent.events import JsonlTrace
-from foxagent.models.vllm import VLLMModel
 from foxagent.testing import FakeVLLMServer
+from tests.conftest import AgentFactory, get_weather
 
 SECRET = "sk-VERY-SECRET-KEY-0451"
 ANSWER = "<answer>台北 23°C</answer>"
 CALL = json.dumps({"name": "get_weather", "parameters": {"location": "台北"}}, ensure_ascii=False)
 EXPORTER = InMemorySpanExporter()
-
-
-@tool
-def get_weather(location: str) -> dict[str, Any]:
-    """Weather now.
-
-    Args:
-        location: City.
-    """
-    if location == "Atlantis":
-        raise ToolError("No such place.")
-    return {"location": location, "temperature": 23}
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -52,9 +40,19 @@ def spans() -> Iterator[InMemorySpanExporter]:
     yield EXPORTER
 
 
-def agent_for(server: FakeVLLMServer, key: str = SECRET) -> Agent:
-    model = VLLMModel(server.base_url, api_key=key, backoff=0.01, max_retries=0)
-    return Agent(tools=[get_weather], model=model, system_prompt=None)
+@pytest.fixture
+def fake_server_options() -> dict[str, Any]:
+    return {"api_key": SECRET}
+
+
+@pytest.fixture
+def model_options() -> dict[str, Any]:
+    return {"api_key": SECRET, "backoff": 0.01, "max_retries": 0}
+
+
+@pytest.fixture
+def agent_options() -> dict[str, Any]:
+    return {"tools": [get_weather], "system_prompt": None}
 
 
 def by_name(finished: tuple[ReadableSpan, ...]) -> dict[str, list[ReadableSpan]]:
@@ -65,12 +63,12 @@ def by_name(finished: tuple[ReadableSpan, ...]) -> dict[str, list[ReadableSpan]]
 
 
 async def test_a_run_is_one_agent_span_with_chat_and_tool_spans(
-    spans: InMemorySpanExporter,
+    spans: InMemorySpanExporter, fake_server: FakeVLLMServer, make_agent: AgentFactory
 ) -> None:
-    with FakeVLLMServer([CALL, ANSWER], api_key=SECRET) as server:
-        port = int(server.base_url.split(":")[2].split("/")[0])
-        async with agent_for(server) as agent:
-            result = await agent.arun("台北幾度？")
+    fake_server.add(CALL, ANSWER)
+    port = int(fake_server.base_url.split(":")[2].split("/")[0])
+    async with make_agent() as agent:
+        result = await agent.arun("台北幾度？")
     named = by_name(spans.get_finished_spans())
     assert sorted(named) == ["chat foxbrain", "execute_tool get_weather", "invoke_agent foxagent"]
     (run,) = named["invoke_agent foxagent"]
@@ -94,12 +92,14 @@ async def test_a_run_is_one_agent_span_with_chat_and_tool_spans(
     assert tool_span.status.status_code == trace.StatusCode.UNSET
 
 
-async def test_failures_mark_their_spans(spans: InMemorySpanExporter) -> None:
+async def test_failures_mark_their_spans(
+    spans: InMemorySpanExporter, fake_server: FakeVLLMServer, make_agent: AgentFactory
+) -> None:
     atlantis = json.dumps({"name": "get_weather", "parameters": {"location": "Atlantis"}})
-    with FakeVLLMServer([atlantis], api_key=SECRET) as server:  # the 2nd request: 500
-        async with agent_for(server) as agent:
-            with pytest.raises(ModelHTTPError):
-                await agent.arun("Atlantis?")
+    fake_server.add(atlantis)  # the 2nd request: 500
+    async with make_agent() as agent:
+        with pytest.raises(ModelHTTPError):
+            await agent.arun("Atlantis?")
     named = by_name(spans.get_finished_spans())
     (tool_span,) = named["execute_tool get_weather"]
     assert tool_span.attributes is not None and tool_span.attributes["error.type"] == "error"
@@ -109,20 +109,23 @@ async def test_failures_mark_their_spans(spans: InMemorySpanExporter) -> None:
 
 
 async def test_the_api_key_never_shows_anywhere(
-    spans: InMemorySpanExporter, tmp_path: Path
+    spans: InMemorySpanExporter,
+    tmp_path: Path,
+    fake_server: FakeVLLMServer,
+    make_agent: AgentFactory,
 ) -> None:
     trace_file = tmp_path / "run.jsonl"
-    with FakeVLLMServer([CALL, ANSWER], api_key=SECRET) as server:
-        agent = agent_for(server)
-        with JsonlTrace(trace_file) as jsonl:
-            async with agent:
-                await agent.arun("台北幾度？", on_event=jsonl)
-        wrong = agent_for(server, key=SECRET + "-WRONG")
-        async with wrong:
-            with pytest.raises(ModelHTTPError) as caught:
-                await wrong.arun("again")
-        shown = [repr(agent), repr(agent.model), str(caught.value), repr(caught.value)]
-        shown.append(json.dumps(caught.value.messages, ensure_ascii=False))
+    fake_server.add(CALL, ANSWER)
+    agent = make_agent()
+    with JsonlTrace(trace_file) as jsonl:
+        async with agent:
+            await agent.arun("台北幾度？", on_event=jsonl)
+    wrong = make_agent(model_options={"api_key": SECRET + "-WRONG"})
+    async with wrong:
+        with pytest.raises(ModelHTTPError) as caught:
+            await wrong.arun("again")
+    shown = [repr(agent), repr(agent.model), str(caught.value), repr(caught.value)]
+    shown.append(json.dumps(caught.value.messages, ensure_ascii=False))
     for span in spans.get_finished_spans():
         shown.append(json.dumps(dict(span.attributes or {}), default=str))
         shown.append(span.name + str(span.status.description))
@@ -139,10 +142,10 @@ def test_credentials_in_the_url_stay_out_of_spans() -> None:
     assert attributes == {"server.address": "10.0.0.7", "server.port": 8883}
 
 
-async def test_jsonl_trace_has_one_line_per_event(tmp_path: Path) -> None:
+async def test_jsonl_trace_has_one_line_per_event(tmp_path: Path, make_agent: AgentFactory) -> None:
     path = tmp_path / "trace.jsonl"
-    with FakeVLLMServer([CALL, ANSWER]) as server:
-        async with agent_for(server) as agent:
+    with FakeVLLMServer([CALL, ANSWER]) as server:  # needs no key (the agent sends one)
+        async with make_agent(server=server) as agent:
             with JsonlTrace(path, run="r1") as jsonl:
                 await agent.arun("台北幾度？", on_event=jsonl)
     lines = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
@@ -156,7 +159,11 @@ async def test_jsonl_trace_has_one_line_per_event(tmp_path: Path) -> None:
         "final_answer",
     ]
     assert {line["run"] for line in lines} == {"r1"}
-    assert lines[3]["record"]["result"] == {"location": "台北", "temperature": 23}
+    assert lines[3]["record"]["result"] == {
+        "location": "台北",
+        "temperature": 23,
+        "unit": "celsius",
+    }
     assert lines[-1]["answer"] == "台北 23°C" and lines[0]["time"] <= lines[-1]["time"]
 
 

@@ -29,11 +29,10 @@ except ImportError as error:  # a collection error that says what to install
         "psycopg is missing: install foxagent's postgres extra (pip install -e '.[postgres]')"
     ) from error
 
-from foxagent import Agent, tool
-from foxagent.models.vllm import VLLMModel
 from foxagent.sessions import Session
 from foxagent.sessions._postgres import PostgresStore
 from foxagent.testing import FakeVLLMServer
+from tests.conftest import AgentFactory
 
 REPO = Path(__file__).resolve().parent.parent
 SCRIPT = REPO / ".ci" / "postgres.sh"
@@ -41,16 +40,6 @@ ENV = "FOXAGENT_TEST_POSTGRES"
 
 ANSWER = "<answer>台北 23°C</answer>"
 CALL = json.dumps({"name": "get_weather", "parameters": {"location": "台北"}}, ensure_ascii=False)
-
-
-@tool
-def get_weather(location: str) -> dict[str, Any]:
-    """Weather now.
-
-    Args:
-        location: City.
-    """
-    return {"location": location, "temperature": 23}
 
 
 @pytest.fixture(scope="session")
@@ -439,19 +428,20 @@ async def test_nan_is_refused_before_writing(store: PostgresStore) -> None:
     assert await store.load(sid) == []
 
 
-async def test_an_agent_conversation_continues_across_runs(store: PostgresStore) -> None:
+async def test_an_agent_conversation_continues_across_runs(
+    store: PostgresStore, fake_server: FakeVLLMServer, make_agent: AgentFactory
+) -> None:
     sid = new_id()
-    with FakeVLLMServer([CALL, ANSWER, "<answer>新竹 21°C</answer>"]) as server:
-        model = VLLMModel(server.base_url, backoff=0.01, max_retries=0)
-        async with Agent(tools=[get_weather], model=model) as agent:
-            first = await agent.arun("台北幾度？", session=Session(store, sid))
-            second = await agent.arun("那新竹呢？", session=Session(store, sid))
+    fake_server.add(CALL, ANSWER, "<answer>新竹 21°C</answer>")
+    async with make_agent(model_options={"max_retries": 0}) as agent:
+        first = await agent.arun("台北幾度？", session=Session(store, sid))
+        second = await agent.arun("那新竹呢？", session=Session(store, sid))
     stored = await store.load(sid)
     roles = [m["role"] for m in stored]
     assert roles == ["system", "user", "assistant", "tool", "assistant", "user", "assistant"]
     assert stored == second.messages and first.messages == stored[:5]
     # The second request replayed the whole first exchange from PostgreSQL.
-    sent = server.requests[-1]["messages"]
+    sent = fake_server.requests[-1]["messages"]
     assert sent[:5] == json.loads(json.dumps(stored[:5]))
     assert sent[5] == {"role": "user", "content": "那新竹呢？"}
     assert (first.answer, second.answer) == ("台北 23°C", "新竹 21°C")

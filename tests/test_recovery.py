@@ -5,24 +5,14 @@ from __future__ import annotations
 import json
 import re
 from types import SimpleNamespace
-from typing import Any, Literal
+from typing import Any
 
 import pytest
 
 from foxagent import Recovery, Toolset, recover_tool_calls, tool
+from tests.conftest import get_weather
 
 ID = re.compile(r"^chatcmpl-tool-[0-9a-f]{32}$")
-
-
-@tool
-def get_weather(location: str, unit: Literal["celsius", "fahrenheit"] = "celsius") -> str:
-    """Weather now.
-
-    Args:
-        location: City.
-        unit: Unit.
-    """
-    return location
 
 
 @tool

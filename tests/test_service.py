@@ -37,14 +37,8 @@ def _load_example() -> Any:
 
 
 @pytest.fixture
-def llm() -> Iterator[FakeVLLMServer]:
-    with FakeVLLMServer() as server:
-        yield server
-
-
-@pytest.fixture
-def service(llm: FakeVLLMServer, tmp_path: Path) -> Iterator[httpx.Client]:
-    app = _load_example().create_app(llm.base_url, str(tmp_path / "sessions.db"))
+def service(fake_server: FakeVLLMServer, tmp_path: Path) -> Iterator[httpx.Client]:
+    app = _load_example().create_app(fake_server.base_url, str(tmp_path / "sessions.db"))
     sock = socket.create_server(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
@@ -71,9 +65,9 @@ def sse(response: httpx.Response) -> list[tuple[str, dict[str, Any]]]:
 
 
 def test_chat_answers_and_keeps_the_conversation(
-    service: httpx.Client, llm: FakeVLLMServer
+    service: httpx.Client, fake_server: FakeVLLMServer
 ) -> None:
-    llm.add(CALC, ANSWER, "<answer>新竹 21°C</answer>")
+    fake_server.add(CALC, ANSWER, "<answer>新竹 21°C</answer>")
     first = service.post("/chat/user-1", json={"question": "6 乘以 7？"}).json()
     assert first["answer"] == "台北 23°C" and first["pending"] == []
     assert [c["result"] for c in first["tool_calls"]] == ["42"]
@@ -90,11 +84,14 @@ def test_chat_answers_and_keeps_the_conversation(
         "assistant",
     ]
     # The model saw the first exchange when asked the second question.
-    assert [m["role"] for m in llm.requests[-1]["messages"]][:5] == [m["role"] for m in stored[:5]]
+    sent = fake_server.requests[-1]["messages"]
+    assert [m["role"] for m in sent][:5] == [m["role"] for m in stored[:5]]
 
 
-def test_stream_sends_each_event_as_it_happens(service: httpx.Client, llm: FakeVLLMServer) -> None:
-    llm.add(CALC, ANSWER)
+def test_stream_sends_each_event_as_it_happens(
+    service: httpx.Client, fake_server: FakeVLLMServer
+) -> None:
+    fake_server.add(CALC, ANSWER)
     response = service.post("/chat/user-2/stream", json={"question": "6*7?"})
     assert response.headers["content-type"].startswith("text/event-stream")
     events = sse(response)
@@ -111,8 +108,10 @@ def test_stream_sends_each_event_as_it_happens(service: httpx.Client, llm: FakeV
     assert events[-1][1]["answer"] == "台北 23°C"
 
 
-def test_a_call_waits_for_approval_over_http(service: httpx.Client, llm: FakeVLLMServer) -> None:
-    llm.add(EMAIL, ANSWER)
+def test_a_call_waits_for_approval_over_http(
+    service: httpx.Client, fake_server: FakeVLLMServer
+) -> None:
+    fake_server.add(EMAIL, ANSWER)
     paused = service.post("/chat/user-3", json={"question": "寄信"}).json()
     assert paused["answer"] == "" and [p["name"] for p in paused["pending"]] == ["send_email"]
     call_id = paused["pending"][0]["id"]
@@ -127,12 +126,12 @@ def test_a_call_waits_for_approval_over_http(service: httpx.Client, llm: FakeVLL
     assert service.post("/sessions/user-3/resume").status_code == 404
 
 
-def test_server_errors_come_back_typed(service: httpx.Client, llm: FakeVLLMServer) -> None:
-    llm.add(Reply(status=400, text="context too long"))
+def test_server_errors_come_back_typed(service: httpx.Client, fake_server: FakeVLLMServer) -> None:
+    fake_server.add(Reply(status=400, text="context too long"))
     response = service.post("/chat/user-4", json={"question": "x"})
     assert response.status_code == 502
     assert response.json()["error"] == "ModelHTTPError"
     assert "context too long" in response.json()["detail"]
-    llm.add(Reply(status=400, text="again"))
+    fake_server.add(Reply(status=400, text="again"))
     events = sse(service.post("/chat/user-4/stream", json={"question": "y"}))
     assert events[-1][0] == "error" and events[-1][1]["error"] == "ModelHTTPError"

@@ -11,24 +11,15 @@ from typing import Any
 
 import pytest
 
-from foxagent import Agent, ModelHTTPError, UserError, tool
+from foxagent import ModelHTTPError, UserError
 from foxagent.models.vllm import VLLMModel
 from foxagent.sessions import MemoryStore, Session, SessionStore, SQLiteStore
 from foxagent.sessions._session import compact_history
 from foxagent.testing import FakeVLLMServer, Reply
+from tests.conftest import AgentFactory, get_weather
 
 ANSWER = "<answer>台北 23°C</answer>"
 CALL = json.dumps({"name": "get_weather", "parameters": {"location": "台北"}}, ensure_ascii=False)
-
-
-@tool
-def get_weather(location: str) -> dict[str, Any]:
-    """Weather now.
-
-    Args:
-        location: City.
-    """
-    return {"location": location, "temperature": 23}
 
 
 StoreFactory = Callable[[Path], SessionStore]
@@ -45,9 +36,9 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
     await made.aclose()
 
 
-def agent_for(server: FakeVLLMServer, **kwargs: Any) -> Agent:
-    model = VLLMModel(server.base_url, backoff=0.01, max_retries=0)
-    return Agent(tools=[get_weather], model=model, **kwargs)
+@pytest.fixture
+def model_options() -> dict[str, Any]:
+    return {"backoff": 0.01, "max_retries": 0}
 
 
 async def test_store_contract(store: SessionStore) -> None:
@@ -67,11 +58,13 @@ async def test_store_contract(store: SessionStore) -> None:
     assert await store.get_state("a") == {"pending": None} and await store.get_state("b") == {}
 
 
-async def test_a_conversation_continues_across_runs(store: SessionStore) -> None:
-    with FakeVLLMServer([CALL, ANSWER, "<answer>新竹 21°C</answer>"]) as server:
-        async with agent_for(server) as agent:
-            first = await agent.arun("台北幾度？", session=Session(store, "user-1"))
-            second = await agent.arun("那新竹呢？", session=Session(store, "user-1"))
+async def test_a_conversation_continues_across_runs(
+    store: SessionStore, fake_server: FakeVLLMServer, make_agent: AgentFactory
+) -> None:
+    fake_server.add(CALL, ANSWER, "<answer>新竹 21°C</answer>")
+    async with make_agent() as agent:
+        first = await agent.arun("台北幾度？", session=Session(store, "user-1"))
+        second = await agent.arun("那新竹呢？", session=Session(store, "user-1"))
     stored = await store.load("user-1")
     assert [m["role"] for m in stored] == [
         "system",
@@ -85,40 +78,42 @@ async def test_a_conversation_continues_across_runs(store: SessionStore) -> None
     assert stored == second.messages
     assert first.messages == stored[:5]
     # The second request carried the whole first exchange: the history was replayed.
-    assert server.requests[-1]["messages"][:5] == json.loads(json.dumps(stored[:5]))
+    assert fake_server.requests[-1]["messages"][:5] == json.loads(json.dumps(stored[:5]))
     assert (first.answer, second.answer) == ("台北 23°C", "新竹 21°C")
 
 
-async def test_history_and_session_together_are_refused() -> None:
-    with FakeVLLMServer() as server:
-        async with agent_for(server) as agent:
-            with pytest.raises(UserError, match="either history or session"):
-                await agent.arun("x", history=[], session=Session(MemoryStore(), "s"))
+async def test_history_and_session_together_are_refused(make_agent: AgentFactory) -> None:
+    async with make_agent() as agent:
+        with pytest.raises(UserError, match="either history or session"):
+            await agent.arun("x", history=[], session=Session(MemoryStore(), "s"))
 
 
-async def test_a_failed_run_keeps_every_committed_turn(store: SessionStore) -> None:
+async def test_a_failed_run_keeps_every_committed_turn(
+    store: SessionStore, fake_server: FakeVLLMServer, make_agent: AgentFactory
+) -> None:
     # The call and its result are committed before the server fails on the next request.
-    script = [CALL, Reply(status=400, text="bad request")]
-    with FakeVLLMServer(script) as server:
-        async with agent_for(server) as agent:
-            with pytest.raises(ModelHTTPError):
-                await agent.arun("台北幾度？", session=Session(store, "s"))
-            stored = await store.load("s")
-            assert [m["role"] for m in stored] == ["system", "user", "assistant", "tool"]
-            # The next run continues after the interrupted one, and vLLM accepts the history.
-            server.add(ANSWER)
-            result = await agent.arun("再試一次", session=Session(store, "s"))
+    fake_server.add(CALL, Reply(status=400, text="bad request"))
+    async with make_agent() as agent:
+        with pytest.raises(ModelHTTPError):
+            await agent.arun("台北幾度？", session=Session(store, "s"))
+        stored = await store.load("s")
+        assert [m["role"] for m in stored] == ["system", "user", "assistant", "tool"]
+        # The next run continues after the interrupted one, and vLLM accepts the history.
+        fake_server.add(ANSWER)
+        result = await agent.arun("再試一次", session=Session(store, "s"))
     assert result.answer == "台北 23°C"
     assert [m["role"] for m in await store.load("s")][-2:] == ["user", "assistant"]
 
 
-async def test_different_sessions_run_concurrently(store: SessionStore) -> None:
+async def test_different_sessions_run_concurrently(
+    store: SessionStore, make_agent: AgentFactory
+) -> None:
     def reply(body: dict[str, Any]) -> str:
         last = body["messages"][-1]
         return CALL if last["role"] == "user" else f"<answer>{len(body['messages'])}</answer>"
 
     with FakeVLLMServer(reply) as server:
-        async with agent_for(server) as agent:
+        async with make_agent(server=server) as agent:
             runs = [agent.arun(f"q{i}", session=Session(store, f"s{i}")) for i in range(40)]
             results = await asyncio.gather(*runs)
     assert all(r.answer == "4" for r in results)
@@ -128,14 +123,16 @@ async def test_different_sessions_run_concurrently(store: SessionStore) -> None:
         assert stored[1]["content"] == f"q{i}"
 
 
-async def test_runs_of_one_session_take_turns(store: SessionStore) -> None:
-    with FakeVLLMServer([Reply(text=ANSWER, delay=0.1)] * 3) as server:
-        async with agent_for(server) as agent:
-            session = Session(store, "shared")
-            await asyncio.gather(*(agent.arun(f"q{i}", session=session) for i in range(3)))
+async def test_runs_of_one_session_take_turns(
+    store: SessionStore, fake_server: FakeVLLMServer, make_agent: AgentFactory
+) -> None:
+    fake_server.add(*[Reply(text=ANSWER, delay=0.1)] * 3)
+    async with make_agent() as agent:
+        session = Session(store, "shared")
+        await asyncio.gather(*(agent.arun(f"q{i}", session=session) for i in range(3)))
     roles = [m["role"] for m in await store.load("shared")]
     assert roles == ["system", "user", "assistant", "user", "assistant", "user", "assistant"]
-    assert server.peak_in_flight == 1
+    assert fake_server.peak_in_flight == 1
 
 
 def test_compaction_drops_the_oldest_whole_exchanges() -> None:
@@ -158,20 +155,22 @@ def test_compaction_drops_the_oldest_whole_exchanges() -> None:
     assert compact_history(history[:5], tokens=1200, target=10) == history[:5]  # keeps the last
 
 
-async def test_a_long_session_is_compacted_before_the_next_run(store: SessionStore) -> None:
-    with FakeVLLMServer([ANSWER] * 8) as server:
-        async with agent_for(server, system_prompt="系統") as agent:
-            session = Session(store, "long", compact_at=10_000)
-            for i in range(6):
-                await agent.arun(f"question {i}: " + "很長的問題" * 400, session=session)
-            # ~2,000 estimated tokens per exchange: compaction keeps the newest few.
-            await agent.arun("last", session=session)
+async def test_a_long_session_is_compacted_before_the_next_run(
+    store: SessionStore, fake_server: FakeVLLMServer, make_agent: AgentFactory
+) -> None:
+    fake_server.add(*[ANSWER] * 8)
+    async with make_agent(system_prompt="系統") as agent:
+        session = Session(store, "long", compact_at=10_000)
+        for i in range(6):
+            await agent.arun(f"question {i}: " + "很長的問題" * 400, session=session)
+        # ~2,000 estimated tokens per exchange: compaction keeps the newest few.
+        await agent.arun("last", session=session)
     stored = await store.load("long")
     questions = [m["content"].split(":")[0] for m in stored if m["role"] == "user"]
     assert stored[0] == {"role": "system", "content": "系統"}
     assert questions[-1] == "last" and "question 0" not in questions
     assert len(questions) < 7
-    sent = server.requests[-1]["messages"]
+    sent = fake_server.requests[-1]["messages"]
     assert [m["content"] for m in sent] == [m["content"] for m in stored[:-1]]
 
 

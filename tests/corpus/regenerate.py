@@ -2,8 +2,10 @@
 
 Usage::
 
-    python tests/corpus/regenerate.py          # rewrite tests/corpus/cases/*.json
-    python tests/corpus/regenerate.py --check  # exit 1 and name every stale case
+    python -m tests.corpus.regenerate          # rewrite tests/corpus/cases/*.json
+    python -m tests.corpus.regenerate --check  # exit 1 and name every stale case
+
+Run it from the repository root, as a module (``tests.corpus`` is a package).
 
 The ``server`` field is what vLLM's ``llama3_json`` parser (three generations,
 emulated by ``foxagent.testing._vllm_llama3_json``) hands the client for the case's
@@ -15,10 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
-
-if __package__ in (None, ""):  # run as a script: put the repository root on sys.path
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from tests.corpus import FAMILIES, Case, case_file, expected_server, load_cases, stale_case_ids
 
@@ -52,7 +50,7 @@ def check() -> int:
     for case_id in stale:
         print(f"stale server field: {case_id}")
     if stale:
-        print(f"{len(stale)} case(s) out of date; run python tests/corpus/regenerate.py")
+        print(f"{len(stale)} case(s) out of date; run python -m tests.corpus.regenerate")
         return 1
     print("all server fields up to date")
     return 0
