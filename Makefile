@@ -19,6 +19,7 @@ demo: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check foxagent tools tests benchmarks examples conformance
 	$(BIN)/ruff format --check foxagent tools tests benchmarks examples conformance
+	$(BIN)/lint-imports
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

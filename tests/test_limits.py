@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from foxagent import RunTimeoutError, tool
+from foxagent import RunTimeoutError, UserError, tool
 from foxagent.events import RunCancelled, RunEvent, ToolStarted
 from foxagent.models.vllm import VLLMModel
 from foxagent.testing import FakeVLLMServer, Reply
@@ -58,7 +58,7 @@ async def test_in_flight_requests_per_model_queue_instead_of_failing(
 
 
 def test_in_flight_cap_must_be_positive() -> None:
-    with pytest.raises(ValueError, match="max_concurrent_requests must be at least 1, got 0"):
+    with pytest.raises(UserError, match="max_concurrent_requests must be at least 1, got 0"):
         VLLMModel("http://127.0.0.1:9/v1", max_concurrent_requests=0)
 
 

@@ -29,6 +29,7 @@ except ImportError as error:  # a collection error that says what to install
         "psycopg is missing: install foxagent's postgres extra (pip install -e '.[postgres]')"
     ) from error
 
+from foxagent import UserError
 from foxagent.sessions import Session
 from foxagent.sessions._postgres import PostgresStore
 from foxagent.testing import FakeVLLMServer
@@ -392,7 +393,7 @@ def test_a_malformed_conninfo_is_refused_without_quoting_it() -> None:
     malformed = f"host=localhost password={secret}"
     with pytest.raises(psycopg.ProgrammingError, match=secret.split()[1]):
         psycopg.conninfo.conninfo_to_dict(malformed)  # libpq quotes the text after the space
-    with pytest.raises(ValueError, match="not a valid libpq connection string") as caught:
+    with pytest.raises(UserError, match="not a valid libpq connection string") as caught:
         PostgresStore(malformed)
     printed = "".join(traceback.format_exception(caught.value))
     assert all(part not in printed for part in secret.split())
@@ -403,7 +404,7 @@ def test_a_malformed_conninfo_is_refused_without_quoting_it() -> None:
     "bad", ["", "Foxagent", "1st", "fox-agent", "x; DROP TABLE users", "a" * 50, "ünï"]
 )
 def test_a_table_prefix_must_be_a_plain_identifier(bad: str) -> None:
-    with pytest.raises(ValueError, match="table_prefix"):
+    with pytest.raises(UserError, match="table_prefix"):
         PostgresStore("host=localhost", table_prefix=bad)
 
 
