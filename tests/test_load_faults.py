@@ -62,6 +62,7 @@ from foxagent import (
     ModelResponseError,
     RunError,
 )
+from foxagent._threads import tool_threads
 from foxagent.events import ModelRetry, RunEvent
 from foxagent.models.vllm import VLLMModel
 from foxagent.testing import Reply
@@ -183,10 +184,15 @@ def test_1000_concurrent_runs_with_faults_end_typed_in_time_and_leave_nothing_be
     assert report.abandoned == responder.served["hang_reply"]
     assert not report.tasks_left, report.tasks_left
     assert not report.sockets_left, report.sockets_left
-    # Inside the loop the only extra threads are the server's and the default executor's
-    # workers (sync tools run there); asyncio.run shut the executor down.
-    assert {n for n in report.threads_inside if not n.startswith("asyncio_")} == {"FakeVLLMServer"}
-    assert extra_threads(threads_before) == []
+    # Inside the loop the only extra threads are the server's, the default executor's workers
+    # (asyncio.run shuts them down) and foxagent's pool for sync tools: daemon threads, reused
+    # by later runs, bounded, and none of them held by a call that never returned.
+    pooled = ("asyncio_", "foxagent-tool-")
+    assert {n for n in report.threads_inside if not n.startswith(pooled)} == {"FakeVLLMServer"}
+    left = extra_threads(threads_before)
+    pool = [name for name in left if name.startswith("foxagent-tool-")]
+    assert len(pool) <= tool_threads.size and tool_threads.abandoned == 0
+    assert [name for name in left if name not in pool] == []
     assert open_fds() - fds_before == set()
 
 
