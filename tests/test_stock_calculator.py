@@ -3,9 +3,11 @@
 import re
 import subprocess
 import sys
+import time
 
 import pytest
 
+import foxagent_tools.calculator as calculator_module
 from foxagent import Tool, ToolError, UserError
 from foxagent_tools import STOCK_TOOLS, load_stock_tool
 from foxagent_tools.calculator import MAX_EXPRESSION_CHARS, calculator
@@ -298,6 +300,188 @@ def test_large_integers_up_to_the_limit_are_exact(expression: str, digits: int) 
 def test_powers_of_one_and_zero_with_huge_exponents_are_fine() -> None:
     assert calculator("(-1)**(10**9999)") == "1"
     assert calculator("0**(10**9999)") == "0"
+    assert calculator("(-1)**(10**9999+1)") == "-1"
+    assert calculator("1**(10**9999)") == "1"
+    assert calculator("(-1)**-3") == "-1"
+
+
+def fast_refusal(expression: str) -> str:
+    """The refusal message, checked to come in well under the time a freeze would take."""
+    started = time.perf_counter()
+    message = refused(expression)
+    assert time.perf_counter() - started < 0.5, expression
+    return message
+
+
+GCD = "gcd(3**20959, 2**33218+1)"
+
+
+@pytest.mark.parametrize(
+    ("expression", "message"),
+    [
+        # round()'s ndigits: Python builds 10**-ndigits, one C call that never lets go of the GIL.
+        ("round(1, -(10**7))", "round() needs ndigits from -10000 to 10000, got -10000000."),
+        (
+            "round(1, -10**9999)",
+            "round() needs ndigits from -10000 to 10000, got a negative 10000-digit number.",
+        ),
+        ("round(10**9999, -(10**6))", "round() needs ndigits from -10000 to 10000, got -1000000."),
+        (
+            "round(1.5, 10**9999)",
+            "round() needs ndigits from -10000 to 10000, got a 10000-digit number.",
+        ),
+        ("round(1, 10001)", "round() needs ndigits from -10000 to 10000, got 10001."),
+        ("round(1, -10001)", "round() needs ndigits from -10000 to 10000, got -10001."),
+        # factorial()'s argument, however large, is reported briefly.
+        (
+            "factorial(10**9999)",
+            "factorial() needs a whole number from 0 to 1000, got a 10000-digit number.",
+        ),
+        ("factorial(-(10**7))", "factorial() needs a whole number from 0 to 1000, got -10000000."),
+        # Products refused from the operands' bit lengths, before multiplying.
+        (
+            "(10**5000)*(10**5000)",
+            "Result too large: (10**5000)*(10**5000) would have more than 10000 digits.",
+        ),
+        (
+            "(10**9999)*(10**9999)",
+            "Result too large: (10**9999)*(10**9999) would have more than 10000 digits.",
+        ),
+        # Powers refused from the operands' sizes, before the power runs.
+        ("7**(10**9999)", "Result too large: 7**(10**9999) would have more than 10000 digits."),
+        ("(10**9999)**2", "Result too large: (10**9999)**2 would have more than 10000 digits."),
+        # Huge ints where a float is needed: an OverflowError, reported, never slow.
+        (
+            "sqrt(10**9999)",
+            "Result too large: sqrt(10**9999) is beyond the floating-point range (1.8e308).",
+        ),
+        (
+            "10**9999/1.5",
+            "Result too large: 10**9999/1.5 is beyond the floating-point range (1.8e308).",
+        ),
+        (
+            "2**-(10**9999)",
+            "Result too large: 2**-(10**9999) is beyond the floating-point range (1.8e308).",
+        ),
+        (
+            "2.0**(10**9999)",
+            "Result too large: 2.0**(10**9999) is beyond the floating-point range (1.8e308).",
+        ),
+        (
+            "hypot(10**9999, 1)",
+            "Result too large: hypot(10**9999, 1) is beyond the floating-point range (1.8e308).",
+        ),
+        # Shifts are not offered at all.
+        ("1<<(10**9999)", "Operator << is not supported; use + - * / // % ** and functions."),
+        ("1>>3", "Operator >> is not supported; use + - * / // % ** and functions."),
+        # Many fast steps on big numbers do not add up to a slow call.
+        (
+            "+".join([GCD] * 12),
+            "Expression too costly: more than 30 uses of numbers with more than 1000 digits.",
+        ),
+        (
+            "max(" + ",".join(["3**20959"] * 31) + ")",
+            "Expression too costly: more than 30 uses of numbers with more than 1000 digits.",
+        ),
+        (
+            "+".join(["3**20959//7**5915"] * 8),
+            "Expression too costly: more than 30 uses of numbers with more than 1000 digits.",
+        ),
+        (
+            "-".join(["factorial(999)"] * 16),
+            "Expression too costly: more than 30 uses of numbers with more than 1000 digits.",
+        ),
+    ],
+)
+def test_every_argument_is_bounded(expression: str, message: str) -> None:
+    assert fast_refusal(expression) == message
+
+
+@pytest.mark.parametrize(
+    ("expression", "expected"),
+    [
+        ("round(1, -10000)", "0"),
+        ("round(5, -1)", "0"),
+        ("round(15, -1)", "20"),
+        ("round(49, -2)", "0"),
+        ("round(51, -2)", "100"),
+        ("round(-51, -2)", "-100"),
+        ("round(99, -3)", "0"),
+        ("round(500, -3)", "0"),
+        ("round(1500, -3)", "2000"),
+        ("round(1.5, 10000)", "1.5"),
+        ("round(123.456, -10000)", "0"),
+        ("round(10**9999-1, -9999)", "1" + "0" * 9999),
+        ("(10**4999)*(10**5000)", "1" + "0" * 9999),
+        ("gcd(" + ",".join(["10**9999"] * 5) + ")", "1" + "0" * 9999),
+        ("factorial(1000)//factorial(998)", "999000"),
+    ],
+)
+def test_values_inside_the_bounds_are_exact(expression: str, expected: str) -> None:
+    started = time.perf_counter()
+    assert calculator(expression) == expected
+    assert time.perf_counter() - started < 0.5
+
+
+@pytest.mark.parametrize(
+    "expression",
+    [
+        "9" * 1000,
+        "9" * 999 + "%",
+        "1." + "5" * 998,
+        "1" + ",000" * 249,
+        "9" * 500 + "+" + "9" * 499,
+    ],
+)
+def test_long_digit_runs_are_read_in_linear_time(expression: str) -> None:
+    # The percent-sign pattern used to retry from every digit of a run: 13-57 ms for 1000 digits,
+    # now well under 1 ms; the best of five runs stays clear of a busy machine's noise.
+    def once() -> float:
+        started = time.perf_counter()
+        try:
+            calculator(expression)
+        except ToolError:
+            pass
+        return time.perf_counter() - started
+
+    assert min(once() for _ in range(5)) < 0.005
+
+
+def test_an_int_too_long_for_str_is_a_tool_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Python refuses to turn an int of more than sys.get_int_max_str_digits() digits into text;
+    # the lowest limit it accepts (640) still fits the 500-digit chunks, so force larger chunks.
+    previous = sys.get_int_max_str_digits()
+    sys.set_int_max_str_digits(640)
+    try:
+        assert len(calculator("10**9999")) == 10_000
+        assert refused("1" * 700).startswith("Invalid expression: Exceeds the limit (640 digits)")
+        monkeypatch.setattr(calculator_module, "_CHUNK_DIGITS", 700)
+        assert refused("10**1400-1").startswith(
+            "Result too large to show: Exceeds the limit (640 digits) for integer string conversion"
+        )
+    finally:
+        sys.set_int_max_str_digits(previous)
+
+
+def test_the_reported_freezes_end_quickly_in_a_fresh_interpreter() -> None:
+    # Before the fix round(1, -10**9999) never returned and round(1, -(10**7)) took seconds; run
+    # them where a regression cannot hang the test session.
+    code = (
+        "import time\n"
+        "from foxagent import ToolError\n"
+        "from foxagent_tools.calculator import calculator\n"
+        "for expression in ['round(1, -10**9999)', 'round(1, -(10**7))']:\n"
+        "    started = time.perf_counter()\n"
+        "    try:\n"
+        "        calculator(expression)\n"
+        "    except ToolError:\n"
+        "        pass\n"
+        "    print(time.perf_counter() - started)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert all(float(line) < 0.5 for line in result.stdout.split())
 
 
 @pytest.mark.parametrize(

@@ -4,6 +4,35 @@ The expression is parsed with :func:`ast.parse` and evaluated by walking the tre
 arithmetic operators and a fixed table of math functions ever run; nothing is handed to ``eval``.
 Every way of making the evaluator do unbounded work (huge powers, huge factorials, long or deeply
 nested input) is refused *before* the work starts, with a one-line :class:`~foxagent.ToolError`.
+Arithmetic on Python ints runs inside one C call that holds the GIL, where no timeout can fire, so
+every argument of every operator and function is bounded; one call takes milliseconds at most:
+
+- input: at most 1000 characters, 100 levels of nesting, 300 numbers and operations (parsing and
+  the walk are linear in these; a literal therefore has at most 1000 digits); the normalising
+  regular expressions start a match only where a number starts, so none backtracks quadratically.
+- every int value, literal or intermediate: below 10**10000, checked after each step, so every
+  operand below is at most 10000 digits and no single step costs more than about a millisecond.
+- ``+ -`` and unary ``- +``: linear in the operands' size; the result is checked.
+- ``*``: two ints whose bit lengths already promise 10000+ digits are refused before multiplying.
+- ``/ // %``: operands below 10**10000 (quadratic at worst, ~0.4 ms); an int too large for a float
+  mixed with a float is an OverflowError, reported as beyond the floating-point range.
+- ``**``: an int power is refused when ``exponent * log10(|base|)`` says 10000+ digits, decided
+  before the power runs; bases 0, 1 and -1 take any exponent without looping over its bits; a
+  float or negative power is a float operation (overflow reported, never slow).
+- ``<< >> & | ^ ~ @``: not offered (``^`` means ``**``), refused as unsupported operators.
+- ``round(x, ndigits)``: ndigits from -10000 to 10000, because Python computes 10**-ndigits for a
+  negative one (``round(1, -10**7)`` took seconds, ``round(1, -10**9999)`` never ended); an int
+  that is certainly smaller than half of 10**-ndigits rounds to 0 without that power.
+- ``factorial(n)``: n a whole number from 0 to 1000 (a 2568-digit result).
+- ``gcd``, ``min``, ``max``, ``abs``, ``floor``, ``ceil``, ``log``, ``log10``, ``log2``: ints
+  below 10**10000 (quadratic ``gcd`` ~1 ms; the others linear); at most 300 arguments.
+- the float functions (``sqrt exp sin cos tan asin acos atan atan2 hypot fabs degrees radians``):
+  an int argument is converted to a float first, so one beyond 1.8e308 is refused (OverflowError);
+  a float result that is infinite is refused too.
+- numbers over 1000 digits: at most 30 uses (as an operand or result) per expression, so an
+  expression repeating a millisecond step many times is refused instead of adding up.
+- the result: converted to text in 500-digit chunks, under Python's int-to-str limit; should that
+  limit still refuse (a ValueError), the tool reports it as a one-line error.
 
 Input is normalised first so that expressions typed on a Traditional-Chinese keyboard work:
 full-width forms (``３×（４＋５）``), ``×`` ``÷`` ``^``, superscripts (``2³``), ``π``, ``√``,
@@ -30,8 +59,14 @@ MAX_NESTING = 100
 MAX_PARTS = 300
 MAX_DIGITS = 10_000
 MAX_FACTORIAL = 1000
+MAX_ROUND_DIGITS = MAX_DIGITS
+BIG_DIGITS = 1000
+MAX_BIG_USES = 30
 
 _INT_LIMIT = 10**MAX_DIGITS
+# 10**MAX_DIGITS < 2**_INT_LIMIT_BITS: a product of at least that many bits is refused unbuilt.
+_INT_LIMIT_BITS = _INT_LIMIT.bit_length()
+_BIG_INT = 10**BIG_DIGITS
 _SIGNIFICANT_DIGITS = 12
 # Below the smallest value sys.set_int_max_str_digits() accepts (640), so str() never refuses.
 _CHUNK_DIGITS = 500
@@ -49,6 +84,17 @@ def _log(x: Number, base: Number = math.e) -> float:
 
 
 def _round(x: Number, ndigits: int | None = None) -> Number:
+    if ndigits is None:
+        return round(x)
+    if isinstance(ndigits, int):
+        if not -MAX_ROUND_DIGITS <= ndigits <= MAX_ROUND_DIGITS:
+            raise ToolError(
+                f"round() needs ndigits from -{MAX_ROUND_DIGITS} to {MAX_ROUND_DIGITS}, "
+                f"got {_brief(ndigits)}."
+            )
+        # k = -ndigits-1: |x| < 2**(3*k) <= 10**k = 10**-ndigits / 10, so x rounds to 0 unbuilt.
+        if isinstance(x, int) and ndigits < 0 and abs(x).bit_length() <= 3 * (-ndigits - 1):
+            return 0
     return round(x, ndigits)
 
 
@@ -56,7 +102,7 @@ def _factorial(n: Number) -> int:
     whole = int(n) if isinstance(n, float) and n.is_integer() else n
     if not isinstance(whole, int) or not 0 <= whole <= MAX_FACTORIAL:
         raise ToolError(
-            f"factorial() needs a whole number from 0 to {MAX_FACTORIAL}, got {_format(n)}."
+            f"factorial() needs a whole number from 0 to {MAX_FACTORIAL}, got {_brief(n)}."
         )
     return math.factorial(whole)
 
@@ -144,7 +190,8 @@ _SUPERSCRIPT_RUN = re.compile(r"[⁰¹²³⁴⁵⁶⁷⁸⁹⁻⁺]+")
 _TRAILING_EQUALS = re.compile(r"\s*=?\s*\?*\s*$")
 _GROUPED_NUMBER = re.compile(r"(?<![\w.])\d{1,3}(?:,\d{3})+(?:\.\d+)?(?![\w.])")
 # A % with nothing it could take a modulo of is a percent sign: "15%", "50%*200", "max(5%, 1)".
-_PERCENT = re.compile(r"(\d+(?:\.\d+)?)%(?=\s*(?:$|[)*/,]))")
+# Matching only from a number's first digit keeps a long digit run from costing quadratic time.
+_PERCENT = re.compile(r"(?<![\d.])(\d+(?:\.\d+)?)%(?=\s*(?:$|[)*/,]))")
 _ROOT_OF_NUMBER = re.compile(r"√\s*(\d+(?:\.\d+)?)")
 _IDENTIFIER = re.compile(r"[^\W\d]\w*")
 
@@ -168,7 +215,11 @@ def calculator(expression: str) -> str:
     source = _normalize(expression)
     tree = _parse(source)
     _check_size(tree)
-    return _format(_Evaluator(source).evaluate(tree.body))
+    value = _Evaluator(source).evaluate(tree.body)
+    try:
+        return _format(value)
+    except ValueError as error:  # Python's int-to-str digit limit, should the chunks still trip it
+        raise ToolError(f"Result too large to show: {error}.") from None
 
 
 def _normalize(expression: str) -> str:
@@ -282,6 +333,7 @@ class _Evaluator:
 
     def __init__(self, source: str) -> None:
         self._source = source
+        self._big_uses = 0
 
     def evaluate(self, node: ast.expr) -> Number:
         if isinstance(node, ast.Constant):
@@ -325,9 +377,21 @@ class _Evaluator:
         if operator is None:
             raise self._unsupported_operator(node.op)
         left, right = self.evaluate(node.left), self.evaluate(node.right)
+        if isinstance(node.op, ast.Mult):
+            self._check_product(left, right, node)
         if isinstance(node.op, ast.Pow):
             self._check_power(left, right, node)
+            if isinstance(left, int) and isinstance(right, int) and right > 0 and abs(left) <= 1:
+                # 0, 1 and -1 to any positive power, without looping over a huge exponent's bits.
+                return self._apply(node, _power_of_unit, left, right)
         return self._apply(node, operator, left, right)
+
+    def _check_product(self, left: Number, right: Number, node: ast.BinOp) -> None:
+        if not (isinstance(left, int) and isinstance(right, int) and left and right):
+            return
+        # |left * right| >= 2**(bits(left) - 1 + bits(right) - 1), which is >= 2**_INT_LIMIT_BITS.
+        if left.bit_length() + right.bit_length() - 2 >= _INT_LIMIT_BITS:
+            raise self._too_large(node)
 
     def _check_power(self, base: Number, exponent: Number, node: ast.BinOp) -> None:
         if not (isinstance(base, int) and isinstance(exponent, int)):
@@ -362,6 +426,7 @@ class _Evaluator:
         return function
 
     def _apply(self, node: ast.expr, function: Callable[..., Number], *args: Number) -> Number:
+        self._count_big_uses(args)
         try:
             result = function(*args)
         except ZeroDivisionError:
@@ -374,7 +439,18 @@ class _Evaluator:
             raise ToolError(f"Invalid argument: {self._quote(node)} ({error}).") from None
         if isinstance(result, complex):
             raise ToolError(f"Math domain error: {self._quote(node)} has no real result.")
-        return self._checked(result, node)
+        checked = self._checked(result, node)
+        self._count_big_uses((checked,))
+        return checked
+
+    def _count_big_uses(self, values: tuple[Number, ...]) -> None:
+        # One step on numbers under 10**MAX_DIGITS is fast; this keeps many from adding up.
+        self._big_uses += sum(isinstance(v, int) and not -_BIG_INT < v < _BIG_INT for v in values)
+        if self._big_uses > MAX_BIG_USES:
+            raise ToolError(
+                f"Expression too costly: more than {MAX_BIG_USES} uses of numbers "
+                f"with more than {BIG_DIGITS} digits."
+            )
 
     def _checked(self, value: Number, node: ast.expr) -> Number:
         if isinstance(value, int) and abs(value) >= _INT_LIMIT:
@@ -416,6 +492,18 @@ def _arity(function: _Function) -> str:
     if function.min_args == function.max_args:
         return f"takes {function.min_args} argument{'s' * (function.min_args > 1)}"
     return f"takes {function.min_args} or {function.max_args} arguments"
+
+
+def _power_of_unit(base: int, exponent: int) -> int:
+    return base if base != -1 or exponent % 2 else 1
+
+
+def _brief(value: Number) -> str:
+    text = _format(value)
+    if len(text) <= 30:
+        return text
+    sign = "negative " if text.startswith("-") else ""
+    return f"a {sign}{len(text.lstrip('-'))}-digit number"
 
 
 def _format(value: Number) -> str:
