@@ -1,9 +1,9 @@
 """A calculator tool that evaluates arithmetic safely.
 
-The expression is parsed with :func:`ast.parse` and evaluated by walking the tree, so only numbers,
+The expression is parsed with `ast.parse` and evaluated by walking the tree, so only numbers,
 arithmetic operators and a fixed table of math functions ever run; nothing is handed to ``eval``.
 Every way of making the evaluator do unbounded work (huge powers, huge factorials, long or deeply
-nested input) is refused *before* the work starts, with a one-line :class:`~foxagent.ToolError`.
+nested input) is refused *before* the work starts, with a one-line `ToolError`.
 Arithmetic on Python ints runs inside one C call that holds the GIL, where no timeout can fire, so
 every argument of every operator and function is bounded; one call takes milliseconds at most:
 
