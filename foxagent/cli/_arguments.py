@@ -78,6 +78,13 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--temperature", type=float, help="sampling temperature (0.5)")
     parser.add_argument("--max-tokens", type=int, help="tokens per reply (2048)")
     parser.add_argument(
+        "--request-timeout",
+        type=float,
+        metavar="SECONDS",
+        help="seconds one model request may take, retries included (300; env "
+        "FOXAGENT_REQUEST_TIMEOUT)",
+    )
+    parser.add_argument(
         "--stream",
         action="store_true",
         default=None,

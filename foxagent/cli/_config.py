@@ -5,8 +5,8 @@ to the ``OPENAI_*`` names); the ``[tool.foxagent]`` table of ``./pyproject.toml`
 ``./foxagent.toml`` (top-level keys); built-in defaults. Config-file keys: ``base_url``,
 ``model``, ``tools`` (list), ``mcp`` (list of MCP server command lines or URLs),
 ``system_prompt``, ``max_steps``, ``temperature``, ``max_tokens``, ``stream``, ``tool_choice``,
-``strict_tools``. The API key is never read from a config file (files get committed; keys must
-not).
+``strict_tools``, ``request_timeout`` (seconds; also ``FOXAGENT_REQUEST_TIMEOUT``). The API key
+is never read from a config file (files get committed; keys must not).
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ _ALLOWED = {
     "stream",
     "tool_choice",
     "strict_tools",
+    "request_timeout",
 }
 
 
@@ -54,6 +55,7 @@ class RunConfig:
     stream: bool = False
     tool_choice: str = "auto"
     strict_tools: bool = False
+    request_timeout: float | None = None  # None: VLLMModel's defaults
     source: str = "defaults"
 
     @classmethod
@@ -67,6 +69,13 @@ class RunConfig:
         config.base_url = first_env("FOXAGENT_BASE_URL", "OPENAI_BASE_URL") or config.base_url
         config.api_key = first_env("FOXAGENT_API_KEY", "OPENAI_API_KEY")
         config.model = first_env("FOXAGENT_MODEL", "OPENAI_MODEL") or config.model
+        if (timeout := first_env("FOXAGENT_REQUEST_TIMEOUT")) is not None:
+            try:
+                config.request_timeout = float(timeout)
+            except ValueError:
+                raise UserError(
+                    f"FOXAGENT_REQUEST_TIMEOUT must be a number of seconds, got {timeout!r}."
+                ) from None
         for key, value in flags.items():
             if value is not None and hasattr(config, key):
                 setattr(config, key, value)

@@ -91,6 +91,7 @@ async def _run(agent: Agent, question: str, view: LiveView, trace: JsonlTrace | 
 def _build_agent(config: RunConfig, model_file: str | None, err: TextIO) -> Agent:
     if config.max_steps < 1:
         raise UserError(f"--max-steps must be at least 1, got {config.max_steps}.")
+    request_timeout = _request_timeout(config.request_timeout)
     settings = ModelSettings()
     if config.temperature is not None:
         settings = dataclasses.replace(settings, temperature=config.temperature)
@@ -111,8 +112,17 @@ def _build_agent(config: RunConfig, model_file: str | None, err: TextIO) -> Agen
         model = _local_model(model_file, err)
         if config.system_prompt is None:
             system_prompt = None  # FoxBrain's tag format is beyond a 135M model; it gets its own
-    else:
+    elif request_timeout is None:
         model = VLLMModel(config.base_url, api_key=config.api_key, model_name=config.model)
+    else:
+        # The whole request, retries included: each attempt and the retry budget alike.
+        model = VLLMModel(
+            config.base_url,
+            api_key=config.api_key,
+            model_name=config.model,
+            timeout=request_timeout,
+            retry_budget=request_timeout,
+        )
     return Agent(
         tools=tools,
         model=model,
@@ -122,6 +132,18 @@ def _build_agent(config: RunConfig, model_file: str | None, err: TextIO) -> Agen
         settings=settings,
         stream=config.stream,
     )
+
+
+def _request_timeout(seconds: Any) -> float | None:
+    """``--request-timeout`` checked (a config file may hold anything); ``None``: not set."""
+    if seconds is None:
+        return None
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not seconds > 0:
+        raise UserError(
+            "--request-timeout (FOXAGENT_REQUEST_TIMEOUT, request_timeout in a config file) "
+            f"must be a positive number of seconds, got {seconds!r}."
+        )
+    return float(seconds)
 
 
 def _terminal_approver(err: TextIO) -> Approver:

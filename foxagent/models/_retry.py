@@ -3,9 +3,12 @@
 Two parts, so every backend can have the same retries:
 
 * `RetryPolicy` decides whether a failure is worth another attempt and how long to wait:
-  429, 408, 409 and 5xx answers, connection errors and timeouts are; other HTTP statuses and
-  replies that are not chat completions are not. ``Retry-After`` is honoured (up to 60 s);
-  otherwise the delay doubles per attempt, with jitter that spreads the retries of many runs.
+  429, 408, 409 and 5xx answers, connection errors, timeouts and replies that broke on the way
+  (a 200 whose body is cut short or is not JSON, marked with `garbled`) are; other HTTP statuses
+  and replies that parse but are not chat completions are not (the same request would get the
+  same answer). ``Retry-After`` is honoured (up to 60 s); otherwise the delay doubles per
+  attempt, with jitter that spreads the retries of many runs. With a ``budget``, no wait ends
+  (so no retry starts) later than that many seconds after the first attempt began.
 * `report_retry` is how a backend says it is about to retry. The run awaiting the request
   installed a listener with `reporting_retries`; it receives the notice as a ``ModelRetry``
   event. The listener is context-local (like OpenTelemetry's current span), so concurrent runs
@@ -24,10 +27,22 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
-from foxagent._exceptions import ModelConnectionError, ModelError, ModelHTTPError
+from foxagent._exceptions import (
+    ModelConnectionError,
+    ModelError,
+    ModelHTTPError,
+    ModelResponseError,
+)
 from foxagent._messages import ModelRetry
 
-__all__ = ["RetryListener", "RetryPolicy", "report_retry", "reporting_retries"]
+__all__ = [
+    "RetryListener",
+    "RetryPolicy",
+    "garbled",
+    "is_garbled",
+    "report_retry",
+    "reporting_retries",
+]
 
 RETRY_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504})
 
@@ -35,6 +50,27 @@ RETRY_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504})
 RetryListener = Callable[[ModelRetry], Any]
 
 _LISTENER: ContextVar[RetryListener | None] = ContextVar("foxagent_retry_listener", default=None)
+
+# An attribute, not a subclass: callers (and the load tests) tell errors apart by class, and a
+# garbled reply is still a ModelResponseError to them.
+_GARBLED = "_foxagent_garbled"
+
+
+def garbled(error: ModelResponseError) -> ModelResponseError:
+    """Mark ``error`` as a reply that broke on the way, so `RetryPolicy` retries it like a 5xx.
+
+    For transport-level garbage only: a 200 whose body (or stream line) is cut short or is not
+    JSON at all, what a crashed worker or a proxy that closed mid-answer leaves. A reply that
+    parses but is not a chat completion stays unmarked: the server meant it, and asking again
+    gets the same answer.
+    """
+    setattr(error, _GARBLED, True)
+    return error
+
+
+def is_garbled(error: BaseException) -> bool:
+    """Whether ``error`` was marked by `garbled`."""
+    return getattr(error, _GARBLED, False) is True
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,24 +80,38 @@ class RetryPolicy:
     Attributes:
         max_retries: retries after the first attempt.
         backoff: the first retry's delay in seconds; doubled each time, with jitter.
+        budget: seconds after the first attempt's start by which a retry must have begun; a
+            wait that would end later (a long ``Retry-After``, say) gives up instead of waiting.
+            ``None``: no such limit, only ``max_retries``.
     """
 
     max_retries: int = 3
     backoff: float = 0.5
+    budget: float | None = None
 
-    def delay(self, error: ModelError, attempt: int) -> float | None:
-        """Seconds to wait before retry ``attempt + 1`` after ``error``; ``None``: give up."""
+    def delay(self, error: ModelError, attempt: int, *, elapsed: float = 0.0) -> float | None:
+        """Seconds to wait before retry ``attempt + 1`` after ``error``; ``None``: give up.
+
+        ``elapsed`` is the time since the first attempt began (checked against ``budget``).
+        """
         if attempt >= self.max_retries:
             return None
+        wait: float | None = None
         if isinstance(error, ModelHTTPError):
             if error.status not in RETRY_STATUSES:
                 return None
-            if error.retry_after is not None:
-                return error.retry_after
+            wait = error.retry_after
+        elif isinstance(error, ModelResponseError):
+            if not is_garbled(error):
+                return None
         elif not isinstance(error, ModelConnectionError):
             return None
-        jitter = 0.5 + random.random()  # spreads the retries of many concurrent runs
-        return float(self.backoff * (2**attempt) * jitter)
+        if wait is None:
+            jitter = 0.5 + random.random()  # spreads the retries of many concurrent runs
+            wait = float(self.backoff * (2**attempt) * jitter)
+        if self.budget is not None and elapsed + wait >= self.budget:
+            return None
+        return wait
 
 
 def report_retry(notice: ModelRetry) -> None:

@@ -12,8 +12,11 @@ Behaviour:
   ``http://127.0.0.1:8000/v1``; the API key from the argument, else ``FOXAGENT_API_KEY``, else
   ``OPENAI_API_KEY``. The key is sent as a bearer token and never appears in reprs or errors.
 - ``model_name=None`` asks the server's ``/models`` once and uses the first served model.
-- Retries with exponential backoff (honouring ``Retry-After``) on 429, 5xx, connection errors
-  and timeouts; other statuses fail at once. Every transport error becomes a ``ModelError``.
+- Retries with exponential backoff (honouring ``Retry-After``) on 429, 5xx, connection errors,
+  timeouts and 200 replies that broke on the way (body cut short or not JSON), within a total
+  ``retry_budget``; other statuses, replies that parse but are not chat completions and replies
+  over the size caps fail at once. A stream is retried only before its first chunk was read.
+  Every transport error becomes a ``ModelError``.
 """
 
 from __future__ import annotations
@@ -46,11 +49,15 @@ from foxagent._messages import (
     Usage,
 )
 from foxagent.models._base import Model
-from foxagent.models._retry import RetryPolicy, report_retry
+from foxagent.models._retry import RetryPolicy, garbled, report_retry
 
 __all__ = ["DEFAULT_BASE_URL", "VLLMModel", "resolve_endpoint"]
 
 DEFAULT_BASE_URL = "http://127.0.0.1:8000/v1"
+
+_MIB = 1024 * 1024
+# An error status's body is only read for its message (500 characters of it are kept).
+_MAX_ERROR_BYTES = 64 * 1024
 
 
 def resolve_endpoint(base_url: str | None, api_key: str | None) -> tuple[str, str | None]:
@@ -67,10 +74,25 @@ class VLLMModel(Model):
         base_url: the server's ``/v1`` URL (see the module docstring for the defaults).
         api_key: the server's ``--api-key`` (see the module docstring for the defaults).
         model_name: the served model's name; ``None`` asks the server.
-        timeout: seconds for a whole request, including generation.
-        connect_timeout: seconds to open a connection.
+        timeout: seconds one attempt may take in all, generation included (a reply that is
+            not streamed arrives in one piece after generation, so this is its only limit).
+        connect_timeout: seconds to open a TCP connection (waiting for a free connection of
+            the pool is not counted; ``timeout`` bounds it).
+        read_timeout: seconds a stream may go silent (no byte at all) before the attempt
+            fails as a timeout; ``None``: no such limit. Not used without streaming.
+        retry_budget: seconds, from the first attempt's start, within which retries happen: no
+            retry starts later, no wait before one ends later (a ``Retry-After`` past it fails
+            at once), and a retry's attempt is cut at it. The first attempt always gets the
+            whole ``timeout``, so one request takes at most ``max(timeout, retry_budget)``
+            seconds (and any wait for a place among ``max_concurrent_requests``). ``None``:
+            only ``max_retries`` limits the retries.
         max_retries: retries after the first attempt, for retryable failures.
         backoff: the first retry's delay in seconds; doubled each time, with jitter.
+        max_response_bytes: the most bytes one reply may have: a whole body, or all the lines
+            of a stream together. A larger reply fails with ``ModelResponseError`` (not
+            retried: the same request would get the same reply).
+        max_stream_line_bytes: the most bytes one line of a stream (one server-sent event's
+            ``data:`` line) may have; a longer one fails the same way.
         max_connections: the connection pool's size.
         max_concurrent_requests: chat requests this model sends at once; more wait their turn
             (in order) instead of failing. ``None``: as many as the pool allows. One vLLM
@@ -83,10 +105,33 @@ class VLLMModel(Model):
         api_key: str | None = None,
         model_name: str | None = None,
         *,
+        # A reply that is not streamed comes in one piece after generation: 2,048 tokens (the
+        # default max_tokens) of a 70B model on a busy server take a minute or two, so an
+        # attempt needs minutes, and without streaming nothing can tell a stall sooner.
         timeout: float = 300.0,
-        connect_timeout: float = 10.0,
+        # Opening a TCP connection takes milliseconds; 5 s leaves room for two lost SYNs (Linux
+        # resends after 1 s and 3 s). The openai SDK uses 5 s too. It was 10 s and counted the
+        # wait for a free pooled connection as well, so runs that only queued for a busy pool
+        # could fail.
+        connect_timeout: float = 5.0,
+        # vLLM sends a chunk per token once generation runs; before the first one a stream
+        # waits for the queue and the prefill (seconds, tens of seconds on a loaded server with
+        # a long prompt). A minute of silence is a stall, not a slow token.
+        read_timeout: float | None = 60.0,
+        # One request takes at most max(timeout, retry_budget) = 5 minutes, not 20 (300 s x 4
+        # attempts): room for the backoff schedule (~5 s), a 60 s Retry-After (the cap) and a
+        # stalled stream retried a few times; longer than that is an outage to report, not a
+        # blip to hide, and a service can set less.
+        retry_budget: float | None = 300.0,
         max_retries: int = 3,
         backoff: float = 0.5,
+        # A chat completion is a few KiB; 16 MiB holds a 32k-token reply (vLLM's longest
+        # context) with room to spare, streamed (~220 bytes of SSE per token) or not. A 50 MB
+        # body used to cost ~440 MB of memory on its way to a dict.
+        max_response_bytes: int = 16 * _MIB,
+        # One SSE line is one chunk, a token or a tool-call fragment (~0.2-1 KiB); 1 MiB fits
+        # a whole tool call's arguments sent at once and stops a line that never ends.
+        max_stream_line_bytes: int = _MIB,
         max_connections: int = 512,
         max_concurrent_requests: int | None = None,
     ) -> None:
@@ -94,7 +139,25 @@ class VLLMModel(Model):
         self.model_name = model_name
         self.max_retries = max_retries
         self.backoff = backoff
-        self._timeout = aiohttp.ClientTimeout(total=timeout, connect=connect_timeout)
+        for name, value in (
+            ("timeout", timeout),
+            ("connect_timeout", connect_timeout),
+            ("read_timeout", read_timeout),
+            ("retry_budget", retry_budget),
+            ("max_response_bytes", max_response_bytes),
+            ("max_stream_line_bytes", max_stream_line_bytes),
+        ):
+            if value is not None and not value > 0:
+                raise UserError(f"VLLMModel({name}=...) must be positive, got {value!r}.")
+        self.retry_budget = retry_budget
+        self.max_response_bytes = max_response_bytes
+        self.max_stream_line_bytes = max_stream_line_bytes
+        # sock_connect, not connect: aiohttp's connect also counts the wait for a free pooled
+        # connection, and runs that queue for the pool should wait, not fail.
+        self._timeout = aiohttp.ClientTimeout(total=timeout, sock_connect=connect_timeout)
+        self._stream_timeout = aiohttp.ClientTimeout(
+            total=timeout, sock_connect=connect_timeout, sock_read=read_timeout
+        )
         self._max_connections = max_connections
         if max_concurrent_requests is not None and max_concurrent_requests < 1:
             raise UserError(
@@ -127,29 +190,36 @@ class VLLMModel(Model):
         tools: Sequence[Mapping[str, Any]],
         settings: ModelSettings,
     ) -> AsyncIterator[StreamEvent]:
-        """Stream a reply as server-sent events (retries only before the first byte)."""
+        """Stream a reply as server-sent events (retries only before the first chunk)."""
         body = await self._body(messages, tools, settings)
         body["stream"] = True
         body["stream_options"] = {"include_usage": True}
         url = self.base_url + "/chat/completions"
+        payload = json.dumps(body, ensure_ascii=False).encode()
         assembler = _StreamAssembler()
+        started = asyncio.get_running_loop().time()
         attempt = 0
         while True:
+            timeout = self._attempt_timeout(self._stream_timeout, attempt, started)
             try:
                 async with (
                     self._slot(),
-                    self._client().post(
-                        url, data=json.dumps(body, ensure_ascii=False).encode()
-                    ) as response,
+                    self._client().post(url, data=payload, timeout=timeout) as response,
                 ):
                     if response.status >= 400:
-                        text = await response.text()
+                        raw = await _read_capped(response, _MAX_ERROR_BYTES, url, truncate=True)
                         raise _http_error(
-                            response.status, text, response.headers.get("Retry-After")
+                            response.status,
+                            raw.decode("utf-8", "replace"),
+                            response.headers.get("Retry-After"),
                         )
-                    async for line in response.content:
-                        for event in assembler.feed(line):
-                            yield event
+                    lines = _LineSplitter(url, self.max_response_bytes, self.max_stream_line_bytes)
+                    async for data in response.content.iter_any():
+                        for line in lines.feed(data):
+                            for event in assembler.feed(line):
+                                yield event
+                    for event in assembler.feed(lines.rest()):
+                        yield event
                     if not assembler.finished:
                         # A complete reply ends with a finish_reason; a body that just stops
                         # (empty, not SSE, cut) would otherwise pass for a short answer.
@@ -159,13 +229,13 @@ class VLLMModel(Model):
                 break
             except (asyncio.TimeoutError, aiohttp.ClientError) as error:
                 failure = _stream_failure(url, error)
-                delay = self._retry_delay(failure, attempt) if not assembler.started else None
+                delay = None if assembler.started else self._retry_delay(failure, attempt, started)
                 if delay is None:
                     raise failure from None
                 report_retry(ModelRetry(attempt=attempt + 1, delay=delay, reason=str(failure)))
             except ModelError as error:
                 # Nothing has been passed on before the first chunk, so only then is a retry safe.
-                delay = self._retry_delay(error, attempt) if not assembler.started else None
+                delay = None if assembler.started else self._retry_delay(error, attempt, started)
                 if delay is None:
                     raise
                 report_retry(ModelRetry(attempt=attempt + 1, delay=delay, reason=str(error)))
@@ -197,12 +267,15 @@ class VLLMModel(Model):
         body: dict[str, Any] = {"model": self.model_name or await self.served_model()}
         body |= {"messages": list(messages), "tools": list(tools) or None}
         root = self.base_url.removesuffix("/v1")
+        url = root + "/tokenize"
         try:
             async with self._client().post(
-                root + "/tokenize", data=json.dumps(body, ensure_ascii=False).encode()
+                url, data=json.dumps(body, ensure_ascii=False).encode()
             ) as response:
-                data = await response.json(content_type=None) if response.status == 200 else {}
-        except (aiohttp.ClientError, asyncio.TimeoutError, ValueError):
+                ok = response.status == 200
+                raw = await _read_capped(response, self.max_response_bytes, url) if ok else b""
+            data = json.loads(raw) if raw else {}
+        except (aiohttp.ClientError, asyncio.TimeoutError, ValueError, ModelResponseError):
             data = {}
         count = data.get("count") if isinstance(data, dict) else None
         if isinstance(count, int):
@@ -257,33 +330,56 @@ class VLLMModel(Model):
         return self._slots
 
     async def _call(self, method: str, path: str, body: Any, *, slotted: bool = False) -> Any:
+        payload = None if body is None else json.dumps(body, ensure_ascii=False).encode()
+        started = asyncio.get_running_loop().time()
         attempt = 0
         while True:
+            timeout = self._attempt_timeout(self._timeout, attempt, started)
             try:
                 # Each attempt takes its own place among max_concurrent_requests: a run that
                 # waits to retry (Retry-After can be a minute) must not hold one meanwhile.
                 async with self._slot() if slotted else contextlib.nullcontext():
-                    return await self._once(method, path, body)
+                    return await self._once(method, path, payload, timeout)
             except ModelError as error:
-                delay = self._retry_delay(error, attempt)
+                delay = self._retry_delay(error, attempt, started)
                 if delay is None:
                     raise
                 report_retry(ModelRetry(attempt=attempt + 1, delay=delay, reason=str(error)))
             attempt += 1
             await asyncio.sleep(delay)
 
-    def _retry_delay(self, error: ModelError, attempt: int) -> float | None:
-        return RetryPolicy(self.max_retries, self.backoff).delay(error, attempt)
+    def _retry_delay(self, error: ModelError, attempt: int, started: float) -> float | None:
+        policy = RetryPolicy(self.max_retries, self.backoff, self.retry_budget)
+        return policy.delay(error, attempt, elapsed=asyncio.get_running_loop().time() - started)
 
-    async def _once(self, method: str, path: str, body: Any) -> Any:
+    def _attempt_timeout(
+        self, base: aiohttp.ClientTimeout, attempt: int, started: float
+    ) -> aiohttp.ClientTimeout:
+        """``base``, or for a retry ``base`` cut at the end of the retry budget."""
+        if attempt == 0 or self.retry_budget is None:
+            return base
+        left = self.retry_budget - (asyncio.get_running_loop().time() - started)
+        # RetryPolicy only retries when its wait ends inside the budget, so ``left`` is
+        # positive but for the sleep's lateness; aiohttp reads total=0 as "no limit".
+        left = max(left, 0.001)
+        total = left if base.total is None else min(base.total, left)
+        return aiohttp.ClientTimeout(
+            total=total, sock_connect=base.sock_connect, sock_read=base.sock_read
+        )
+
+    async def _once(
+        self, method: str, path: str, payload: bytes | None, timeout: aiohttp.ClientTimeout
+    ) -> Any:
         url = self.base_url + path
-        payload = None if body is None else json.dumps(body, ensure_ascii=False).encode()
         try:
-            async with self._client().request(method, url, data=payload) as response:
-                raw = await response.read()
+            async with self._client().request(
+                method, url, data=payload, timeout=timeout
+            ) as response:
                 if response.status >= 400:
+                    raw = await _read_capped(response, _MAX_ERROR_BYTES, url, truncate=True)
                     text = raw.decode("utf-8", "replace")
                     raise _http_error(response.status, text, response.headers.get("Retry-After"))
+                raw = await _read_capped(response, self.max_response_bytes, url)
         except asyncio.TimeoutError:
             raise ModelTimeoutError(f"{url} did not answer in time") from None
         except aiohttp.ClientError as error:
@@ -294,7 +390,80 @@ class VLLMModel(Model):
         try:
             return json.loads(raw)  # bytes: no separate decode step
         except ValueError:
-            raise ModelResponseError(f"{url} answered with non-JSON: {raw[:200]!r}") from None
+            # Cut short or not JSON at all (a proxy's HTML page, a worker that died mid-write):
+            # broken on the way, so worth another attempt.
+            failure = ModelResponseError(f"{url} answered with non-JSON: {raw[:200]!r}")
+            raise garbled(failure) from None
+
+
+async def _read_capped(
+    response: aiohttp.ClientResponse, limit: int, url: str, *, truncate: bool = False
+) -> bytes:
+    """The body, or ``ModelResponseError`` once it passes ``limit`` bytes (``truncate``: its
+    first ``limit`` bytes instead). Never holds more than ``limit`` plus one read's bytes."""
+    length = response.content_length
+    if length is not None and length > limit and not truncate:
+        raise _too_large(url, limit)  # said up front: no need to read it
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.content.iter_any():
+        size += len(chunk)
+        if size > limit:
+            if not truncate:
+                raise _too_large(url, limit)
+            chunks.append(chunk[: len(chunk) - (size - limit)])
+            break
+        chunks.append(chunk)
+    return b"".join(chunks)  # one chunk (the usual case): that very object, no copy
+
+
+def _too_large(url: str, limit: int) -> ModelResponseError:
+    return ModelResponseError(
+        f"The reply from {url} is larger than max_response_bytes ({limit:,} bytes); "
+        "pass VLLMModel(max_response_bytes=...) a larger number if replies this long are expected"
+    )
+
+
+class _LineSplitter:
+    """Splits a stream's bytes into lines, holding the stream and each line to their caps."""
+
+    def __init__(self, url: str, max_bytes: int, max_line_bytes: int) -> None:
+        self._url = url
+        self._max_bytes = max_bytes
+        self._max_line = max_line_bytes
+        self._received = 0
+        self._pending = bytearray()  # the start of a line whose end has not arrived yet
+
+    def feed(self, data: bytes) -> list[bytes]:
+        """The lines ``data`` completes (without their ``\n``)."""
+        self._received += len(data)
+        if self._received > self._max_bytes:
+            raise _too_large(self._url, self._max_bytes)
+        lines = data.split(b"\n")
+        if len(lines) == 1:  # no line ends here
+            self._pending += data
+            self._check(len(self._pending))
+            return []
+        if self._pending:
+            self._pending += lines[0]
+            lines[0] = bytes(self._pending)
+        self._pending = bytearray(lines.pop())
+        for line in lines:
+            self._check(len(line))
+        self._check(len(self._pending))
+        return lines
+
+    def rest(self) -> bytes:
+        """The last line, when the stream did not end with ``\n``."""
+        return bytes(self._pending)
+
+    def _check(self, size: int) -> None:
+        if size > self._max_line:
+            raise ModelResponseError(
+                f"A line of the stream from {self._url} is longer than max_stream_line_bytes "
+                f"({self._max_line:,} bytes); pass VLLMModel(max_stream_line_bytes=...) a larger "
+                "number if chunks this long are expected"
+            )
 
 
 def _http_error(status: int, text: str, retry_after: str | None) -> ModelHTTPError:
@@ -363,14 +532,19 @@ class _StreamAssembler:
         try:
             chunk = json.loads(payload)
         except ValueError:
-            raise ModelResponseError(f"bad stream chunk: {payload[:200]!r}") from None
+            # A line cut short or not JSON: broken on the way (retried before the first chunk).
+            raise garbled(ModelResponseError(f"bad stream chunk: {payload[:200]!r}")) from None
         self.started = True
-        self._model = str(chunk.get("model") or self._model)
-        if chunk.get("usage"):
-            self._usage = Usage.from_wire(chunk["usage"])
-        events: list[StreamEvent] = []
-        for choice in chunk.get("choices") or ():
-            events.extend(self._choice(choice))
+        try:
+            self._model = str(chunk.get("model") or self._model)
+            if chunk.get("usage"):
+                self._usage = Usage.from_wire(chunk["usage"])
+            events: list[StreamEvent] = []
+            for choice in chunk.get("choices") or ():
+                events.extend(self._choice(choice))
+        except (AttributeError, TypeError, ValueError):
+            # JSON, but not a chat-completion chunk (a list, a number, choices of strings...).
+            raise ModelResponseError(f"not a chat completion chunk: {payload[:200]!r}") from None
         return events
 
     def _choice(self, choice: Mapping[str, Any]) -> list[StreamEvent]:
