@@ -87,6 +87,9 @@ FAMILIES: dict[str, Callable[[int], str]] = {
     "many_calls": _repeat(CALL + "\n"),
     "many_bad_calls": _repeat('{"name": "nope", "arguments": {"x": 1,,}}\n'),
     "unclosed_call_garbage": _run('{"name": "get_weather", "arguments": {"location": ', "a,"),
+    # json_repair's quadratic shape (a stray quote inside a string, again and again), in objects
+    # just under the 512-character repair budget
+    "repair_hostile": _repeat('{"name": "f", "arguments": ["' + 'a"b' * 150 + '"]}\n'),
 }
 
 # Pieces for random texts (tests/test_parsing_bounds.py): the units of the families above.

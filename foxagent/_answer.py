@@ -91,6 +91,11 @@ class _State(Enum):
     CUT = "cut"  # still open at the end of the text
 
 
+_CLOSED: Final = _State.CLOSED
+_UNCLOSED: Final = _State.UNCLOSED
+_CUT: Final = _State.CUT
+
+
 class _Element(NamedTuple):
     name: str
     text: str
@@ -196,7 +201,7 @@ def parse_answer(text: str) -> FoxBrainAnswer:
     """
     end = _partial_tag_start(text)
     elements, outside = _scan(text, end)
-    outside_text = "\n".join(piece for piece in (part.strip() for part in outside) if piece)
+    outside_text = "\n".join(outside)
     groups: dict[str, list[_Element]] = {name: [] for name in _TAG_NAMES}
     for element in elements:
         groups[element.name].append(element)
@@ -242,23 +247,48 @@ def _partial_tag_start(text: str) -> int:
 
 
 def _scan(text: str, end: int) -> tuple[list[_Element], list[str]]:
-    """Pair the tags in ``text[:end]`` into elements; also return the pieces between them."""
-    tags = list(_TAG_RE.finditer(text, 0, end))
-    names = [tag[2].lower() for tag in tags]
+    """Pair the tags in ``text[:end]`` into elements; also return the stripped, non-empty
+    pieces of text between them.
+
+    One pass over the tags, kept as flat lists of positions (not match objects), so a reply of
+    thousands of tags costs a few microseconds per tag.
+    """
+    starts: list[int] = []
+    ends: list[int] = []
+    closing: list[bool] = []
+    names: list[str] = []
+    for tag in _TAG_RE.finditer(text, 0, end):
+        starts.append(tag.start())
+        ends.append(tag.end())
+        closing.append(bool(tag[1]))
+        names.append(tag[2].lower())
     partners = _next_same_name(names)
+    count = len(starts)
     elements: list[_Element] = []
     outside: list[str] = []
     cursor = index = 0
-    while index < len(tags):
-        tag = tags[index]
-        outside.append(text[cursor : tag.start()])
-        if tag[1]:  # a close tag with nothing open is stray: drop the markup
-            cursor, index = tag.end(), index + 1
+    while index < count:
+        piece = text[cursor : starts[index]].strip()
+        if piece:
+            outside.append(piece)
+        if closing[index]:  # a close tag with nothing open is stray: drop the markup
+            cursor, index = ends[index], index + 1
             continue
-        name = names[index]
-        stop, cursor, state, index = _element_end(tags, partners[index], index, end)
-        elements.append(_Element(name, text[tag.end() : stop].strip(), state))
-    outside.append(text[cursor:end])
+        partner = partners[index]
+        if partner >= 0 and closing[partner]:
+            stop, cursor, state, following = starts[partner], ends[partner], _CLOSED, partner + 1
+        elif index + 1 < count:
+            # Another tag follows but never this one's close: the model forgot it.
+            stop = cursor = starts[index + 1]
+            state, following = _UNCLOSED, index + 1
+        else:
+            stop = cursor = end
+            state, following = _CUT, count
+        elements.append(_Element(names[index], text[ends[index] : stop].strip(), state))
+        index = following
+    piece = text[cursor:end].strip()
+    if piece:
+        outside.append(piece)
     return elements, outside
 
 
@@ -270,23 +300,6 @@ def _next_same_name(names: list[str]) -> list[int]:
         following[index] = seen.get(names[index], -1)
         seen[names[index]] = index
     return following
-
-
-def _element_end(
-    tags: list[re.Match[str]], partner: int, index: int, end: int
-) -> tuple[int, int, _State, int]:
-    """For the element opened by ``tags[index]``: where its text stops, where the text after
-    it starts, how it ended, and the index of the next tag to read.
-
-    ``partner`` is the index of the next tag with the same name (-1 if none).
-    """
-    if partner >= 0 and tags[partner][1]:
-        return tags[partner].start(), tags[partner].end(), _State.CLOSED, partner + 1
-    if index + 1 < len(tags):
-        # Another tag follows but never this one's close: the model forgot it.
-        after = tags[index + 1].start()
-        return after, after, _State.UNCLOSED, index + 1
-    return end, end, _State.CUT, len(tags)
 
 
 def _pick_text(elements: list[_Element]) -> str | None:

@@ -43,11 +43,13 @@ clause naming the budget) and is refused as ``too_large``, never skipped in sile
   ``json.loads``, ``ast`` and the schema validators recurse, and deeper input makes them raise
   ``RecursionError`` (before this budget a 1,000-deep object made recovery return nothing); real
   tool arguments are a few levels deep.
-* :data:`MAX_REPAIR_CHARS` (1,024) and :data:`MAX_REPAIR_TOTAL_CHARS` (4,096): the longest span
+* :data:`MAX_REPAIR_CHARS` (512) and :data:`MAX_REPAIR_TOTAL_CHARS` (1,024): the longest span
   handed to ``json_repair``, and the most characters it repairs per reply. ``json_repair`` is
-  pure Python and quadratic on some broken inputs (stray quotes, runs of parentheses), so only
-  the strict decoders see longer spans; the repairs seen in real replies are under 150
-  characters.
+  pure Python, about 6 µs a character on plain broken JSON and quadratic on some shapes (stray
+  quotes inside strings: 300 characters take 7 ms), so it is the one part of parsing that is
+  not linear; these budgets bound it (measured worst: about 20 ms for one 512-character
+  span, twice that per reply). Longer or further spans get only the strict decoders, which are
+  C and linear. The repairs in the recovery corpus are under 150 characters each.
 * :data:`MAX_CANDIDATES` (64): the most candidates one reply is searched for; the search stops
   with one refusal after that. It bounds the decoding and judging work per reply. Pythonic
   starts that turn out to be code, not calls (``[int(x) for x in y]``), are not candidates,
@@ -87,8 +89,8 @@ __all__ = [
 MAX_TEXT_CHARS: Final = 262_144
 MAX_SPAN_CHARS: Final = 65_536
 MAX_DEPTH: Final = 64
-MAX_REPAIR_CHARS: Final = 1_024
-MAX_REPAIR_TOTAL_CHARS: Final = 4_096
+MAX_REPAIR_CHARS: Final = 512
+MAX_REPAIR_TOTAL_CHARS: Final = 1_024
 MAX_CANDIDATES: Final = 64
 # Wrapper tokens absorbed on each side of one candidate (fences, brackets, tags): real replies
 # have three at most; a run of ten thousand ``[`` stays in the text instead of being absorbed
@@ -128,13 +130,19 @@ _WRAP_BEFORE = re.compile(
 )
 _WRAP_AFTER = re.compile(r"\s*(?:</tool_call>|<\|eom_id\|>|<\|eot_id\|>|\n?```|\])")
 _SEPARATOR_ONLY = re.compile(r"[\s,;，；]*\Z")
-# Bracket scanning looks at these characters only; everything else is skipped by the regex.
-_JSON_TOKEN = re.compile(r"[\"\\{}\[\]()｛｝［］（）]")
-_PYTHON_TOKEN = re.compile(r"[\"'\\{}\[\]()｛｝［］（）]")
+# Bracket scanning looks at these characters only; everything else is skipped by the regex, and
+# a string's body is skipped by one match of _STRING_BODY (the unrolled `(?:[^"\\]|\\.)*`).
+_JSON_TOKEN = re.compile(r"[\"{}\[\]()｛｝［］（）]")
+_PYTHON_TOKEN = re.compile(r"[\"'{}\[\]()｛｝［］（）]")
+_STRING_BODY = {
+    '"': re.compile(r'[^"\\]*(?:\\[\s\S][^"\\]*)*'),
+    "'": re.compile(r"[^'\\]*(?:\\[\s\S][^'\\]*)*"),
+}
 _OPENERS = frozenset("{[(｛［（")
 # A JSON string literal (possibly unterminated), or a run of text outside strings.
-_STRING_OR_OTHER = re.compile(r'"(?:[^"\\]|\\[\s\S])*"?|[^"]+')
-_COMPLETION_TOKEN = re.compile(r'"(?:[^"\\]|\\[\s\S])*("?)|[{}\[\]]')
+_STRING = r'"[^"\\]*(?:\\[\s\S][^"\\]*)*'
+_STRING_OR_OTHER = re.compile(_STRING + r'"?|[^"]+')
+_COMPLETION_TOKEN = re.compile(_STRING + r'("?)|[{}\[\]]')
 _EXAMPLE_CUES = (
     "example",
     "e.g.",
@@ -210,8 +218,8 @@ def _too_deep() -> str:
     return f"its JSON is nested more than {MAX_DEPTH} levels deep, the limit (MAX_DEPTH)"
 
 
-def _too_long(what: str, size: int, limit: int, name: str) -> str:
-    return f"{what} is over {limit:,} characters ({size:,} or more), the limit ({name})"
+def _too_long(what: str, limit: int, name: str) -> str:
+    return f"{what} is longer than {limit:,} characters, the limit ({name})"
 
 
 def nesting_depth(value: Any, limit: int = MAX_DEPTH) -> int:
@@ -266,33 +274,28 @@ class _Brackets:
         text = self.text
         stop = min(len(text), start + MAX_SPAN_CHARS)
         quotes = "\"'" if python else '"'
-        tokens = (_PYTHON_TOKEN if python else _JSON_TOKEN).finditer(text, start, stop)
-        quote = ""
-        skip = -1
+        pattern = _PYTHON_TOKEN if python else _JSON_TOKEN
         depth = deepest = 0
         record = True
         opened: list[list[int]] = []  # [position, level, deepest level inside]
-        for token in tokens:
-            index = token.start()
-            ch = text[index]
-            if quote:
-                if index == skip:
+        cursor = start
+        while cursor < stop:
+            for token in pattern.finditer(text, cursor, stop):
+                index = token.start()
+                ch = text[index]
+                if ch in quotes:  # skip the string: escapes, then its closing quote
+                    body = _STRING_BODY[ch].match(text, index + 1, stop)
+                    end = body.end() if body else index + 1
+                    cursor = end + 1 if end < stop and text[end] == ch else stop
+                    break
+                if ch in _OPENERS:
+                    depth += 1
+                    if depth > MAX_DEPTH:
+                        return _Span(index + 1, False, depth, _too_deep())
+                    deepest = max(deepest, depth)
+                    opened.append([index, depth, depth])
                     continue
-                if ch == "\\":
-                    skip = index + 1
-                elif ch == quote:
-                    quote = ""
-                continue
-            if ch in quotes:
-                quote = ch
-            elif ch in _OPENERS:
-                depth += 1
-                if depth > MAX_DEPTH:
-                    return _Span(index + 1, False, depth, _too_deep())
-                deepest = max(deepest, depth)
-                opened.append([index, depth, depth])
-            elif ch != "\\":  # a closer
-                depth -= 1
+                depth -= 1  # a closer
                 if opened:
                     position, level, inner = opened.pop()
                     if record:
@@ -303,8 +306,10 @@ class _Brackets:
                     record = False
                 if depth == 0:
                     return self._remember(start, python, _Span(index + 1, True, deepest))
+            else:
+                cursor = stop
         if stop < len(text):
-            size = _too_long("the call", stop - start, MAX_SPAN_CHARS, "MAX_SPAN_CHARS")
+            size = _too_long("the call", MAX_SPAN_CHARS, "MAX_SPAN_CHARS")
             return _Span(stop, False, deepest, size)
         if record:
             for position, level, inner in opened:
@@ -372,8 +377,9 @@ def find_candidates(text: str) -> list[Candidate]:
     if len(text) > MAX_TEXT_CHARS:
         if not _might_hold_calls(text):
             return []
-        size = _too_long("the reply", len(text), MAX_TEXT_CHARS, "MAX_TEXT_CHARS")
-        return [Candidate(0, 0, None, syntax="limit", limit=f"{size}, so it was not searched")]
+        size = _too_long(f"the reply ({len(text):,} characters)", MAX_TEXT_CHARS, "MAX_TEXT_CHARS")
+        limit = f"{size}, so it was not searched for tool calls"
+        return [Candidate(0, 0, None, syntax="limit", limit=limit)]
     scan = _Scan(text)
     found: list[Candidate] = []
     for finder in (_find_react, _find_function_tags, _find_pythonic, _find_json):
@@ -440,9 +446,7 @@ def _find_react(scan: _Scan) -> list[Candidate]:
         position = end
         scan.count += 1
         if end - follow.end() > MAX_SPAN_CHARS:
-            size = _too_long(
-                "its Action Input", end - follow.end(), MAX_SPAN_CHARS, "MAX_SPAN_CHARS"
-            )
+            size = _too_long("its Action Input", MAX_SPAN_CHARS, "MAX_SPAN_CHARS")
             found.append(_limited(start, end, name, "react", size, text))
             continue
         candidate = Candidate(start, end, name, syntax="react", raw=text[start:end])
@@ -769,8 +773,11 @@ def decode_json(text: str, budget: RepairBudget | None = None) -> Decoded:
         except RecursionError:
             return Decoded(None, True, _too_deep())
     if len(text) > MAX_REPAIR_CHARS:
-        size = _too_long("its invalid JSON", len(text), MAX_REPAIR_CHARS, "MAX_REPAIR_CHARS")
-        return Decoded(None, True, f"{size} of what foxagent repairs")
+        limit = (
+            f"its JSON is invalid and longer than {MAX_REPAIR_CHARS:,} characters, the most "
+            "foxagent repairs (MAX_REPAIR_CHARS)"
+        )
+        return Decoded(None, True, limit)
     if _bracket_depth(ascii_structure) > MAX_DEPTH:
         return Decoded(None, True, _too_deep())
     if budget is not None:
@@ -816,7 +823,7 @@ def _bracket_depth(text: str) -> int:
     return deepest
 
 
-_COMPLETION_TOKEN_PARENS = re.compile(r'"(?:[^"\\]|\\[\s\S])*"?|[{}\[\]()]')
+_COMPLETION_TOKEN_PARENS = re.compile(_STRING + r'"?|[{}\[\]()]')
 _UNICODE_ESCAPE = re.compile(r"\\u([0-9a-fA-F]{4})")
 
 

@@ -309,8 +309,8 @@ def _decode_arguments(
             return {}, repaired, None
         if len(text) > MAX_TEXT_CHARS:
             limit = (
-                f"its arguments are over {MAX_TEXT_CHARS:,} characters ({len(text):,}), "
-                "the limit (MAX_TEXT_CHARS)"
+                f"its arguments ({len(text):,} characters) are longer than "
+                f"{MAX_TEXT_CHARS:,} characters, the limit (MAX_TEXT_CHARS)"
             )
             return None, repaired, _Undecodable(limit, too_large=True)
         decoded = decode_json(text, budget)  # strict, else the same in-span repair as content
