@@ -443,7 +443,7 @@ def _gate(
         reason = f"Unknown tool '{name}'. Available tools: {index.names()}."
         return RejectedCall(kind="unknown_tool", reason=reason, name=name, id=call_id, raw=raw)
     if isinstance(arguments, _Undecodable) and arguments.too_large:
-        return _too_large(tool.name, call_id, raw, arguments.reason)
+        return _too_large(name, call_id, raw, arguments.reason)
     mapped = _arguments_object(tool, arguments, positional)
     if isinstance(mapped, str):
         reason = f"Invalid arguments for tool '{tool.name}': {mapped}."
