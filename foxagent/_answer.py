@@ -1,8 +1,8 @@
-"""Parse FoxBrain's tagged replies into a typed :class:`FoxBrainAnswer`.
+"""Parse FoxBrain's tagged replies into a typed ``FoxBrainAnswer``.
 
 FoxBrain's usage guide prompts the model to reason inside ``<count>``, ``<step>``,
 ``<reflection>`` and ``<reward>`` tags, give the final answer in ``<answer>``, or ask back in
-``<clarification>``. :func:`parse_answer` reads such a reply in one linear pass: a single
+``<clarification>``. ``parse_answer`` reads such a reply in one linear pass: a single
 precompiled regex finds the known open and close tags, and a small state machine pairs them.
 It never raises, whatever the input, and its cost is linear in the text and in the number of
 tags (the regex has one bounded way to match at each ``<``; pairing looks each tag up once), so
@@ -52,7 +52,7 @@ Where this differs from the guide's two parsers, and why:
 * The guide returns the first ``<answer>`` and the first reflection; here all are kept and
   ``answer`` is the last closed one.
 * When the reply is incomplete and has no clarification the guide shows the whole raw reply;
-  :attr:`FoxBrainAnswer.final_text` prefers a tagged answer, then the text outside the tags.
+  ``FoxBrainAnswer.final_text`` prefers a tagged answer, then the text outside the tags.
 * The pretty printer shows every reflection and reward (numbered when there are several), a
   ``clarification`` section the guide's printer drops, and indents continuation lines.
 """

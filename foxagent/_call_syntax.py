@@ -1,7 +1,7 @@
 """Finding tool-call candidates inside the text of a model reply.
 
 This module only *finds and decodes*; it never decides whether a call may run (that is
-:mod:`foxagent._recovery`'s gate). Each finder claims a span of the text; spans never overlap,
+``foxagent._recovery``'s gate). Each finder claims a span of the text; spans never overlap,
 and the first finder to claim text wins, in this order:
 
 1. ReAct: ``Action: NAME`` + ``Action Input: {json}`` or plain text.
@@ -33,27 +33,27 @@ finder never rescans a claimed span, and wrappers are absorbed a bounded number 
 work that cannot be linear or cheap has a budget; past one, the candidate gets ``limit`` (a
 clause naming the budget) and is refused as ``too_large``, never skipped in silence:
 
-* :data:`MAX_TEXT_CHARS` (262,144): the longest reply searched for calls. Longer replies are not
+* ``MAX_TEXT_CHARS`` (262,144): the longest reply searched for calls. Longer replies are not
   searched at all (one refusal if anything in them looks like a call), so no reply costs more
   than one scan of 256 KiB (about 64k tokens, far past any ``max_tokens`` a run uses).
-* :data:`MAX_SPAN_CHARS` (65,536): the longest candidate. The bracket scan of one candidate stops
+* ``MAX_SPAN_CHARS`` (65,536): the longest candidate. The bracket scan of one candidate stops
   there; a call this long is not one a model means to make, and the cap bounds what the decoders
   below ever see.
-* :data:`MAX_DEPTH` (64): the deepest bracket nesting of one candidate or of decoded arguments.
+* ``MAX_DEPTH`` (64): the deepest bracket nesting of one candidate or of decoded arguments.
   ``json.loads``, ``ast`` and the schema validators recurse, and deeper input makes them raise
   ``RecursionError`` (before this budget a 1,000-deep object made recovery return nothing); real
   tool arguments are a few levels deep.
-* :data:`MAX_REPAIR_CHARS` (512) and :data:`MAX_REPAIR_TOTAL_CHARS` (1,024): the longest span
+* ``MAX_REPAIR_CHARS`` (512) and ``MAX_REPAIR_TOTAL_CHARS`` (1,024): the longest span
   handed to ``json_repair``, and the most characters it repairs per reply. ``json_repair`` is
   pure Python, about 6 µs a character on plain broken JSON and quadratic on some shapes (stray
   quotes inside strings: 300 characters take 7 ms), so it is the one part of parsing that is
   not linear; these budgets bound it (measured worst: about 20 ms for one 512-character
   span, twice that per reply). Longer or further spans get only the strict decoders, which are
   C and linear. The repairs in the recovery corpus are under 150 characters each.
-* :data:`MAX_CANDIDATES` (64): the most candidates one reply is searched for; the search stops
+* ``MAX_CANDIDATES`` (64): the most candidates one reply is searched for; the search stops
   with one refusal after that. It bounds the decoding and judging work per reply. Pythonic
   starts that turn out to be code, not calls (``[int(x) for x in y]``), are not candidates,
-  but the characters parsed for them count against :data:`MAX_TEXT_CHARS`, so nested code
+  but the characters parsed for them count against ``MAX_TEXT_CHARS``, so nested code
   cannot make the parser read the reply many times over.
 """
 
@@ -206,7 +206,7 @@ def strip_special_tokens(text: str) -> str:
 
 
 class RepairBudget:
-    """What one reply may still hand to ``json_repair`` (:data:`MAX_REPAIR_TOTAL_CHARS`)."""
+    """What one reply may still hand to ``json_repair`` (``MAX_REPAIR_TOTAL_CHARS``)."""
 
     __slots__ = ("chars",)
 
@@ -255,7 +255,7 @@ class _Brackets:
     A scan from ``start`` reads only bracket, quote and backslash characters. Every opening
     bracket it meets outside a string starts, in a fresh scan, exactly where this scan is (no
     string open), so its match is recorded on the way and a later ``match`` there is a lookup.
-    A scan stops past :data:`MAX_SPAN_CHARS` characters or :data:`MAX_DEPTH` levels.
+    A scan stops past ``MAX_SPAN_CHARS`` characters or ``MAX_DEPTH`` levels.
     """
 
     def __init__(self, text: str) -> None:
@@ -740,7 +740,7 @@ def _name_from_text(candidate: Candidate, source: str) -> None:
 
 
 class Decoded(NamedTuple):
-    """What :func:`decode_json` made of a text."""
+    """What ``decode_json`` made of a text."""
 
     value: Any
     """The decoded value, or ``None`` when it could not be decoded."""
@@ -753,8 +753,8 @@ class Decoded(NamedTuple):
 def decode_json(text: str, budget: RepairBudget | None = None) -> Decoded:
     """Decode JSON strictly, else with full-width structure made ASCII, else with json_repair.
 
-    Within the budgets: a value nested deeper than :data:`MAX_DEPTH` is refused, and only a
-    text of at most :data:`MAX_REPAIR_CHARS` (and within what is left of ``budget``) is handed to
+    Within the budgets: a value nested deeper than ``MAX_DEPTH`` is refused, and only a
+    text of at most ``MAX_REPAIR_CHARS`` (and within what is left of ``budget``) is handed to
     ``json_repair``. A repaired value must be a non-empty object or list that kept every letter
     and digit of the text.
     """

@@ -1,7 +1,7 @@
 """The recovery ladder: which tool calls in a model reply are safe to run, and why not the rest.
 
 ``recover_tool_calls(message, tools, finish_reason=...)`` takes an assistant message as a vLLM
-(or any OpenAI-compatible) server hands it over and returns a :class:`Recovery`. The rules:
+(or any OpenAI-compatible) server hands it over and returns a ``Recovery``. The rules:
 
 1. **Server calls are hints, not facts.** When the message has ``tool_calls``, each is checked
    like any other candidate: arguments that are a JSON *string* are decoded (twice if the model
@@ -10,7 +10,7 @@
    not scanned again (vLLM leaves it empty when its parser succeeded, and a second scan would
    double the calls).
 2. **Otherwise the content is scanned** for every call syntax Llama 3.x models produce (see
-   :mod:`foxagent._call_syntax`): bare JSON objects in any number and with any separator,
+   ``foxagent._call_syntax``): bare JSON objects in any number and with any separator,
    OpenAI-style wrappers, ``<|python_tag|>``, code fences, ``<tool_call>``, calls inside FoxBrain
    tags, ``<function=NAME>{...}</function>``, pythonic ``[f(a=1)]``, ``name.call(...)`` and ReAct.
 3. **JSON is repaired only inside a candidate's span**, never across the whole reply.
@@ -34,9 +34,9 @@
    FoxBrain tags around calls stay. Every refused candidate is in ``rejected`` with a one-sentence
    reason written to be sent back to the model.
 10. **Budgets.** Parsing is linear in the reply, and the work that is not has a budget (see
-    :mod:`foxagent._call_syntax`: reply length, candidate length, nesting depth, JSON repair,
-    number of candidates). At most :data:`MAX_CALLS` calls of one reply are validated; every
-    candidate past a budget, and every call past :data:`MAX_CALLS`, is refused as ``too_large``
+    ``foxagent._call_syntax``: reply length, candidate length, nesting depth, JSON repair,
+    number of candidates). At most ``MAX_CALLS`` calls of one reply are validated; every
+    candidate past a budget, and every call past ``MAX_CALLS``, is refused as ``too_large``
     with a reason naming the limit, never dropped. Server arguments have the same budgets.
 
 The function never raises: on any input it returns a ``Recovery``.
