@@ -228,8 +228,9 @@ async def test_a_server_that_always_stalls_fails_within_the_retry_budget(stream:
             await ask(model, stream=stream, events=events)
         took = time.monotonic() - began
         requests = len(server.requests)
-    assert took < 1.0 + 0.25, took
-    assert requests >= 3 and len(retries(events)) == requests - 1
+    assert took < 1.0 + 0.5, took  # slack for a busy machine; 3.3 s without the budget
+    # At least three attempts (the server may not have read the last, cut one yet).
+    assert len(retries(events)) >= 2 and requests >= 2
 
 
 async def test_a_wait_that_would_end_past_the_budget_is_not_taken() -> None:
@@ -242,7 +243,7 @@ async def test_a_wait_that_would_end_past_the_budget_is_not_taken() -> None:
         with pytest.raises(ModelHTTPError, match="HTTP 503"):
             await ask(model, stream=False)
         # backoff 2 s (1-3 s with jitter) cannot end inside 0.5 s: no wait, no retry.
-        assert time.monotonic() - began < 0.5
+        assert time.monotonic() - began < 0.9  # the shortest wait would be 1 s
         assert len(server.requests) == 1
 
 
@@ -295,8 +296,33 @@ async def test_a_stream_over_the_cap_fails() -> None:
         model = model_for(server.base_url, max_response_bytes=CAP)
         with pytest.raises(ModelResponseError, match="max_response_bytes"):
             await ask(model, stream=True, events=events)
-        assert len(server.requests) == 1
-    assert any(isinstance(event, TextDelta) for event in events)
+        assert len(server.requests) == 1 and not retries(events)
+
+
+async def test_the_caps_count_lines_not_writes() -> None:
+    # The longest line (with its CR) exactly max_stream_line_bytes long, the whole stream
+    # exactly max_response_bytes, CRLF endings, sent in pieces that cut lines (and CRLFs)
+    # anywhere, the last line without its newline: the reply is whole and allowed (one byte
+    # less of either cap fails it).
+    text = "<answer>" + "長" * 300 + "</answer>"
+    lines = [sse({"role": "assistant", "content": ""}), sse({"content": text})]
+    lines += [sse({}, finish="stop"), b"data: [DONE]"]
+    body = b"\r\n".join(line.rstrip(b"\n") for line in lines)
+    longest = max(len(line.rstrip(b"\n")) for line in lines)
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        for start in range(0, len(body), 97):
+            await response.write(body[start : start + 97])
+            await asyncio.sleep(0)
+        await response.write_eof()
+        return response
+
+    async with serve(handler) as (url, seen):
+        model = model_for(url, max_stream_line_bytes=longest + 1, max_response_bytes=len(body))
+        assert await ask(model, stream=True) == text[8:-9]
+    assert seen[0] == 1
 
 
 async def test_a_stream_line_over_the_cap_fails_at_once_without_a_retry() -> None:
@@ -372,4 +398,4 @@ def test_run_request_timeout_stops_a_stalled_server(clean_env: Path) -> None:
         took = time.monotonic() - began
     assert code == ExitCode.UNREACHABLE, err.getvalue()
     assert "did not answer in time" in err.getvalue()
-    assert took < 2.0, took
+    assert took < 5.0, took  # the 0.5 s stall plus starting up; 300 s without the flag
