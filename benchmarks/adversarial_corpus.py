@@ -90,6 +90,10 @@ FAMILIES: dict[str, Callable[[int], str]] = {
     # json_repair's quadratic shape (a stray quote inside a string, again and again), in objects
     # just under the 512-character repair budget
     "repair_hostile": _repeat('{"name": "f", "arguments": ["' + 'a"b' * 150 + '"]}\n'),
+    # plain broken JSON (a trailing comma after a long list) just under the repair budget
+    "repair_plain": _repeat('{"name": "f", "arguments": {"x": [' + "1," * 230 + "]}}\n"),
+    # many tiny objects that each need json_repair (a fixed cost per call)
+    "repair_tiny": _repeat("{'name': 'f', }"),
 }
 
 # Pieces for random texts (tests/test_parsing_bounds.py): the units of the families above.

@@ -45,11 +45,14 @@ clause naming the budget) and is refused as ``too_large``, never skipped in sile
   tool arguments are a few levels deep.
 * ``MAX_REPAIR_CHARS`` (512) and ``MAX_REPAIR_TOTAL_CHARS`` (1,024): the longest span
   handed to ``json_repair``, and the most characters it repairs per reply. ``json_repair`` is
-  pure Python, about 6 µs a character on plain broken JSON and quadratic on some shapes (stray
-  quotes inside strings: 300 characters take 7 ms), so it is the one part of parsing that is
-  not linear; these budgets bound it (measured worst: about 20 ms for one 512-character
-  span, twice that per reply). Longer or further spans get only the strict decoders, which are
-  C and linear. The repairs in the recovery corpus are under 150 characters each.
+  pure Python, 3 to 6 µs a character on plain broken JSON plus about 0.1 ms a call, and
+  quadratic on some shapes (stray quotes inside strings: 300 characters take 7 ms), so it is
+  the one part of parsing that is not linear; these budgets bound it. Each repair is charged
+  at least ``_MIN_REPAIR_CHARGE`` (128) characters, so a reply gets 8 repairs at most, however
+  small. Measured worst per reply: about 6 ms on plain broken JSON, about 15 ms on the
+  quadratic shape (``repair_hostile`` in the benchmark). Longer spans, and spans past the
+  reply's budget, get only the strict decoders, which are C and linear. The repairs in the
+  recovery corpus are under 150 characters each.
 * ``MAX_CANDIDATES`` (64): the most candidates one reply is searched for; the search stops
   with one refusal after that. It bounds the decoding and judging work per reply. Pythonic
   starts that turn out to be code, not calls (``[int(x) for x in y]``), are not candidates,
@@ -91,6 +94,7 @@ MAX_SPAN_CHARS: Final = 65_536
 MAX_DEPTH: Final = 64
 MAX_REPAIR_CHARS: Final = 512
 MAX_REPAIR_TOTAL_CHARS: Final = 1_024
+_MIN_REPAIR_CHARGE: Final = 128  # json_repair costs ~0.1 ms a call, however short the text
 MAX_CANDIDATES: Final = 64
 # Wrapper tokens absorbed on each side of one candidate (fences, brackets, tags): real replies
 # have three at most; a run of ten thousand ``[`` stays in the text instead of being absorbed
@@ -781,13 +785,14 @@ def decode_json(text: str, budget: RepairBudget | None = None) -> Decoded:
     if _bracket_depth(ascii_structure) > MAX_DEPTH:
         return Decoded(None, True, _too_deep())
     if budget is not None:
-        if len(text) > budget.chars:
+        charge = max(len(text), _MIN_REPAIR_CHARGE)
+        if charge > budget.chars:
             limit = (
                 f"its JSON is invalid and the reply already used its repair budget of "
                 f"{MAX_REPAIR_TOTAL_CHARS:,} characters (MAX_REPAIR_TOTAL_CHARS)"
             )
             return Decoded(None, True, limit)
-        budget.chars -= len(text)
+        budget.chars -= charge
     try:
         value = json_repair.loads(ascii_structure)
     except Exception:  # json_repair is third-party: any failure just means "cannot repair"

@@ -191,6 +191,16 @@ def test_repair_budget_is_per_reply() -> None:
     assert kind == "too_large" and "MAX_REPAIR_TOTAL_CHARS" in reason
 
 
+def test_a_reply_gets_eight_repairs_however_small() -> None:
+    text = "\n".join(
+        f"{{'name': 'calculator', 'arguments': {{'expression': '{n}'}},}}" for n in range(10)
+    )
+    recovery = timed(lambda: content(text))
+    assert [c.arguments["expression"] for c in recovery.calls] == [str(n) for n in range(8)]
+    assert [r.kind for r in recovery.rejected] == ["too_large"] * 2
+    assert all("MAX_REPAIR_TOTAL_CHARS" in r.reason for r in recovery.rejected)
+
+
 def test_function_tag_inside_a_tag_is_its_text_not_a_second_call() -> None:
     text = '<function=calculator>{"expression": "<function=calculator>{}"}</function>'
     recovery = content(text)
