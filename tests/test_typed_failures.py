@@ -107,3 +107,14 @@ async def test_lone_surrogates_are_stored_traced_and_loaded_back(tmp_path: Path)
     assert stored[0]["content"] == f"問{LONE}" and stored[2]["content"] == f"嗨{LONE}"
     assert "\\ud800" in (tmp_path / "t.jsonl").read_text(encoding="utf-8")
     await store.aclose()
+
+
+async def test_lone_surrogates_reach_a_vllm_server_as_json_escapes() -> None:
+    from foxagent.testing import FakeVLLMServer
+
+    with FakeVLLMServer([call("echo", text="嗨"), ANSWER]) as server:
+        async with Agent(tools=[echo], base_url=server.base_url, system_prompt=None) as agent:
+            result = await agent.arun(f"問{LONE}")
+        sent = server.requests[1]["messages"]
+    assert result.answer == "好"
+    assert sent[0]["content"] == f"問{LONE}" and sent[-1]["content"] == f"嗨{LONE}"

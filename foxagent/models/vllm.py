@@ -195,7 +195,7 @@ class VLLMModel(Model):
         body["stream"] = True
         body["stream_options"] = {"include_usage": True}
         url = self.base_url + "/chat/completions"
-        payload = json.dumps(body, ensure_ascii=False).encode()
+        payload = _encode(body)
         assembler = _StreamAssembler()
         started = asyncio.get_running_loop().time()
         attempt = 0
@@ -270,7 +270,7 @@ class VLLMModel(Model):
         url = root + "/tokenize"
         try:
             async with self._client().post(
-                url, data=json.dumps(body, ensure_ascii=False).encode()
+                url, data=_encode(body)
             ) as response:
                 ok = response.status == 200
                 raw = await _read_capped(response, self.max_response_bytes, url) if ok else b""
@@ -330,7 +330,7 @@ class VLLMModel(Model):
         return self._slots
 
     async def _call(self, method: str, path: str, body: Any, *, slotted: bool = False) -> Any:
-        payload = None if body is None else json.dumps(body, ensure_ascii=False).encode()
+        payload = None if body is None else _encode(body)
         started = asyncio.get_running_loop().time()
         attempt = 0
         while True:
@@ -464,6 +464,16 @@ class _LineSplitter:
                 f"({self._max_line:,} bytes); pass VLLMModel(max_stream_line_bytes=...) a larger "
                 "number if chunks this long are expected"
             )
+
+
+def _encode(body: Any) -> bytes:
+    """``body`` as UTF-8 JSON; text with a lone surrogate (a broken tool or model string, which
+    UTF-8 cannot carry) is sent with JSON escapes instead, which every JSON parser reads back."""
+    text = json.dumps(body, ensure_ascii=False)
+    try:
+        return text.encode()
+    except UnicodeEncodeError:
+        return json.dumps(body, ensure_ascii=True).encode()
 
 
 def _http_error(status: int, text: str, retry_after: str | None) -> ModelHTTPError:
