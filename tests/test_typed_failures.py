@@ -118,3 +118,12 @@ async def test_lone_surrogates_reach_a_vllm_server_as_json_escapes() -> None:
         sent = server.requests[1]["messages"]
     assert result.answer == "好"
     assert sent[0]["content"] == f"問{LONE}" and sent[-1]["content"] == f"嗨{LONE}"
+
+
+def test_a_file_that_is_not_a_database_is_a_typed_error(tmp_path: Path) -> None:
+    path = tmp_path / "notes.db"
+    path.write_bytes(b"this is not SQLite " * 100)
+    with pytest.raises(
+        SessionStoreError, match=r"SQLiteStore cannot open .*notes\.db.*not a database"
+    ):
+        SQLiteStore(path)

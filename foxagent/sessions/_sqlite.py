@@ -22,6 +22,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
+from foxagent._exceptions import SessionStoreError
 from foxagent._messages import Message
 from foxagent.sessions._session import SessionStore
 
@@ -60,12 +61,17 @@ class SQLiteStore(SessionStore):
     def __init__(self, path: str | Path, *, busy_timeout: float = 10.0) -> None:
         self.path = Path(path)
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(
-            self.path, timeout=busy_timeout, isolation_level=None, check_same_thread=False
-        )
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(_SCHEMA)
+        try:
+            self._db = sqlite3.connect(
+                self.path, timeout=busy_timeout, isolation_level=None, check_same_thread=False
+            )
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.executescript(_SCHEMA)
+        except sqlite3.Error as error:  # not a database, unreadable, a read-only directory...
+            raise SessionStoreError(
+                f"SQLiteStore cannot open {str(self.path)!r}: {type(error).__name__}: {error}"
+            ) from error
 
     def __repr__(self) -> str:
         return f"SQLiteStore({str(self.path)!r})"
