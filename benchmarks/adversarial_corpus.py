@@ -88,10 +88,10 @@ FAMILIES: dict[str, Callable[[int], str]] = {
     "many_bad_calls": _repeat('{"name": "nope", "arguments": {"x": 1,,}}\n'),
     "unclosed_call_garbage": _run('{"name": "get_weather", "arguments": {"location": ', "a,"),
     # json_repair's quadratic shape (a stray quote inside a string, again and again), in objects
-    # just under the 512-character repair budget
-    "repair_hostile": _repeat('{"name": "f", "arguments": ["' + 'a"b' * 150 + '"]}\n'),
+    # just under the 256-character repair budget
+    "repair_hostile": _repeat('{"name": "f", "arguments": ["' + 'a"b' * 72 + '"]}\n'),
     # plain broken JSON (a trailing comma after a long list) just under the repair budget
-    "repair_plain": _repeat('{"name": "f", "arguments": {"x": [' + "1," * 230 + "]}}\n"),
+    "repair_plain": _repeat('{"name": "f", "arguments": {"x": [' + "1," * 105 + "]}}\n"),
     # many tiny objects that each need json_repair (a fixed cost per call)
     "repair_tiny": _repeat("{'name': 'f', }"),
 }

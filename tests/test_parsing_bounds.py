@@ -75,7 +75,7 @@ def test_thousand_braces_as_server_arguments_are_refused_naming_the_repair_budge
 
 
 def test_braces_under_the_repair_budget_are_refused_as_too_deep() -> None:
-    recovery = timed(lambda: recover_tool_calls(server(("get_weather", "{" * 300)), TOOLS))
+    recovery = timed(lambda: recover_tool_calls(server(("get_weather", "{" * 200)), TOOLS))
     [(kind, _, reason)] = reasons(recovery)
     assert kind == "too_large" and "MAX_DEPTH" in reason and f"{MAX_DEPTH} levels" in reason
 
@@ -181,7 +181,7 @@ def test_short_broken_json_is_still_repaired() -> None:
 
 def test_repair_budget_is_per_reply() -> None:
     def broken(n: int) -> str:  # a trailing comma: needs json_repair
-        return f'{{"name": "calculator", "arguments": {{"expression": "{n}{"+1" * 100}",}}}}'
+        return f'{{"name": "calculator", "arguments": {{"expression": "{n}{"+1" * 60}",}}}}'
 
     count = MAX_REPAIR_TOTAL_CHARS // len(broken(0)) + 1
     text = "\n".join(broken(n) for n in range(count))
@@ -199,6 +199,16 @@ def test_a_reply_gets_eight_repairs_however_small() -> None:
     assert [c.arguments["expression"] for c in recovery.calls] == [str(n) for n in range(8)]
     assert [r.kind for r in recovery.rejected] == ["too_large"] * 2
     assert all("MAX_REPAIR_TOTAL_CHARS" in r.reason for r in recovery.rejected)
+
+
+def test_long_span_with_raw_newlines_in_a_string_still_decodes() -> None:
+    body = "第一行\n" * 200  # raw newlines: invalid JSON, far over the repair budget
+    text = '{"name": "search_web", "arguments": {"query": "' + body + '"}}'
+    assert len(text) > MAX_REPAIR_CHARS
+    recovery = content(text)
+    assert [(c.name, c.arguments["query"], c.source) for c in recovery.calls] == [
+        ("search_web", body, "repaired")
+    ]
 
 
 def test_function_tag_inside_a_tag_is_its_text_not_a_second_call() -> None:
