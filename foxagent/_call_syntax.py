@@ -51,8 +51,9 @@ clause naming the budget) and is refused as ``too_large``, never skipped in sile
   at least ``_MIN_REPAIR_CHARGE`` (128) characters, so a reply gets 8 repairs at most, however
   small. The quadratic shapes take about 0.8 ms at 256 characters (3.2 ms at 512), so a reply
   costs at most about 4 ms of repair. Longer spans, and spans past the reply's budget, get
-  only the decoders in C (strict, and ``strict=False`` for raw newlines in strings, the slip
-  of long spans). The repairs in the recovery corpus are under 150 characters each.
+  only the decoders in C (strict, then with raw newlines in strings allowed and trailing commas
+  dropped, the slips of long spans). The repairs in the recovery corpus are under 150
+  characters each.
 * ``MAX_CANDIDATES`` (64): the most candidates one reply is searched for; the search stops
   with one refusal after that. It bounds the decoding and judging work per reply. Pythonic
   starts that turn out to be code, not calls (``[int(x) for x in y]``), are not candidates,
@@ -134,17 +135,14 @@ _WRAP_BEFORE = re.compile(
 )
 _WRAP_AFTER = re.compile(r"\s*(?:</tool_call>|<\|eom_id\|>|<\|eot_id\|>|\n?```|\])")
 _SEPARATOR_ONLY = re.compile(r"[\s,;，；]*\Z")
-# Bracket scanning looks at these characters only; everything else is skipped by the regex, and
-# a string's body is skipped by one match of _STRING_BODY (the unrolled `(?:[^"\\]|\\.)*`).
-_JSON_TOKEN = re.compile(r"[\"{}\[\]()｛｝［］（）]")
-_PYTHON_TOKEN = re.compile(r"[\"'{}\[\]()｛｝［］（）]")
-_STRING_BODY = {
-    '"': re.compile(r'[^"\\]*(?:\\[\s\S][^"\\]*)*'),
-    "'": re.compile(r"[^'\\]*(?:\\[\s\S][^'\\]*)*"),
-}
-_OPENERS = frozenset("{[(｛［（")
-# A JSON string literal (possibly unterminated), or a run of text outside strings.
+# A JSON string literal, possibly unterminated (the unrolled `"(?:[^"\\]|\\.)*"?`).
 _STRING = r'"[^"\\]*(?:\\[\s\S][^"\\]*)*'
+# Bracket scanning sees only brackets and whole string literals (skipped in one match);
+# everything else is passed over inside the regex.
+_BRACKETS = r"[{}\[\]()｛｝［］（）]"
+_JSON_TOKEN = re.compile(rf'{_BRACKETS}|{_STRING}"?')
+_PYTHON_TOKEN = re.compile(rf"{_BRACKETS}|{_STRING}\"?|'[^'\\]*(?:\\[\s\S][^'\\]*)*'?")
+_OPENERS = frozenset("{[(｛［（")
 _STRING_OR_OTHER = re.compile(_STRING + r'"?|[^"]+')
 _COMPLETION_TOKEN = re.compile(_STRING + r'("?)|[{}\[\]]')
 _EXAMPLE_CUES = (
@@ -278,40 +276,32 @@ class _Brackets:
         text = self.text
         stop = min(len(text), start + MAX_SPAN_CHARS)
         quotes = "\"'" if python else '"'
-        pattern = _PYTHON_TOKEN if python else _JSON_TOKEN
         depth = deepest = 0
         record = True
         opened: list[list[int]] = []  # [position, level, deepest level inside]
-        cursor = start
-        while cursor < stop:
-            for token in pattern.finditer(text, cursor, stop):
-                index = token.start()
-                ch = text[index]
-                if ch in quotes:  # skip the string: escapes, then its closing quote
-                    body = _STRING_BODY[ch].match(text, index + 1, stop)
-                    end = body.end() if body else index + 1
-                    cursor = end + 1 if end < stop and text[end] == ch else stop
-                    break
-                if ch in _OPENERS:
-                    depth += 1
-                    if depth > MAX_DEPTH:
-                        return _Span(index + 1, False, depth, _too_deep())
-                    deepest = max(deepest, depth)
-                    opened.append([index, depth, depth])
-                    continue
-                depth -= 1  # a closer
-                if opened:
-                    position, level, inner = opened.pop()
-                    if record:
-                        self._known[(position, python)] = _Span(index + 1, True, inner - level + 1)
-                    if opened and opened[-1][2] < inner:
-                        opened[-1][2] = inner
-                else:  # a closer before any opener: depth is no longer the stack's height
-                    record = False
-                if depth == 0:
-                    return self._remember(start, python, _Span(index + 1, True, deepest))
-            else:
-                cursor = stop
+        for token in (_PYTHON_TOKEN if python else _JSON_TOKEN).finditer(text, start, stop):
+            index = token.start()
+            ch = text[index]
+            if ch in quotes:  # a whole string literal (one left open runs to the stop)
+                continue
+            if ch in _OPENERS:
+                depth += 1
+                if depth > MAX_DEPTH:
+                    return _Span(index + 1, False, depth, _too_deep())
+                deepest = max(deepest, depth)
+                opened.append([index, depth, depth])
+                continue
+            depth -= 1  # a closer
+            if opened:
+                position, level, inner = opened.pop()
+                if record:
+                    self._known[(position, python)] = _Span(index + 1, True, inner - level + 1)
+                if opened and opened[-1][2] < inner:
+                    opened[-1][2] = inner
+            else:  # a closer before any opener: depth is no longer the stack's height
+                record = False
+            if depth == 0:
+                return self._remember(start, python, _Span(index + 1, True, deepest))
         if stop < len(text):
             size = _too_long("the call", MAX_SPAN_CHARS, "MAX_SPAN_CHARS")
             return _Span(stop, False, deepest, size)
@@ -644,8 +634,8 @@ def _find_json(scan: _Scan) -> list[Candidate]:
         expanded = _expand_wrappers(candidate)
         scan.count += len(expanded)
         found.extend(expanded)
-        retry = candidate.error is not None and candidate.limit is None and closed
-        position = start + 1 if retry else end
+        # An object that could not be decoded may hold calls: look inside it (as before budgets).
+        position = start + 1 if candidate.error is not None and closed else end
         if not closed:
             return found
 
@@ -777,10 +767,11 @@ def decode_json(text: str, budget: RepairBudget | None = None) -> Decoded:
         except RecursionError:
             return Decoded(None, True, _too_deep())
     if len(text) > MAX_REPAIR_CHARS:
-        # The one slip common in long spans: raw newlines or tabs inside strings (an email body).
-        # json.loads reads them with strict=False, in C, at any length.
+        # The slips common in long spans, mended in C at any length: raw newlines or tabs inside
+        # strings (an email body; json.loads reads them with strict=False) and trailing commas
+        # (a tool_calls list of several calls).
         try:
-            value = json.loads(ascii_structure, strict=False)
+            value = json.loads(_TRAILING_COMMA.sub(_keep_string, ascii_structure), strict=False)
         except (ValueError, RecursionError):
             pass
         else:
@@ -809,6 +800,14 @@ def decode_json(text: str, budget: RepairBudget | None = None) -> Decoded:
     if not isinstance(value, (dict, list)) or not value or _lost_content(text, value):
         return Decoded(None, True)
     return _depth_checked(value, repaired=True)
+
+
+_TRAILING_COMMA = re.compile(_STRING + r'"?|,(?=\s*[}\]])')
+
+
+def _keep_string(match: re.Match[str]) -> str:
+    """A string literal as it is; a comma before a closing bracket, dropped."""
+    return match[0] if match[0] != "," else ""
 
 
 def _depth_checked(value: Any, *, repaired: bool) -> Decoded:

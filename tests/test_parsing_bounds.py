@@ -169,7 +169,7 @@ def test_search_stops_after_max_candidates_with_one_refusal() -> None:
 
 
 def test_long_broken_json_is_not_repaired() -> None:
-    text = '{"name": "get_weather", "arguments": {"location": "' + "x" * MAX_REPAIR_CHARS + '",}}'
+    text = "{'name': 'get_weather', 'arguments': {'location': '" + "x" * MAX_REPAIR_CHARS + "'}}"
     [(kind, name, reason)] = reasons(content(text))
     assert (kind, name) == ("too_large", "get_weather") and "MAX_REPAIR_CHARS" in reason
 
@@ -209,6 +209,23 @@ def test_long_span_with_raw_newlines_in_a_string_still_decodes() -> None:
     assert [(c.name, c.arguments["query"], c.source) for c in recovery.calls] == [
         ("search_web", body, "repaired")
     ]
+
+
+def test_long_tool_calls_list_with_a_trailing_comma_still_decodes() -> None:
+    calls = [f'{{"name": "calculator", "arguments": {{"expression": "{n}"}}}}' for n in range(6)]
+    text = '{"tool_calls": [' + ", ".join(calls) + ",]}"
+    assert len(text) > MAX_REPAIR_CHARS
+    recovery = content(text)
+    assert [c.arguments["expression"] for c in recovery.calls] == [str(n) for n in range(6)]
+    assert recovery.rejected == ()
+
+
+def test_calls_inside_a_long_broken_object_are_still_found() -> None:
+    text = '{"name": ' + "x" * MAX_REPAIR_CHARS + " " + CALL + "}"
+    recovery = content(text)
+    assert [c.name for c in recovery.calls] == ["get_weather"]
+    [(kind, _, reason)] = reasons(recovery)
+    assert kind == "too_large" and "MAX_REPAIR_CHARS" in reason
 
 
 def test_function_tag_inside_a_tag_is_its_text_not_a_second_call() -> None:
