@@ -20,9 +20,9 @@ import asyncio
 import contextlib
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import replace
-from typing import Any, TypeVar
+from typing import Any
 
 from foxagent import _execution as execution, _tracing as tracing
 from foxagent._answer import FoxBrainAnswer, parse_answer
@@ -35,13 +35,22 @@ from foxagent._events import (
     StepStarted,
 )
 from foxagent._exceptions import (
+    ModelConnectionError,
     ModelResponseError,
     RunError,
     RunTimeoutError,
     StepLimitError,
     UserError,
 )
-from foxagent._messages import Message, ModelResponse, ModelSettings, StreamEnd, TextDelta
+from foxagent._messages import (
+    Message,
+    ModelResponse,
+    ModelRetry,
+    ModelSettings,
+    StreamEnd,
+    TextDelta,
+)
+from foxagent._offload import off_the_loop_if_long, reply_chars
 from foxagent._prompts import DEFAULT_SYSTEM_PROMPT
 from foxagent._recovery import recover_tool_calls
 from foxagent._run import RunResult, RunState
@@ -52,12 +61,7 @@ from foxagent.sessions._session import Session, compact_history
 
 __all__ = ["Agent"]
 
-_T = TypeVar("_T")
-
-# Replies longer than this are parsed in a worker thread: parsing is linear with stated budgets
-# (benchmarks/bench_parsing.py), but a 256 KB reply still takes tens of milliseconds, which
-# would stall every other run of the event loop. Below it, the thread hop would cost more.
-_INLINE_PARSE_CHARS = 16_384
+_STREAM_RESTARTS = 2  # a stream broken after its first chunk is asked again this often
 
 
 class Agent:
@@ -344,8 +348,8 @@ class Agent:
             if state.on_event is not None:
                 state.on_event(StepStarted(step=step))
             response = await self._ask(state)
-            recovery = await _off_the_loop_if_long(
-                _reply_chars(response.message),
+            recovery = await off_the_loop_if_long(
+                reply_chars(response.message),
                 recover_tool_calls,
                 response.message,
                 self.toolset.index,
@@ -353,9 +357,7 @@ class Agent:
             )
             attempts = [r for r in recovery.rejected if r.kind != "example"]
             if not recovery.calls and not attempts:
-                parsed = await _off_the_loop_if_long(
-                    len(recovery.text), parse_answer, recovery.text
-                )
+                parsed = await off_the_loop_if_long(len(recovery.text), parse_answer, recovery.text)
                 result = self._finish(state, response, parsed, step)
                 await self._commit(state)
                 return result
@@ -429,11 +431,25 @@ class Agent:
         return response
 
     async def _ask_streaming(self, state: RunState, settings: ModelSettings) -> ModelResponse:
-        async for event in self.model.stream(state.messages, self.toolset.schemas, settings):
-            if isinstance(event, StreamEnd):
-                return event.response
-            if state.on_event is not None:
-                state.on_event(event)
+        # A backend retries a stream only before its first chunk. One that breaks later is asked
+        # again here, from the start: nothing of it reached the transcript, and the ModelRetry
+        # event tells listeners to drop the text they were shown.
+        stream = self.model.stream
+        for restart in range(_STREAM_RESTARTS + 1):
+            try:
+                async for event in stream(state.messages, self.toolset.schemas, settings):
+                    if isinstance(event, StreamEnd):
+                        return event.response
+                    if state.on_event is not None:
+                        state.on_event(event)
+            except ModelConnectionError as error:
+                if not error.mid_stream or restart == _STREAM_RESTARTS:
+                    raise
+                reason = f"{error}; the reply is asked again from the start (drop its text)"
+                if state.on_event is not None:
+                    state.on_event(ModelRetry(attempt=restart + 1, delay=0.0, reason=reason))
+                continue
+            break
         raise ModelResponseError("The model's stream ended without a final message")
 
     def _finish(
@@ -478,23 +494,3 @@ class Agent:
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
-
-
-def _reply_chars(message: Mapping[str, Any]) -> int:
-    """How much text recovery will scan in ``message``: its content and call arguments."""
-    content = message.get("content")
-    size = len(content) if isinstance(content, str) else 0
-    for call in message.get("tool_calls") or ():
-        function = call.get("function") if isinstance(call, Mapping) else None
-        arguments = function.get("arguments") if isinstance(function, Mapping) else None
-        size += len(arguments) if isinstance(arguments, str) else 0
-    return size
-
-
-async def _off_the_loop_if_long(
-    size: int, parse: Callable[..., _T], *args: Any, **kwargs: Any
-) -> _T:
-    """``parse(*args, **kwargs)``, in a worker thread when ``size`` passes the inline budget."""
-    if size <= _INLINE_PARSE_CHARS:
-        return parse(*args, **kwargs)
-    return await asyncio.to_thread(parse, *args, **kwargs)

@@ -161,7 +161,14 @@ class ModelHTTPError(ModelError):
 
 
 class ModelConnectionError(ModelError):
-    """The server could not be reached, or the connection broke mid-answer."""
+    """The server could not be reached, or the connection broke mid-answer.
+
+    Attributes:
+        mid_stream: the connection broke after a stream had begun (the backend could not retry
+            it; the agent asks for the reply again).
+    """
+
+    mid_stream: bool = False
 
 
 class ModelTimeoutError(ModelConnectionError):

@@ -196,8 +196,9 @@ async def test_the_read_timeout_is_between_bytes_not_for_the_whole_stream() -> N
     assert seen[0] == 1 and not retries(events)
 
 
-async def test_a_stream_that_stalls_after_its_first_text_fails_without_a_retry() -> None:
-    # The text was passed on already: a retry could show it twice (the rule stays).
+async def test_a_stream_that_stalls_after_its_first_text_is_asked_again_by_the_agent() -> None:
+    # The text was passed on already, so the backend does not retry it; the agent asks for the
+    # whole reply again (twice at most), telling listeners to drop what they were shown.
     async def handler(request: web.Request) -> web.StreamResponse:
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await response.prepare(request)
@@ -208,11 +209,15 @@ async def test_a_stream_that_stalls_after_its_first_text_fails_without_a_retry()
     async with serve(handler) as (url, seen):
         events: list[RunEvent] = []
         began = time.monotonic()
-        with pytest.raises(ModelTimeoutError):
+        with pytest.raises(ModelTimeoutError) as caught:
             await ask(model_for(url, read_timeout=0.3, timeout=30), stream=True, events=events)
-        assert time.monotonic() - began < 3
-    assert seen[0] == 1 and not retries(events)
-    assert any(isinstance(event, TextDelta) for event in events)
+        assert time.monotonic() - began < 5
+    assert caught.value.mid_stream
+    assert seen[0] == 3  # the first attempt and the agent's two restarts
+    restarts = retries(events)
+    assert [r.attempt for r in restarts] == [1, 2]
+    assert all("asked again from the start (drop its text)" in r.reason for r in restarts)
+    assert sum(isinstance(event, TextDelta) for event in events) == 3
 
 
 @MODES

@@ -12,7 +12,7 @@ import time
 from typing import Any, TextIO
 
 from foxagent._events import RunEvent, StepStarted, ToolFinished
-from foxagent._messages import TextDelta
+from foxagent._messages import ModelRetry, TextDelta
 
 __all__ = ["LiveView"]
 
@@ -54,6 +54,13 @@ class LiveView:
         elif isinstance(event, ToolFinished):
             self._stop_spinner()
             self._tool(event)
+        elif isinstance(event, ModelRetry):
+            self._stop_spinner()
+            # On its own line: a restarted stream's text follows from its beginning.
+            self._line(
+                f"\n  ↻ retry {event.attempt} in {event.delay:.1f} s: {_short(event.reason)}"
+            )
+            self._start_spinner()
 
     def close(self) -> None:
         """Stop the spinner (call when the run ends, however it ends)."""

@@ -231,12 +231,16 @@ class VLLMModel(Model):
                 failure = _stream_failure(url, error)
                 delay = None if assembler.started else self._retry_delay(failure, attempt, started)
                 if delay is None:
+                    if isinstance(failure, ModelConnectionError):
+                        failure.mid_stream = assembler.started
                     raise failure from None
                 report_retry(ModelRetry(attempt=attempt + 1, delay=delay, reason=str(failure)))
             except ModelError as error:
                 # Nothing has been passed on before the first chunk, so only then is a retry safe.
                 delay = None if assembler.started else self._retry_delay(error, attempt, started)
                 if delay is None:
+                    if isinstance(error, ModelConnectionError):
+                        error.mid_stream = assembler.started
                     raise
                 report_retry(ModelRetry(attempt=attempt + 1, delay=delay, reason=str(error)))
             attempt += 1
@@ -269,9 +273,7 @@ class VLLMModel(Model):
         root = self.base_url.removesuffix("/v1")
         url = root + "/tokenize"
         try:
-            async with self._client().post(
-                url, data=_encode(body)
-            ) as response:
+            async with self._client().post(url, data=_encode(body)) as response:
                 ok = response.status == 200
                 raw = await _read_capped(response, self.max_response_bytes, url) if ok else b""
             data = json.loads(raw) if raw else {}
