@@ -46,6 +46,20 @@ def _nested(before: str, opener: str, middle: str, closer: str, after: str) -> C
     return build
 
 
+def _nested_broken(item: str) -> Callable[[int], str]:
+    """Up to 60 nested call objects, each broken after a list of ``item``s (a trailing comma
+    and a missing comma), so every level fails to decode and is searched inside again."""
+
+    def build(size: int) -> str:
+        head = '{"name": "x", "arguments": ['
+        tail = '1,], "b"： ' if "：" in item else '1,], "b": '
+        depth = max(1, min(60, size // (len(head) + len(tail) + len(item) + 4)))
+        room = max(0, size // depth - len(head) - len(tail) - 4)
+        return (head + item * (room // len(item)) + tail) * depth + "1" + " 2}" * depth
+
+    return build
+
+
 FAMILIES: dict[str, Callable[[int], str]] = {
     # single characters that open something
     "open_braces": _repeat("{"),
@@ -87,6 +101,8 @@ FAMILIES: dict[str, Callable[[int], str]] = {
     "many_calls": _repeat(CALL + "\n"),
     "many_bad_calls": _repeat('{"name": "nope", "arguments": {"x": 1,,}}\n'),
     "unclosed_call_garbage": _run('{"name": "get_weather", "arguments": {"location": ', "a,"),
+    "nested_broken": _nested_broken('"a",'),
+    "nested_broken_fullwidth": _nested_broken('"：",'),
     # json_repair's quadratic shape (a stray quote inside a string, again and again), in objects
     # just under the 256-character repair budget
     "repair_hostile": _repeat('{"name": "f", "arguments": ["' + 'a"b' * 72 + '"]}\n'),

@@ -54,6 +54,10 @@ clause naming the budget) and is refused as ``too_large``, never skipped in sile
   only the decoders in C (strict, then with raw newlines in strings allowed and trailing commas
   dropped, the slips of long spans). The repairs in the recovery corpus are under 150
   characters each.
+* ``MAX_DECODE_FACTOR`` (4): the characters decoded for one reply, over all its candidates,
+  are at most 4 times its length (plus 4,096). Candidates are decoded in C, but an object that
+  cannot be decoded is searched inside for calls (a broken wrapper around good calls), and
+  nested broken objects would make that quadratic; the budget keeps it linear.
 * ``MAX_CANDIDATES`` (64): the most candidates one reply is searched for; the search stops
   with one refusal after that. It bounds the decoding and judging work per reply. Pythonic
   starts that turn out to be code, not calls (``[int(x) for x in y]``), are not candidates,
@@ -75,6 +79,7 @@ import json_repair
 
 __all__ = [
     "MAX_CANDIDATES",
+    "MAX_DECODE_FACTOR",
     "MAX_DEPTH",
     "MAX_REPAIR_CHARS",
     "MAX_REPAIR_TOTAL_CHARS",
@@ -82,7 +87,7 @@ __all__ = [
     "MAX_TEXT_CHARS",
     "Candidate",
     "Decoded",
-    "RepairBudget",
+    "ReplyBudget",
     "decode_json",
     "find_candidates",
     "loads_repaired",
@@ -95,6 +100,8 @@ MAX_SPAN_CHARS: Final = 65_536
 MAX_DEPTH: Final = 64
 MAX_REPAIR_CHARS: Final = 256
 MAX_REPAIR_TOTAL_CHARS: Final = 1_024
+MAX_DECODE_FACTOR: Final = 4
+_DECODE_FLOOR: Final = 4_096  # decoding allowed to any reply, however short
 _MIN_REPAIR_CHARGE: Final = 128  # json_repair costs ~0.1 ms a call, however short the text
 MAX_CANDIDATES: Final = 64
 # Wrapper tokens absorbed on each side of one candidate (fences, brackets, tags): real replies
@@ -144,6 +151,7 @@ _JSON_TOKEN = re.compile(rf'{_BRACKETS}|{_STRING}"?')
 _PYTHON_TOKEN = re.compile(rf"{_BRACKETS}|{_STRING}\"?|'[^'\\]*(?:\\[\s\S][^'\\]*)*'?")
 _OPENERS = frozenset("{[(｛［（")
 _STRING_OR_OTHER = re.compile(_STRING + r'"?|[^"]+')
+_STRING_SPLIT = re.compile("(" + _STRING + r'"?)')
 _COMPLETION_TOKEN = re.compile(_STRING + r'("?)|[{}\[\]]')
 _EXAMPLE_CUES = (
     "example",
@@ -207,13 +215,15 @@ def strip_special_tokens(text: str) -> str:
 # --- budgets -----------------------------------------------------------------------------------
 
 
-class RepairBudget:
-    """What one reply may still hand to ``json_repair`` (``MAX_REPAIR_TOTAL_CHARS``)."""
+class ReplyBudget:
+    """What one reply of ``size`` characters may still decode (``MAX_DECODE_FACTOR`` times its
+    size) and hand to ``json_repair`` (``MAX_REPAIR_TOTAL_CHARS``)."""
 
-    __slots__ = ("chars",)
+    __slots__ = ("decode_chars", "repair_chars")
 
-    def __init__(self) -> None:
-        self.chars = MAX_REPAIR_TOTAL_CHARS
+    def __init__(self, size: int) -> None:
+        self.decode_chars = MAX_DECODE_FACTOR * size + _DECODE_FLOOR
+        self.repair_chars = MAX_REPAIR_TOTAL_CHARS
 
 
 def _too_deep() -> str:
@@ -344,11 +354,11 @@ class _Taken:
 class _Scan:
     """One reply's search: the text, its bracket matches, claimed spans and budgets."""
 
-    def __init__(self, text: str) -> None:
+    def __init__(self, text: str, budget: ReplyBudget) -> None:
         self.text = text
         self.brackets = _Brackets(text)
         self.taken = _Taken()
-        self.repairs = RepairBudget()
+        self.budget = budget
         self.count = 0  # candidates found
         self.parsed = 0  # characters handed to ast.parse (starts that were no call count too)
 
@@ -366,15 +376,19 @@ class _Scan:
         return Candidate(position, position, None, syntax="limit", limit=limit)
 
 
-def find_candidates(text: str) -> list[Candidate]:
-    """Every call candidate in ``text``, in order of position, with wrapper-absorbed spans."""
+def find_candidates(text: str, budget: ReplyBudget | None = None) -> list[Candidate]:
+    """Every call candidate in ``text``, in order of position, with wrapper-absorbed spans.
+
+    ``budget`` is the reply's (shared with the decoding of the calls' string arguments); a new
+    one by default.
+    """
     if len(text) > MAX_TEXT_CHARS:
         if not _might_hold_calls(text):
             return []
         size = _too_long(f"the reply ({len(text):,} characters)", MAX_TEXT_CHARS, "MAX_TEXT_CHARS")
         limit = f"{size}, so it was not searched for tool calls"
         return [Candidate(0, 0, None, syntax="limit", limit=limit)]
-    scan = _Scan(text)
+    scan = _Scan(text, ReplyBudget(len(text)) if budget is None else budget)
     found: list[Candidate] = []
     for finder in (_find_react, _find_function_tags, _find_pythonic, _find_json):
         for candidate in finder(scan):
@@ -711,7 +725,7 @@ def _decode_json_object(
             return
         text = source + completion
         candidate.completed = True
-    decoded = decode_json(text, scan.repairs)
+    decoded = decode_json(text, scan.budget)
     candidate.repaired = decoded.repaired or not closed
     if decoded.limit is not None:
         candidate.limit = decoded.limit
@@ -726,10 +740,13 @@ def _decode_json_object(
         candidate.arguments = decoded.value  # unpacked into name/arguments by _expand_wrappers
 
 
+_NAME_WINDOW: Final = 1_024  # the name key of a call is near its start; nested spans repeat it
+
+
 def _name_from_text(candidate: Candidate, source: str) -> None:
     """Name the tool of an undecodable object, so the refusal can say which call it was."""
     if candidate.name is None:
-        written = _WRITTEN_NAME.search(source)
+        written = _WRITTEN_NAME.search(source, 0, _NAME_WINDOW)
         candidate.name = written.group(1) if written else None
 
 
@@ -744,39 +761,42 @@ class Decoded(NamedTuple):
     """The budget it exceeded (a clause naming it); then ``value`` is ``None``."""
 
 
-def decode_json(text: str, budget: RepairBudget | None = None) -> Decoded:
-    """Decode JSON strictly, else with full-width structure made ASCII, else with json_repair.
+def decode_json(text: str, budget: ReplyBudget | None = None) -> Decoded:
+    """Decode JSON strictly, else with full-width structure made ASCII, else mended.
 
-    Within the budgets: a value nested deeper than ``MAX_DEPTH`` is refused, and only a
-    text of at most ``MAX_REPAIR_CHARS`` (and within what is left of ``budget``) is handed to
-    ``json_repair``. A repaired value must be a non-empty object or list that kept every letter
-    and digit of the text.
+    Within the budgets (``budget`` is the reply's; without one only the per-text limits apply):
+    the text counts against the reply's decoding budget; a value nested deeper than ``MAX_DEPTH`` is
+    refused; only a text of at most ``MAX_REPAIR_CHARS`` (and within the reply's repair budget)
+    is handed to ``json_repair``, whose value must be a non-empty object or list that kept every
+    letter and digit of the text. A longer text is mended only of raw control characters in
+    strings and trailing commas, in C.
     """
+    if budget is not None:
+        if len(text) > budget.decode_chars:
+            limit = (
+                "the reply's objects overlap so much that decoding them would read it more than "
+                f"{MAX_DECODE_FACTOR} times over, the limit (MAX_DECODE_FACTOR)"
+            )
+            return Decoded(None, False, limit)
+        budget.decode_chars -= len(text)
     try:
         return _depth_checked(json.loads(text), repaired=False)
-    except ValueError:
-        pass
     except RecursionError:
         return Decoded(None, False, _too_deep())
+    except ValueError as error:  # a JSONDecodeError, or a number over int's digit limit
+        failure = error
     ascii_structure = _ascii_structure(text)
     if ascii_structure is not text:
         try:
             return _depth_checked(json.loads(ascii_structure), repaired=True)
-        except ValueError:
-            pass
         except RecursionError:
             return Decoded(None, True, _too_deep())
+        except ValueError as error:
+            failure = error
     if len(text) > MAX_REPAIR_CHARS:
-        # The slips common in long spans, mended in C at any length: raw newlines or tabs inside
-        # strings (an email body; json.loads reads them with strict=False) and trailing commas
-        # (a tool_calls list of several calls).
-        try:
-            value = json.loads(_TRAILING_COMMA.sub(_keep_string, ascii_structure), strict=False)
-        except (ValueError, RecursionError):
-            pass
-        else:
-            if isinstance(value, (dict, list)) and value:
-                return _depth_checked(value, repaired=True)
+        value = _mended(ascii_structure) if _mendable(ascii_structure, failure) else None
+        if value is not None:
+            return _depth_checked(value, repaired=True)
         limit = (
             f"its JSON is invalid and longer than {MAX_REPAIR_CHARS:,} characters, the most "
             "foxagent repairs (MAX_REPAIR_CHARS)"
@@ -786,13 +806,13 @@ def decode_json(text: str, budget: RepairBudget | None = None) -> Decoded:
         return Decoded(None, True, _too_deep())
     if budget is not None:
         charge = max(len(text), _MIN_REPAIR_CHARGE)
-        if charge > budget.chars:
+        if charge > budget.repair_chars:
             limit = (
                 f"its JSON is invalid and the reply already used its repair budget of "
                 f"{MAX_REPAIR_TOTAL_CHARS:,} characters (MAX_REPAIR_TOTAL_CHARS)"
             )
             return Decoded(None, True, limit)
-        budget.chars -= charge
+        budget.repair_chars -= charge
     try:
         value = json_repair.loads(ascii_structure)
     except Exception:  # json_repair is third-party: any failure just means "cannot repair"
@@ -802,12 +822,41 @@ def decode_json(text: str, budget: RepairBudget | None = None) -> Decoded:
     return _depth_checked(value, repaired=True)
 
 
-_TRAILING_COMMA = re.compile(_STRING + r'"?|,(?=\s*[}\]])')
+_MAX_MENDS: Final = 8  # trailing commas dropped from one long span, one decoder pass each
 
 
-def _keep_string(match: re.Match[str]) -> str:
-    """A string literal as it is; a comma before a closing bracket, dropped."""
-    return match[0] if match[0] != "," else ""
+def _mendable(text: str, error: ValueError) -> bool:
+    """Whether the strict decoder stopped at a raw control character or a trailing comma."""
+    if not isinstance(error, json.JSONDecodeError):
+        return False
+    control = error.msg.startswith("Invalid control character")
+    return control or _trailing_comma(text, error.pos) is not None
+
+
+def _trailing_comma(text: str, position: int) -> int | None:
+    """Where the comma is, when ``position`` is a closing bracket after a comma (and spaces)."""
+    if position >= len(text) or text[position] not in "]}":
+        return None
+    before = len(text[:position].rstrip(" \t\r\n")) - 1
+    return before if before >= 0 and text[before] == "," else None
+
+
+def _mended(text: str) -> Any:
+    """``text`` decoded with raw control characters allowed in strings and up to ``_MAX_MENDS``
+    trailing commas dropped (each found at the decoder's error), or ``None``."""
+    for _ in range(_MAX_MENDS + 1):
+        try:
+            value = json.loads(text, strict=False)
+        except json.JSONDecodeError as error:
+            comma = _trailing_comma(text, error.pos)
+            if comma is None:
+                return None
+            text = text[:comma] + text[comma + 1 :]
+        except (ValueError, RecursionError):
+            return None
+        else:
+            return value if isinstance(value, (dict, list)) and value else None
+    return None
 
 
 def _depth_checked(value: Any, *, repaired: bool) -> Decoded:
@@ -856,11 +905,17 @@ def _ascii_piece(piece: re.Match[str]) -> str:
 def _ascii_structure(text: str) -> str:
     """Full-width braces, brackets, colons and commas outside string literals made ASCII.
 
-    Returns ``text`` itself when there is nothing to change.
+    Returns ``text`` itself when there is nothing to change. The text outside strings is
+    translated in one call (joined on NUL, split back), so the cost does not grow with the
+    number of strings in Python.
     """
     if text.isascii() or not any(ch in text for ch in _FULLWIDTH_CHARS):
         return text
-    return _STRING_OR_OTHER.sub(_ascii_piece, text)
+    if "\0" in text:
+        return _STRING_OR_OTHER.sub(_ascii_piece, text)
+    parts = _STRING_SPLIT.split(text)  # outside, string, outside, ..., outside
+    parts[0::2] = "\0".join(parts[0::2]).translate(_FULLWIDTH_STRUCTURE).split("\0")
+    return "".join(parts)
 
 
 def _completion(source: str) -> str | None:

@@ -55,7 +55,7 @@ from foxagent._call_syntax import (
     MAX_DEPTH,
     MAX_TEXT_CHARS,
     Candidate,
-    RepairBudget,
+    ReplyBudget,
     decode_json,
     find_candidates,
     nesting_depth,
@@ -266,7 +266,7 @@ def _from_server(
     accepted: list[RecoveredCall] = []
     rejected: list[RejectedCall] = []
     last = len(server_calls) - 1
-    budget = RepairBudget()
+    budget = ReplyBudget(sum(len(a) for _, _, a in server_calls if isinstance(a, str)))
     for position, (call_id, name, arguments) in enumerate(server_calls):
         call_id = str(call_id) if call_id else new_call_id()
         raw = _raw_server_call(name, arguments)
@@ -297,7 +297,7 @@ def _raw_server_call(name: Any, arguments: Any) -> str:
 
 
 def _decode_arguments(
-    arguments: Any, budget: RepairBudget | None = None
+    arguments: Any, budget: ReplyBudget | None = None
 ) -> tuple[Any, bool, _Undecodable | None]:
     """Server-side arguments as a value: unwrap JSON strings (twice at most), null → {}."""
     repaired = False
@@ -333,10 +333,10 @@ def _decode_arguments(
 def _from_content(content: str, index: ToolIndex, truncated: bool) -> Recovery:
     if not content:
         return Recovery()
-    candidates = find_candidates(content)
+    budget = ReplyBudget(len(content))
+    candidates = find_candidates(content, budget)
     accepted: list[RecoveredCall] = []
     rejected: list[RejectedCall] = []
-    budget = RepairBudget()
     attempts = 0
     for candidate in candidates:
         if attempts >= MAX_CALLS and not candidate.example and candidate.limit is None:
@@ -363,7 +363,7 @@ def _dropped_as_code(candidate: Candidate, index: ToolIndex) -> bool:
 
 
 def _judge(
-    candidate: Candidate, index: ToolIndex, truncated: bool, budget: RepairBudget | None = None
+    candidate: Candidate, index: ToolIndex, truncated: bool, budget: ReplyBudget | None = None
 ) -> RecoveredCall | RejectedCall | None:
     raw = candidate.raw
     name = candidate.name
