@@ -802,16 +802,16 @@ def decode_json(text: str, budget: ReplyBudget | None = None) -> Decoded:
             "foxagent repairs (MAX_REPAIR_CHARS)"
         )
         return Decoded(None, True, limit)
+    charge = max(len(text), _MIN_REPAIR_CHARGE)
+    if budget is not None and charge > budget.repair_chars:
+        limit = (
+            f"its JSON is invalid and the reply already used its repair budget of "
+            f"{MAX_REPAIR_TOTAL_CHARS:,} characters (MAX_REPAIR_TOTAL_CHARS)"
+        )
+        return Decoded(None, True, limit)
     if _bracket_depth(ascii_structure) > MAX_DEPTH:
         return Decoded(None, True, _too_deep())
     if budget is not None:
-        charge = max(len(text), _MIN_REPAIR_CHARGE)
-        if charge > budget.repair_chars:
-            limit = (
-                f"its JSON is invalid and the reply already used its repair budget of "
-                f"{MAX_REPAIR_TOTAL_CHARS:,} characters (MAX_REPAIR_TOTAL_CHARS)"
-            )
-            return Decoded(None, True, limit)
         budget.repair_chars -= charge
     try:
         value = json_repair.loads(ascii_structure)

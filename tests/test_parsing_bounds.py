@@ -228,6 +228,16 @@ def test_calls_inside_a_long_broken_object_are_still_found() -> None:
     assert kind == "too_large" and "MAX_REPAIR_CHARS" in reason
 
 
+def test_nested_broken_objects_are_decoded_within_the_reply_budget() -> None:
+    level = '{"name": "x", "arguments": [' + '"a",' * 40 + '1,], "b": '
+    text = level * 60 + "1" + " 2}" * 60  # every level broken, each searched inside again
+    recovery = timed(lambda: content(text))
+    assert recovery.calls == ()
+    reasons_ = [r.reason for r in recovery.rejected]
+    assert len(reasons_) == 60  # one refusal per level, none lost
+    assert any("MAX_DECODE_FACTOR" in reason for reason in reasons_)
+
+
 def test_function_tag_inside_a_tag_is_its_text_not_a_second_call() -> None:
     text = '<function=calculator>{"expression": "<function=calculator>{}"}</function>'
     recovery = content(text)
