@@ -1,7 +1,8 @@
 """Finding tool-call candidates inside the text of a model reply.
 
 This module only *finds and decodes*; it never decides whether a call may run (that is
-``foxagent._recovery``'s gate). Each finder claims a span of the text; spans never overlap,
+``foxagent._recovery``'s gate). Decoding one span as JSON (in C, mended, or repaired by
+``json_repair`` within its budgets) lives in ``foxagent._json_spans``. Each finder claims a span of the text; spans never overlap,
 and the first finder to claim text wins, in this order:
 
 1. ReAct: ``Action: NAME`` + ``Action Input: {json}`` or plain text.
@@ -70,12 +71,27 @@ from __future__ import annotations
 import ast
 import bisect
 import itertools
-import json
 import re
 from dataclasses import dataclass, field
 from typing import Any, Final, NamedTuple
 
-import json_repair
+from foxagent._json_spans import (
+    _STRING,
+    MAX_DECODE_FACTOR,
+    MAX_DEPTH,
+    MAX_REPAIR_CHARS,
+    MAX_REPAIR_TOTAL_CHARS,
+    MAX_SPAN_CHARS,
+    MAX_TEXT_CHARS,
+    Decoded,
+    ReplyBudget,
+    completion,
+    decode_json,
+    loads_repaired,
+    nesting_depth,
+    too_deep,
+    too_long,
+)
 
 __all__ = [
     "MAX_CANDIDATES",
@@ -94,15 +110,6 @@ __all__ = [
     "nesting_depth",
     "strip_special_tokens",
 ]
-
-MAX_TEXT_CHARS: Final = 262_144
-MAX_SPAN_CHARS: Final = 65_536
-MAX_DEPTH: Final = 64
-MAX_REPAIR_CHARS: Final = 256
-MAX_REPAIR_TOTAL_CHARS: Final = 1_024
-MAX_DECODE_FACTOR: Final = 4
-_DECODE_FLOOR: Final = 4_096  # decoding allowed to any reply, however short
-_MIN_REPAIR_CHARGE: Final = 128  # json_repair costs ~0.1 ms a call, however short the text
 MAX_CANDIDATES: Final = 64
 # Wrapper tokens absorbed on each side of one candidate (fences, brackets, tags): real replies
 # have three at most; a run of ten thousand ``[`` stays in the text instead of being absorbed
@@ -120,8 +127,6 @@ _CALL_START = re.compile(
 )
 _CALL_HINT = re.compile(r"name|function|tool|action")
 _WRITTEN_NAME = re.compile(r"[\"']name[\"']\s*[:：]\s*[\"'“]([^\"'”]{1,64})[\"'”]")
-_FULLWIDTH_STRUCTURE = str.maketrans("｛｝［］：，", "{}[]:,")
-_FULLWIDTH_CHARS = "｛｝［］：，"
 # ReAct, as three anchored pieces scanned in turn (one regex with a lazy name between two
 # `[ \t]*` was cubic on "Action:" + spaces): the Action line, the Action Input line after it,
 # and the line that ends the input.
@@ -143,16 +148,12 @@ _WRAP_BEFORE = re.compile(
 _WRAP_AFTER = re.compile(r"\s*(?:</tool_call>|<\|eom_id\|>|<\|eot_id\|>|\n?```|\])")
 _SEPARATOR_ONLY = re.compile(r"[\s,;，；]*\Z")
 # A JSON string literal, possibly unterminated (the unrolled `"(?:[^"\\]|\\.)*"?`).
-_STRING = r'"[^"\\]*(?:\\[\s\S][^"\\]*)*'
 # Bracket scanning sees only brackets and whole string literals (skipped in one match);
 # everything else is passed over inside the regex.
 _BRACKETS = r"[{}\[\]()｛｝［］（）]"
 _JSON_TOKEN = re.compile(rf'{_BRACKETS}|{_STRING}"?')
 _PYTHON_TOKEN = re.compile(rf"{_BRACKETS}|{_STRING}\"?|'[^'\\]*(?:\\[\s\S][^'\\]*)*'?")
 _OPENERS = frozenset("{[(｛［（")
-_STRING_OR_OTHER = re.compile(_STRING + r'"?|[^"]+')
-_STRING_SPLIT = re.compile("(" + _STRING + r'"?)')
-_COMPLETION_TOKEN = re.compile(_STRING + r'("?)|[{}\[\]]')
 _EXAMPLE_CUES = (
     "example",
     "e.g.",
@@ -212,48 +213,6 @@ def strip_special_tokens(text: str) -> str:
     return _SPECIAL_TOKEN.sub("", text) if "<|" in text else text
 
 
-# --- budgets -----------------------------------------------------------------------------------
-
-
-class ReplyBudget:
-    """What one reply of ``size`` characters may still decode (``MAX_DECODE_FACTOR`` times its
-    size) and hand to ``json_repair`` (``MAX_REPAIR_TOTAL_CHARS``)."""
-
-    __slots__ = ("decode_chars", "repair_chars")
-
-    def __init__(self, size: int) -> None:
-        self.decode_chars = MAX_DECODE_FACTOR * size + _DECODE_FLOOR
-        self.repair_chars = MAX_REPAIR_TOTAL_CHARS
-
-
-def _too_deep() -> str:
-    return f"its JSON is nested more than {MAX_DEPTH} levels deep, the limit (MAX_DEPTH)"
-
-
-def _too_long(what: str, limit: int, name: str) -> str:
-    return f"{what} is longer than {limit:,} characters, the limit ({name})"
-
-
-def nesting_depth(value: Any, limit: int = MAX_DEPTH) -> int:
-    """How deeply dicts, lists and tuples nest in ``value`` (stops counting past ``limit``)."""
-    deepest = 0
-    stack: list[tuple[Any, int]] = [(value, 1)]
-    while stack:
-        item, level = stack.pop()
-        if isinstance(item, dict):
-            children: Any = item.values()
-        elif isinstance(item, (list, tuple)):
-            children = item
-        else:
-            continue
-        if level > deepest:
-            deepest = level
-            if deepest > limit:
-                return deepest
-        stack.extend((child, level + 1) for child in children if isinstance(child, (dict, list)))
-    return deepest
-
-
 class _Span(NamedTuple):
     end: int
     closed: bool
@@ -297,7 +256,7 @@ class _Brackets:
             if ch in _OPENERS:
                 depth += 1
                 if depth > MAX_DEPTH:
-                    return _Span(index + 1, False, depth, _too_deep())
+                    return _Span(index + 1, False, depth, too_deep())
                 deepest = max(deepest, depth)
                 opened.append([index, depth, depth])
                 continue
@@ -313,7 +272,7 @@ class _Brackets:
             if depth == 0:
                 return self._remember(start, python, _Span(index + 1, True, deepest))
         if stop < len(text):
-            size = _too_long("the call", MAX_SPAN_CHARS, "MAX_SPAN_CHARS")
+            size = too_long("the call", MAX_SPAN_CHARS, "MAX_SPAN_CHARS")
             return _Span(stop, False, deepest, size)
         if record:
             for position, level, inner in opened:
@@ -385,7 +344,7 @@ def find_candidates(text: str, budget: ReplyBudget | None = None) -> list[Candid
     if len(text) > MAX_TEXT_CHARS:
         if not _might_hold_calls(text):
             return []
-        size = _too_long(f"the reply ({len(text):,} characters)", MAX_TEXT_CHARS, "MAX_TEXT_CHARS")
+        size = too_long(f"the reply ({len(text):,} characters)", MAX_TEXT_CHARS, "MAX_TEXT_CHARS")
         limit = f"{size}, so it was not searched for tool calls"
         return [Candidate(0, 0, None, syntax="limit", limit=limit)]
     scan = _Scan(text, ReplyBudget(len(text)) if budget is None else budget)
@@ -454,7 +413,7 @@ def _find_react(scan: _Scan) -> list[Candidate]:
         position = end
         scan.count += 1
         if end - follow.end() > MAX_SPAN_CHARS:
-            size = _too_long("its Action Input", MAX_SPAN_CHARS, "MAX_SPAN_CHARS")
+            size = too_long("its Action Input", MAX_SPAN_CHARS, "MAX_SPAN_CHARS")
             found.append(_limited(start, end, name, "react", size, text))
             continue
         candidate = Candidate(start, end, name, syntax="react", raw=text[start:end])
@@ -718,12 +677,12 @@ def _decode_json_object(
     candidate.closed = closed
     text = source
     if not closed:
-        completion = _completion(source)
-        if completion is None:
+        closing = completion(source)
+        if closing is None:
             candidate.error = "it is cut off"
             _name_from_text(candidate, source)
             return
-        text = source + completion
+        text = source + closing
         candidate.completed = True
     decoded = decode_json(text, scan.budget)
     candidate.repaired = decoded.repaired or not closed
@@ -748,202 +707,6 @@ def _name_from_text(candidate: Candidate, source: str) -> None:
     if candidate.name is None:
         written = _WRITTEN_NAME.search(source, 0, _NAME_WINDOW)
         candidate.name = written.group(1) if written else None
-
-
-class Decoded(NamedTuple):
-    """What ``decode_json`` made of a text."""
-
-    value: Any
-    """The decoded value, or ``None`` when it could not be decoded."""
-    repaired: bool
-    """Whether it needed repair."""
-    limit: str | None = None
-    """The budget it exceeded (a clause naming it); then ``value`` is ``None``."""
-
-
-def decode_json(text: str, budget: ReplyBudget | None = None) -> Decoded:
-    """Decode JSON strictly, else with full-width structure made ASCII, else mended.
-
-    Within the budgets (``budget`` is the reply's; without one only the per-text limits apply):
-    the text counts against the reply's decoding budget; a value nested deeper than ``MAX_DEPTH`` is
-    refused; only a text of at most ``MAX_REPAIR_CHARS`` (and within the reply's repair budget)
-    is handed to ``json_repair``, whose value must be a non-empty object or list that kept every
-    letter and digit of the text. A longer text is mended only of raw control characters in
-    strings and trailing commas, in C.
-    """
-    if budget is not None:
-        if len(text) > budget.decode_chars:
-            limit = (
-                "the reply's objects overlap so much that decoding them would read it more than "
-                f"{MAX_DECODE_FACTOR} times over, the limit (MAX_DECODE_FACTOR)"
-            )
-            return Decoded(None, False, limit)
-        budget.decode_chars -= len(text)
-    try:
-        return _depth_checked(json.loads(text), repaired=False)
-    except RecursionError:
-        return Decoded(None, False, _too_deep())
-    except ValueError as error:  # a JSONDecodeError, or a number over int's digit limit
-        failure = error
-    ascii_structure = _ascii_structure(text)
-    if ascii_structure is not text:
-        try:
-            return _depth_checked(json.loads(ascii_structure), repaired=True)
-        except RecursionError:
-            return Decoded(None, True, _too_deep())
-        except ValueError as error:
-            failure = error
-    if len(text) > MAX_REPAIR_CHARS:
-        value = _mended(ascii_structure) if _mendable(ascii_structure, failure) else None
-        if value is not None:
-            return _depth_checked(value, repaired=True)
-        limit = (
-            f"its JSON is invalid and longer than {MAX_REPAIR_CHARS:,} characters, the most "
-            "foxagent repairs (MAX_REPAIR_CHARS)"
-        )
-        return Decoded(None, True, limit)
-    charge = max(len(text), _MIN_REPAIR_CHARGE)
-    if budget is not None and charge > budget.repair_chars:
-        limit = (
-            f"its JSON is invalid and the reply already used its repair budget of "
-            f"{MAX_REPAIR_TOTAL_CHARS:,} characters (MAX_REPAIR_TOTAL_CHARS)"
-        )
-        return Decoded(None, True, limit)
-    if _bracket_depth(ascii_structure) > MAX_DEPTH:
-        return Decoded(None, True, _too_deep())
-    if budget is not None:
-        budget.repair_chars -= charge
-    try:
-        value = json_repair.loads(ascii_structure)
-    except Exception:  # json_repair is third-party: any failure just means "cannot repair"
-        return Decoded(None, True)
-    if not isinstance(value, (dict, list)) or not value or _lost_content(text, value):
-        return Decoded(None, True)
-    return _depth_checked(value, repaired=True)
-
-
-_MAX_MENDS: Final = 8  # trailing commas dropped from one long span, one decoder pass each
-
-
-def _mendable(text: str, error: ValueError) -> bool:
-    """Whether the strict decoder stopped at a raw control character or a trailing comma."""
-    if not isinstance(error, json.JSONDecodeError):
-        return False
-    control = error.msg.startswith("Invalid control character")
-    return control or _trailing_comma(text, error.pos) is not None
-
-
-def _trailing_comma(text: str, position: int) -> int | None:
-    """Where the comma is, when ``position`` is a closing bracket after a comma (and spaces)."""
-    if position >= len(text) or text[position] not in "]}":
-        return None
-    before = len(text[:position].rstrip(" \t\r\n")) - 1
-    return before if before >= 0 and text[before] == "," else None
-
-
-def _mended(text: str) -> Any:
-    """``text`` decoded with raw control characters allowed in strings and up to ``_MAX_MENDS``
-    trailing commas dropped (each found at the decoder's error), or ``None``."""
-    for _ in range(_MAX_MENDS + 1):
-        try:
-            value = json.loads(text, strict=False)
-        except json.JSONDecodeError as error:
-            comma = _trailing_comma(text, error.pos)
-            if comma is None:
-                return None
-            text = text[:comma] + text[comma + 1 :]
-        except (ValueError, RecursionError):
-            return None
-        else:
-            return value if isinstance(value, (dict, list)) and value else None
-    return None
-
-
-def _depth_checked(value: Any, *, repaired: bool) -> Decoded:
-    if nesting_depth(value) > MAX_DEPTH:
-        return Decoded(None, repaired, _too_deep())
-    return Decoded(value, repaired)
-
-
-def loads_repaired(text: str) -> tuple[Any, bool]:
-    """Decode JSON strictly, else repaired; ``(value or None, whether it needed repair)``."""
-    decoded = decode_json(text)
-    return decoded.value, decoded.repaired
-
-
-def _bracket_depth(text: str) -> int:
-    """The deepest nesting of ``{[(`` outside double-quoted strings (``(`` counts: json_repair
-    reads parentheses as tuples, quadratically)."""
-    depth = deepest = 0
-    for token in _COMPLETION_TOKEN_PARENS.finditer(text):
-        ch = token[0]
-        if ch in "{[(":
-            depth += 1
-            deepest = max(deepest, depth)
-        elif ch in "}])":
-            depth -= 1
-    return deepest
-
-
-_COMPLETION_TOKEN_PARENS = re.compile(_STRING + r'"?|[{}\[\]()]')
-_UNICODE_ESCAPE = re.compile(r"\\u([0-9a-fA-F]{4})")
-
-
-def _lost_content(source: str, value: Any) -> bool:
-    """Whether repair dropped letters or digits (``3 + 4 * 2`` silently becoming ``3``)."""
-    decoded = _UNICODE_ESCAPE.sub(lambda m: chr(int(m.group(1), 16)), source)
-    before = sum(ch.isalnum() for ch in decoded)
-    after = sum(ch.isalnum() for ch in json.dumps(value, ensure_ascii=False))
-    return after < before
-
-
-def _ascii_piece(piece: re.Match[str]) -> str:
-    text = piece[0]
-    return text if text[0] == '"' else text.translate(_FULLWIDTH_STRUCTURE)
-
-
-def _ascii_structure(text: str) -> str:
-    """Full-width braces, brackets, colons and commas outside string literals made ASCII.
-
-    Returns ``text`` itself when there is nothing to change. The text outside strings is
-    translated in one call (joined on NUL, split back), so the cost does not grow with the
-    number of strings in Python.
-    """
-    if text.isascii() or not any(ch in text for ch in _FULLWIDTH_CHARS):
-        return text
-    if "\0" in text:
-        return _STRING_OR_OTHER.sub(_ascii_piece, text)
-    parts = _STRING_SPLIT.split(text)  # outside, string, outside, ..., outside
-    parts[0::2] = "\0".join(parts[0::2]).translate(_FULLWIDTH_STRUCTURE).split("\0")
-    return "".join(parts)
-
-
-def _completion(source: str) -> str | None:
-    """The closing brackets that complete ``source``, or ``None`` if more than that is missing."""
-    ascii_source = _ascii_structure(source)
-    stack: list[str] = []
-    in_string = False
-    for token in _COMPLETION_TOKEN.finditer(ascii_source):
-        ch = token[0][0]
-        if ch == '"':
-            in_string = not token[1]
-        else:
-            in_string = False
-            if ch in "{[":
-                stack.append("}" if ch == "{" else "]")
-            elif stack:
-                stack.pop()
-    if in_string or not stack or source.rstrip()[-1:] in (":", ",", "：", "，"):
-        return None
-    completion = "".join(reversed(stack))
-    try:
-        json.loads(ascii_source + completion)
-    except (ValueError, RecursionError):
-        return None
-    return completion
-
-
-# --- context ---------------------------------------------------------------------------------
 
 
 def _follows_example_cue(text: str, start: int) -> bool:
