@@ -8,6 +8,11 @@ It never raises, whatever the input, and its cost is linear in the text and in t
 tags (the regex has one bounded way to match at each ``<``; pairing looks each tag up once), so
 a hostile flood of tags costs a few microseconds a tag (``benchmarks/bench_parsing.py``).
 
+Budget: ``MAX_ANSWER_CHARS`` (1 MiB, about 180 ms of parsing). A FoxBrain reply is bounded by
+its context (32k tokens is about 100 KB), so a longer one is not a reply worth splitting: it is
+not scanned, and its ``answer`` says so, with the limit, instead of costing a thread for
+seconds.
+
 Semantics:
 
 * **Tags.** Only ``count``, ``step``, ``reflection``, ``reward``, ``answer`` and
@@ -64,7 +69,9 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Final, NamedTuple
 
-__all__ = ["FoxBrainAnswer", "parse_answer"]
+__all__ = ["MAX_ANSWER_CHARS", "FoxBrainAnswer", "parse_answer"]
+
+MAX_ANSWER_CHARS: Final = 1_048_576
 
 _TAG_NAMES: Final = ("answer", "clarification", "count", "reflection", "reward", "step")
 _CORE_TAGS: Final = ("answer", "reflection", "step", "count")
@@ -201,6 +208,12 @@ def parse_answer(text: str) -> FoxBrainAnswer:
         >>> parse_answer("<step>if a < b: swap</step><answer>完成").truncated
         True
     """
+    if len(text) > MAX_ANSWER_CHARS:
+        return FoxBrainAnswer(
+            answer=f"[foxagent: the reply is {len(text):,} characters, longer than "
+            f"MAX_ANSWER_CHARS ({MAX_ANSWER_CHARS:,}); it was not parsed]",
+            truncated=True,
+        )
     end = _partial_tag_start(text)
     elements, outside = _scan(text, end)
     outside_text = "\n".join(outside)

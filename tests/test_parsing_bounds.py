@@ -306,3 +306,15 @@ def test_repeated_fragment_texts_never_raise(text: str, times: int) -> None:
     recovery = recover_tool_calls({"content": repeated}, TOOLS)
     assert isinstance(recovery, Recovery)
     parse_answer(repeated)
+
+
+def test_parse_answer_refuses_past_its_budget_with_the_reason() -> None:
+    from foxagent._answer import MAX_ANSWER_CHARS, parse_answer
+
+    flood = "<answer>x</answer>" * (MAX_ANSWER_CHARS // 18 + 1)
+    parsed = parse_answer(flood)
+    assert parsed.answer.startswith(f"[foxagent: the reply is {len(flood):,} characters")
+    assert "MAX_ANSWER_CHARS (1,048,576)" in parsed.answer
+    assert parsed.answers == () and not parsed.tagged
+    just_under = "<answer>好</answer>" + " " * (MAX_ANSWER_CHARS - 18)
+    assert len(just_under) == MAX_ANSWER_CHARS and parse_answer(just_under).answer == "好"
