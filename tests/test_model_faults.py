@@ -404,3 +404,20 @@ def test_run_request_timeout_stops_a_stalled_server(clean_env: Path) -> None:
     assert code == ExitCode.UNREACHABLE, err.getvalue()
     assert "did not answer in time" in err.getvalue()
     assert took < 5.0, took  # the 0.5 s stall plus starting up; 300 s without the flag
+
+
+@pytest.mark.parametrize(
+    "chunk",
+    [
+        '{"choices": [{"delta": {"content": 7}, "finish_reason": "stop"}]}',
+        '{"choices": [{"delta": {"tool_calls": [{"index": 0, "function": {"arguments": [1]}}]}}]}',
+    ],
+)
+def test_a_chunk_with_a_wrongly_typed_field_is_a_typed_error_in_the_cli(chunk: str) -> None:
+    # Before: `foxagent run --stream` printed a TypeError traceback (an int written as text).
+    with FakeVLLMServer([Reply(body=f"data: {chunk}\n\n")] * 4) as server:
+        argv = ["run", "--stream", "--base-url", server.base_url, "--model", "foxbrain", "hi"]
+        out, err = io.StringIO(), io.StringIO()
+        code = run_command(vars(_main._parser().parse_args(argv)), out=out, err=err)
+    assert code == ExitCode.MODEL
+    assert "not a chat completion chunk" in err.getvalue()

@@ -565,6 +565,8 @@ class _StreamAssembler:
         delta = choice.get("delta") or {}
         events: list[StreamEvent] = []
         text = delta.get("content")
+        if text is not None and not isinstance(text, str):
+            raise TypeError(f"content is {type(text).__name__}")  # reported as a bad chunk
         if text:
             self._text.append(text)
             events.append(TextDelta(text=text))
@@ -579,6 +581,8 @@ class _StreamAssembler:
         slot["id"] = slot["id"] or call.get("id")
         slot["name"] = slot["name"] or function.get("name")
         fragment = function.get("arguments") or ""  # vLLM sends "" fragments too
+        if not isinstance(fragment, str):
+            raise TypeError(f"arguments are {type(fragment).__name__}")  # reported as a bad chunk
         slot["arguments"].append(fragment)
         return ToolCallDelta(
             index=index, id=call.get("id"), name=function.get("name"), arguments=fragment
