@@ -2,8 +2,10 @@
 
 This module only *finds and decodes*; it never decides whether a call may run (that is
 ``foxagent._recovery``'s gate). Decoding one span as JSON (in C, mended, or repaired by
-``json_repair`` within its budgets) lives in ``foxagent._json_spans``. Each finder claims a span of the text; spans never overlap,
-and the first finder to claim text wins, in this order:
+``json_repair`` within its budgets) lives in ``foxagent._json_spans``.
+
+Each finder claims a span of the text; spans never overlap, and the first finder to claim text
+wins, in this order:
 
 1. ReAct: ``Action: NAME`` + ``Action Input: {json}`` or plain text.
 2. Meta's function tag: ``<function=NAME>{json}</function>``.
