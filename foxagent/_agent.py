@@ -354,6 +354,8 @@ class Agent:
                 response.message,
                 self.toolset.index,
                 finish_reason=response.finish_reason,
+                completion_tokens=response.usage.completion_tokens,
+                max_tokens=self.settings.max_tokens,
             )
             attempts = [r for r in recovery.rejected if r.kind != "example"]
             if not recovery.calls and not attempts:

@@ -81,7 +81,8 @@ class RunWarning:
     """Something the run got past that an operator should know about.
 
     ``code`` says what: ``tool_abandoned`` (a sync tool passed its timeout; its thread cannot
-    be stopped and may still be running, holding one of the tool threads).
+    be stopped and may still be running, holding one of the tool threads), ``cut_generation``
+    (a reply was cut at ``max_tokens``, so a call in it was refused).
     """
 
     kind: Literal["warning"] = "warning"

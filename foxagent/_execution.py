@@ -28,6 +28,7 @@ from foxagent import _tracing as tracing
 from foxagent._approval import Approver, PausedRun, PendingCall, ask, denial_message
 from foxagent._events import RunWarning, ToolCallDetected, ToolFinished, ToolStarted
 from foxagent._exceptions import ToolCallError, ToolRetryError
+from foxagent._messages import ModelSettings
 from foxagent._recovery import RecoveredCall, Recovery, RejectedCall
 from foxagent._run import CallStatus, RunState, ToolCallRecord, safe_str
 from foxagent._threads import tool_threads
@@ -50,6 +51,7 @@ class ExecutionSettings(Protocol):
     """What execution reads from the agent, at the moment it runs (they may be changed)."""
 
     toolset: Toolset
+    settings: ModelSettings
     tool_timeout: float
     max_retries: int
     max_tool_result_chars: int | None
@@ -74,6 +76,16 @@ async def run_reply(
                 ToolCallDetected(id=call.id, name=call.name, arguments=call.arguments, step=step)
             )
     refused = [_refused_record(r, step) for r in rejected]
+    if state.on_event is not None and any(r.kind == "truncated" for r in rejected):
+        limit = settings.settings.max_tokens
+        state.on_event(
+            RunWarning(
+                code="cut_generation",
+                message=f"The model's reply was cut at max_tokens ({limit}), so a call in it "
+                "was not run; the model was asked to send it again. Raise ModelSettings"
+                ".max_tokens if its calls are this long.",
+            )
+        )
     needing = {c.id for c in recovery.calls if _requires_approval(settings.toolset, c.name)}
     if needing and settings.approver is None and state.session is not None:
         # Pause: the refused attempts are final now; the calls wait for a decision.

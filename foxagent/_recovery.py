@@ -22,7 +22,9 @@
    functions, ``jsonschema`` for schema-only tools); a pythonic call's positional arguments map
    to the parameters in order; a ReAct ``Action Input`` in plain text fills the tool's single
    required string parameter, if it has exactly one.
-6. **Truncation.** With ``finish_reason="length"`` a candidate the text ends inside of is rejected,
+6. **Truncation.** A generation was cut when ``finish_reason="length"`` or when the response's
+   ``completion_tokens`` reached the request's ``max_tokens`` (vLLM's streaming path can say
+   ``tool_calls`` for a cut call). Then a candidate the text ends inside of is rejected,
    never completed, and so is the last server call (vLLM's stream flush auto-closes a cut call
    into valid JSON, so its values cannot be trusted). Without it, an unclosed candidate is
    completed only when nothing but closing brackets is missing.
@@ -65,7 +67,14 @@ from foxagent._exceptions import ToolArgumentsError
 from foxagent._schema_tool import SchemaTool
 from foxagent._tools import CheckedArguments, ToolLike
 
-__all__ = ["MAX_CALLS", "RecoveredCall", "Recovery", "RejectedCall", "recover_tool_calls"]
+__all__ = [
+    "MAX_CALLS",
+    "RecoveredCall",
+    "Recovery",
+    "RejectedCall",
+    "recover_tool_calls",
+    "was_cut",
+]
 
 CallSource = Literal["server", "content", "repaired"]
 RejectionKind = Literal[
@@ -149,6 +158,8 @@ def recover_tool_calls(
     tools: Iterable[Any] | ToolIndex,
     *,
     finish_reason: str | None = None,
+    completion_tokens: int | None = None,
+    max_tokens: int | None = None,
 ) -> Recovery:
     """Find the tool calls in an assistant reply that are safe to run (module docstring: rules).
 
@@ -157,6 +168,10 @@ def recover_tool_calls(
             openai SDK's message object.
         tools: ``Tool`` objects, a ``Toolset``, or OpenAI tool-schema dicts.
         finish_reason: the choice's finish reason; ``"length"`` switches on truncation checks.
+        completion_tokens: the response's ``usage.completion_tokens``.
+        max_tokens: the request's ``max_tokens``. When ``completion_tokens`` reached it, the
+            generation was cut whatever ``finish_reason`` says (vLLM's streaming path can
+            report ``tool_calls`` for a cut call), and truncation checks apply.
 
     Returns:
         The calls to run, the refused candidates with reasons, and the reply's remaining text.
@@ -164,12 +179,19 @@ def recover_tool_calls(
     content, server_calls = _read_message(message)
     try:
         index = ToolIndex.of(tools)
-        truncated = finish_reason == "length"
+        truncated = finish_reason == "length" or was_cut(completion_tokens, max_tokens)
         if server_calls:
             return _from_server(server_calls, content, index, truncated)
         return _from_content(content, index, truncated)
     except Exception:  # the promise is "never raises": keep the text, run nothing
         return Recovery(text=content)
+
+
+def was_cut(completion_tokens: int | None, max_tokens: int | None) -> bool:
+    """The usage says the generation stopped at ``max_tokens`` (it was cut)."""
+    if not max_tokens or completion_tokens is None:
+        return False
+    return completion_tokens >= max_tokens
 
 
 class ToolIndex:

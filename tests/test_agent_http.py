@@ -17,6 +17,7 @@ from foxagent import (
     tool,
 )
 from foxagent._messages import TextDelta, ToolCallDelta
+from foxagent.events import RunWarning
 from foxagent.models.vllm import VLLMModel
 from foxagent.testing import FakeVLLMServer, Reply
 from tests.conftest import AgentFactory, get_weather
@@ -293,20 +294,21 @@ async def test_strict_tools_mark_every_function_strict(
     assert all("strict" not in t["function"] for t in fake_server.requests[-1]["tools"])
 
 
-@pytest.mark.parametrize(("generation", "ran"), [("brace", False), ("regex", True)])
-async def test_streamed_call_cut_at_max_tokens(
-    make_agent: AgentFactory, generation: str, ran: bool
-) -> None:
+@pytest.mark.parametrize("generation", ["brace", "regex", "prefix"])
+async def test_streamed_call_cut_at_max_tokens(make_agent: AgentFactory, generation: str) -> None:
     # The auto-closed stream hands the client a valid-looking call with a cut value. vLLM 0.32
-    # reports finish_reason "length", so foxagent refuses the call as truncated; up to v0.11 it
-    # said "tool_calls" and the cut call was indistinguishable from a whole one.
+    # reports finish_reason "length"; up to v0.11 it said "tool_calls", and the cut call looked
+    # whole (foxagent ran it). Under every generation the usage shows the cut
+    # (completion_tokens == max_tokens), so the call is refused and the caller warned.
     cut = '{"name": "get_weather", "parameters": {"location": "台北市信義'
     script = [Reply(text=cut, finish_reason="length"), ANSWER]
+    events: list[Any] = []
     with FakeVLLMServer(script, generation=generation, api_key="sk-test-secret") as fake:  # type: ignore[arg-type]
-        result = await run(make_agent, server=fake, stream=True)
+        async with make_agent(server=fake, stream=True) as agent:
+            result = await agent.arun("台北幾度？", on_event=events.append)
     (record,) = result.tool_calls
     assert record.name == "get_weather"
-    if ran:
-        assert (record.status, record.arguments) == ("ok", {"location": "台北市信義"})
-    else:
-        assert record.status == "rejected" and "cut off" in (record.error or "")
+    assert record.status == "rejected" and "cut off" in (record.error or "")
+    warnings = [e for e in events if isinstance(e, RunWarning)]
+    assert [w.code for w in warnings] == ["cut_generation"]
+    assert "max_tokens (2048)" in warnings[0].message

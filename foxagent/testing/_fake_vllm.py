@@ -27,7 +27,7 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from http import HTTPStatus
 from types import TracebackType
@@ -67,7 +67,8 @@ class Reply:
             ``status`` fault it is the error message.
         finish_reason: Why the ENGINE stopped (``"stop"`` or ``"length"``); the server reports
             what vLLM would (``"tool_calls"`` when its parser found a call).
-        completion_tokens: Reported completion tokens; by default estimated from ``text``.
+        completion_tokens: Reported completion tokens; by default estimated from ``text``, or
+            the request's ``max_tokens`` for a reply cut there (``finish_reason="length"``).
         status: Fault: answer with this HTTP status and a vLLM-shaped error body.
         delay: Seconds to wait before answering (to trigger client timeouts).
         drop: Fault: close the connection without a response (mid-stream when streaming).
@@ -685,7 +686,7 @@ class FakeVLLMServer:
         else:
             content, calls = reply.text, []
         prompt = _prompt_tokens(body)
-        completion = _completion_tokens(reply)
+        completion = _completion_tokens(reply, body)
         message = _full_message(content, calls, self._generation)
         choice: dict[str, Any] = {"index": 0, "message": message, "logprobs": None}
         choice |= {"finish_reason": finish, "stop_reason": None}
@@ -760,7 +761,7 @@ class FakeVLLMServer:
                     chunk["system_fingerprint"] = self._fingerprint
             yield chunk
         if _include_usage(body):
-            usage = _usage(_prompt_tokens(body), _completion_tokens(reply), details=False)
+            usage = _usage(_prompt_tokens(body), _completion_tokens(reply, body), details=False)
             last = head | {"choices": [], "usage": usage}
             yield last | {"system_fingerprint": self._fingerprint} if current else last
 
@@ -784,7 +785,10 @@ class FakeVLLMServer:
         return response
 
 
-def _completion_tokens(reply: Reply) -> int:
+def _completion_tokens(reply: Reply, body: Mapping[str, Any]) -> int:
     if reply.completion_tokens is not None:
         return reply.completion_tokens
+    limit = body.get("max_completion_tokens") or body.get("max_tokens")
+    if reply.finish_reason == "length" and isinstance(limit, int):
+        return limit  # the engine stopped at the limit: vLLM reports exactly that many
     return estimate_tokens(reply.text)
