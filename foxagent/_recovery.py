@@ -31,7 +31,11 @@
 7. **Examples are not calls.** A candidate preceded in its paragraph (within 150 characters) by an
    example cue ("for example", "e.g.", "format", "like this", 例如, 範例, 格式, ...) is rejected as
    an example, and its text stays in ``text``.
-8. **Exact duplicates** (same tool and arguments) in one reply run once.
+8. **Placeholders are not values.** An argument that only stands in for one (``?``, ``...``,
+   ``TODO``, ``<city>``, ``{{email}}``, ``[recipient]``), and a required argument that is
+   ``null`` or empty (JSON repair can lose a value that way), refuse the call
+   (``foxagent._placeholders``): running it is worse than asking again.
+9. **Exact duplicates** (same tool and arguments) in one reply run once.
 9. **Nothing is lost.** ``text`` is the reply without the call spans and special tokens; prose and
    FoxBrain tags around calls stay. Every refused candidate is in ``rejected`` with a one-sentence
    reason written to be sent back to the model.
@@ -64,6 +68,7 @@ from foxagent._call_syntax import (
     strip_special_tokens,
 )
 from foxagent._exceptions import ToolArgumentsError
+from foxagent._placeholders import placeholder_problem
 from foxagent._schema_tool import SchemaTool
 from foxagent._tools import CheckedArguments, ToolLike
 
@@ -78,7 +83,13 @@ __all__ = [
 
 CallSource = Literal["server", "content", "repaired"]
 RejectionKind = Literal[
-    "unknown_tool", "invalid_arguments", "truncated", "unparseable", "example", "too_large"
+    "unknown_tool",
+    "invalid_arguments",
+    "placeholder",
+    "truncated",
+    "unparseable",
+    "example",
+    "too_large",
 ]
 
 # The most calls of one reply that are validated (each costs a schema validation); the rest are
@@ -470,6 +481,8 @@ def _gate(
     if isinstance(mapped, str):
         reason = f"Invalid arguments for tool '{tool.name}': {mapped}."
         return RejectedCall(kind="invalid_arguments", reason=reason, name=name, id=call_id, raw=raw)
+    if (stand_in := placeholder_problem(tool.name, tool.parameters, mapped)) is not None:
+        return RejectedCall(kind="placeholder", reason=stand_in, name=name, id=call_id, raw=raw)
     try:
         checked = tool.check_arguments(mapped)
     except ToolArgumentsError as error:

@@ -67,6 +67,7 @@ LANGS: tuple[str, ...] = ("en", "zh-Hant")
 KINDS: tuple[str, ...] = (
     "unknown_tool",
     "invalid_arguments",
+    "placeholder",
     "truncated",
     "unparseable",
     "example",
