@@ -36,10 +36,10 @@
    ``null`` or empty (JSON repair can lose a value that way), refuse the call
    (``foxagent._placeholders``): running it is worse than asking again.
 9. **Exact duplicates** (same tool and arguments) in one reply run once.
-9. **Nothing is lost.** ``text`` is the reply without the call spans and special tokens; prose and
-   FoxBrain tags around calls stay. Every refused candidate is in ``rejected`` with a one-sentence
-   reason written to be sent back to the model.
-10. **Budgets.** Parsing is linear in the reply, and the work that is not has a budget (see
+10. **Nothing is lost.** ``text`` is the reply without the call spans and special tokens; prose and
+    FoxBrain tags around calls stay. Every refused candidate is in ``rejected`` with a
+    one-sentence reason written to be sent back to the model.
+11. **Budgets.** Parsing is linear in the reply, and the work that is not has a budget (see
     ``foxagent._call_syntax``: reply length, candidate length, nesting depth, JSON repair,
     number of candidates). At most ``MAX_CALLS`` calls of one reply are validated; every
     candidate past a budget, and every call past ``MAX_CALLS``, is refused as ``too_large``
