@@ -55,6 +55,7 @@ class ToolCallDetected:
     name: str
     arguments: dict[str, Any]
     step: int
+    repairs: tuple[str, ...] = ()  # how the call was recovered (RecoveredCall.repairs)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

@@ -73,7 +73,13 @@ async def run_reply(
     if state.on_event is not None:
         for call in recovery.calls:
             state.on_event(
-                ToolCallDetected(id=call.id, name=call.name, arguments=call.arguments, step=step)
+                ToolCallDetected(
+                    id=call.id,
+                    name=call.name,
+                    arguments=call.arguments,
+                    step=step,
+                    repairs=call.repairs,
+                )
             )
     refused = [_refused_record(r, step) for r in rejected]
     if state.on_event is not None and any(r.kind == "truncated" for r in rejected):
@@ -215,6 +221,8 @@ async def _execute(
     if state.on_event is not None:
         state.on_event(ToolStarted(id=call.id, name=call.name, arguments=call.arguments, step=step))
     with tracing.tool_span(call.name, call.id) as span:
+        if call.repairs:
+            span.set({"foxagent.tool.repairs": list(call.repairs)})
         record = await _invoke(call, step, tool, context, timeout)
         if record.status != "ok":
             span.fail(record.status)
@@ -281,6 +289,7 @@ def _record(
         error=error,
         duration=duration,
         step=step,
+        repairs=call.repairs,
     )
 
 

@@ -54,7 +54,7 @@ import json
 import re
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from foxagent._call_syntax import (
@@ -114,6 +114,12 @@ class RecoveredCall:
         raw: the text the call was recovered from.
         checked: the tool's validated arguments to run with (the loop does not validate again);
             ``None`` for a call built by hand, which is validated when it runs.
+        repairs: how the call was obtained and what was changed on the way, as labels: where
+            it came from (``server``, ``content:json``, ``content:pythonic``, ``content:react``,
+            ``content:function_tag``, ``python_tag``, ``code_fence``), and each change
+            (``repaired_json``, ``completed``, ``renamed:<as written>``,
+            ``coerced:<argument>``, ``deduplicated``). Counted per run, they say which
+            failure families a deployment meets.
     """
 
     id: str
@@ -122,6 +128,7 @@ class RecoveredCall:
     source: CallSource
     raw: str = ""
     checked: CheckedArguments | None = field(default=None, repr=False, compare=False)
+    repairs: tuple[str, ...] = ()
 
     def openai_tool_call(self) -> dict[str, Any]:
         """The call as an OpenAI ``tool_calls`` entry, arguments re-serialised as a JSON object."""
@@ -378,6 +385,8 @@ def _from_content(content: str, index: ToolIndex, truncated: bool) -> Recovery:
             rejected.append(_too_many(candidate.name, new_call_id(), candidate.raw))
             continue
         outcome = _judge(candidate, index, truncated, budget)
+        if isinstance(outcome, RecoveredCall):
+            outcome = _with_wrappers(outcome, content[candidate.start : candidate.end])
         if outcome is not None:
             _sort(outcome, accepted, rejected)
             if not (isinstance(outcome, RejectedCall) and outcome.kind == "example"):
@@ -420,7 +429,32 @@ def _judge(
             arguments = error
         candidate.repaired = candidate.repaired or repaired
     source: CallSource = "repaired" if candidate.repaired else "content"
-    return _gate(index, name, arguments, candidate.positional, new_call_id(), raw, False, source)
+    origin = _content_origin(candidate)
+    return _gate(
+        index, name, arguments, candidate.positional, new_call_id(), raw, False, source, origin
+    )
+
+
+def _with_wrappers(call: RecoveredCall, span: str) -> RecoveredCall:
+    """``call`` with labels for the wrappers its span absorbed (python tag, code fence)."""
+    wrappers = [label for token, label in _WRAPPERS if token in span]
+    if not wrappers:
+        return call
+    first, *rest = call.repairs
+    return replace(call, repairs=(first, *wrappers, *rest))
+
+
+_WRAPPERS = (("<|python_tag|>", "python_tag"), ("```", "code_fence"))
+
+
+def _content_origin(candidate: Candidate) -> tuple[str, ...]:
+    """Where a call found in the text came from, and how it had to be read."""
+    labels = [f"content:{candidate.syntax}"]
+    if candidate.repaired:
+        labels.append("repaired_json")
+    if candidate.completed:
+        labels.append("completed")
+    return tuple(labels)
 
 
 def _truncated(name: Any, call_id: str, raw: str) -> RejectedCall:
@@ -467,6 +501,7 @@ def _gate(
     raw: str,
     repaired: bool,
     source: CallSource,
+    origin: tuple[str, ...] = ("server",),
 ) -> RecoveredCall | RejectedCall:
     if not isinstance(name, str) or not name.strip():
         reason = f"A tool call has no tool name. Available tools: {index.names()}."
@@ -493,6 +528,10 @@ def _gate(
         source = "repaired"
     elif renamed:
         source = "repaired"
+    changes = [*origin, "repaired_json"] if repaired else list(origin)
+    if renamed:
+        changes.append(f"renamed:{name}")
+    changes.extend(f"coerced:{key}" for key in _coerced(mapped, checked.arguments))
     return RecoveredCall(
         id=call_id,
         name=tool.name,
@@ -500,7 +539,13 @@ def _gate(
         source=source,
         raw=raw,
         checked=checked,
+        repairs=tuple(changes),
     )
+
+
+def _coerced(sent: Mapping[str, Any], accepted: Mapping[str, Any]) -> list[str]:
+    """The arguments whose accepted value is not what the model sent (coerced, loosened)."""
+    return [key for key, value in accepted.items() if key in sent and sent[key] != value]
 
 
 def _arguments_object(
@@ -551,13 +596,16 @@ def _sort(
 def _dedupe(calls: list[RecoveredCall]) -> tuple[RecoveredCall, ...]:
     if len(calls) < 2:
         return tuple(calls)
-    seen: set[str] = set()
-    unique = []
+    kept: dict[str, int] = {}
+    unique: list[RecoveredCall] = []
     for call in calls:
         key = call.name + "\x00" + json.dumps(call.arguments, sort_keys=True, ensure_ascii=False)
-        if key not in seen:
-            seen.add(key)
+        if key not in kept:
+            kept[key] = len(unique)
             unique.append(call)
+        elif "deduplicated" not in unique[kept[key]].repairs:
+            first = unique[kept[key]]
+            unique[kept[key]] = replace(first, repairs=(*first.repairs, "deduplicated"))
     return tuple(unique)
 
 

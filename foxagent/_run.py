@@ -33,6 +33,8 @@ class ToolCallRecord:
         error: the text sent back to the model otherwise.
         duration: seconds the tool ran.
         step: the model request (1-based) whose reply made the call.
+        repairs: how the call was recovered and what was changed on the way
+            (``RecoveredCall.repairs``); ``()`` for refused calls.
     """
 
     id: str
@@ -43,6 +45,7 @@ class ToolCallRecord:
     error: str | None = None
     duration: float = 0.0
     step: int = 0
+    repairs: tuple[str, ...] = ()
 
 
 @dataclass(kw_only=True, slots=True)
@@ -86,6 +89,20 @@ class RunResult:
     timings: Timings = field(default_factory=Timings)
     steps: int = 0
     pending: tuple[PendingCall, ...] = ()
+
+    @property
+    def repair_counts(self) -> dict[str, int]:
+        """How often each kind of repair was needed for the calls of this run.
+
+        Details after a colon are dropped (``coerced:unit`` counts as ``coerced``), so a service
+        can sum the counts over runs per failure family.
+        """
+        counts: dict[str, int] = {}
+        for record in self.tool_calls:
+            for label in record.repairs:
+                kind = label.split(":", 1)[0] if not label.startswith("content:") else label
+                counts[kind] = counts.get(kind, 0) + 1
+        return counts
 
     @property
     def total_usage(self) -> Usage:
