@@ -4,7 +4,8 @@ It stands in for ``vllm serve FoxBrain --enable-auto-tool-choice --tool-call-par
 with the Llama 3.1 JSON chat template. Each scripted `Reply` is the raw text the model would
 generate; the server does with it what vLLM does: the llama3_json tool parser (non-streaming
 through `foxagent.testing._vllm_llama3_json`, streaming through
-`foxagent.testing._vllm_llama3_stream`), ``tool_choice`` handling, request and history checks,
+`foxagent.testing._vllm_llama3_stream`; generation ``"next"``, vLLM main after PR #51577, in
+`foxagent.testing._vllm_llama3_next`), ``tool_choice`` handling, request and history checks,
 and vLLM's response, chunk and error shapes (``protocol.py``, ``serving_chat.py`` and
 ``server_utils.py`` of vllm-project/vllm).
 
@@ -55,6 +56,7 @@ from foxagent.testing._vllm_llama3_stream import (
 __all__ = ["FakeVLLMServer", "Reply"]
 
 _MAX_MODEL_LEN = 32768
+_CURRENT = ("brace", "next")  # vLLM 0.32.0's server shapes; "next" differs in its parser only
 _SHUTDOWN_TIMEOUT = 0.5  # seconds stop() waits for requests still being answered
 
 
@@ -173,7 +175,7 @@ def _full_message(
         "function_call": None,
         "tool_calls": tool_calls,
     }
-    if generation != "brace":
+    if generation not in _CURRENT:
         return message | {"reasoning_content": None}
     if not tool_calls:
         del message["tool_calls"]
@@ -247,7 +249,7 @@ def _arguments_problem(message: dict[str, Any], generation: Generation) -> str |
         if not isinstance(function, dict):
             return "each assistant tool call needs a 'function' object"
         arguments = function.get("arguments")
-        if arguments in (None, "") and generation == "brace":
+        if arguments in (None, "") and generation in _CURRENT:
             continue  # newer vLLM maps an empty or missing arguments string to {}
         if not isinstance(arguments, str):
             return f"function.arguments must be a string of JSON, not {type(arguments).__name__}"
@@ -389,7 +391,8 @@ class FakeVLLMServer:
         script: Replies in order (``str`` is shorthand for ``Reply(text=...)``), or a function
             called with each request body that returns the reply (unlimited replies).
         generation: Which vLLM parser generation to emulate: ``"prefix"`` (v0.6.3-v0.9.2,
-            also flat error bodies), ``"regex"`` (v0.10.0-v0.11.1) or ``"brace"`` (current).
+            also flat error bodies), ``"regex"`` (v0.10.0-v0.11.1), ``"brace"`` (v0.11.2-v0.33.0)
+            or ``"next"`` (vLLM main after PR #51577; required/named choices as in ``"brace"``).
         model: The served model name (``/v1/models``; other names get vLLM's 404).
         api_key: When set, ``/v1`` requests need ``Authorization: Bearer <api_key>``.
         host: Interface to listen on.
@@ -422,8 +425,8 @@ class FakeVLLMServer:
         tool_parser: bool = True,
         chat_template: str | None = None,
     ) -> None:
-        if generation not in ("prefix", "regex", "brace"):
-            raise UserError(f"unknown generation {generation!r}; expected prefix, regex or brace")
+        if generation not in ("prefix", "regex", "brace", "next"):
+            raise UserError(f"unknown generation {generation!r}; expected prefix/regex/brace/next")
         self.requests: list[dict[str, Any]] = []
         self.peak_in_flight = 0
         self.abandoned = 0
@@ -664,11 +667,12 @@ class FakeVLLMServer:
         mode, name = _tool_mode(body, stream=False)
         finish = reply.finish_reason
         if mode == "auto":
+            tools = body.get("tools")
             message, finish = server_message(
-                reply.text, generation=self._generation, engine_finish_reason=finish
+                reply.text, generation=self._generation, engine_finish_reason=finish, tools=tools
             )
             content, calls = message["content"], message.get("tool_calls", [])
-        elif self._generation == "brace" and mode in ("named", "required"):
+        elif self._generation in _CURRENT and mode in ("named", "required"):
             content, calls = _constrained_v032(reply.text)
             finish = "tool_calls" if mode == "required" and finish == "stop" else finish
         elif mode == "named":
@@ -679,7 +683,7 @@ class FakeVLLMServer:
             except ValueError as exc:
                 return self._error(400, str(exc))
             finish = "tool_calls" if finish == "stop" else finish
-        elif self._generation == "brace" and _explicit_null_choice(body):
+        elif self._generation in _CURRENT and _explicit_null_choice(body):
             # vLLM 0.32.0 parses the output (tool_choice null counts as auto there), then builds
             # a plain message from the parser's content: a found call is lost, content is null.
             content, calls = server_message(reply.text, generation="brace")[0]["content"], []
@@ -697,11 +701,11 @@ class FakeVLLMServer:
             "model": self._model,
             "choices": [choice],
             "service_tier": None,
-            "system_fingerprint": self._fingerprint if self._generation == "brace" else None,
+            "system_fingerprint": self._fingerprint if self._generation in _CURRENT else None,
             "usage": _usage(prompt, completion),
             "prompt_logprobs": None,
         }
-        if self._generation == "brace":
+        if self._generation in _CURRENT:
             # vLLM 0.32.0's ChatCompletionResponse / ...Choice fields beyond v0.10.x's.
             choice |= {"token_ids": None, "routed_experts": None}
             result["usage"]["completion_tokens_details"] = None
@@ -713,20 +717,21 @@ class FakeVLLMServer:
 
     def _response_id(self) -> str:
         # vLLM 0.32.0's random_uuid keeps 64 bits: 16 hex digits; older releases sent 32.
-        if self._generation == "brace":
+        if self._generation in _CURRENT:
             return f"chatcmpl-{random_uuid()}"
         return f"chatcmpl-{uuid.uuid4().hex}"
 
     def _streamed_turn(self, body: dict[str, Any], reply: Reply) -> StreamedTurn:
         mode, name = _tool_mode(body, stream=True)
         finish = reply.finish_reason
-        current = self._generation == "brace"
+        current = self._generation in _CURRENT
         if mode == "auto" or (current and mode in ("named", "required")):
             return stream_auto(
                 reply.text,
                 generation=self._generation,
                 engine_finish_reason=finish,
                 named=mode == "named",
+                tools=body.get("tools"),
             )
         if mode == "named":
             return stream_named(reply.text, name, engine_finish_reason=finish)
@@ -739,7 +744,7 @@ class FakeVLLMServer:
     def _chunks(self, body: dict[str, Any], reply: Reply) -> Iterator[dict[str, Any]]:
         # Dumped by vLLM with exclude_unset=True: only the fields it set explicitly.
         turn = self._streamed_turn(body, reply)
-        current = self._generation == "brace"
+        current = self._generation in _CURRENT
         head: dict[str, Any] = {"id": self._response_id()}
         head["object"] = "chat.completion.chunk"
         head |= {"created": int(time.time()), "model": self._model}

@@ -18,12 +18,18 @@ tests (and the scripted server in ``foxagent.testing``) need all three:
     a regex for "brace object with at most one nested level, optionally joined
     to more by ``;``". The match is split on every ``;`` (even inside strings)
     and each piece goes through ``json.loads``. Text around it is discarded.
-``"brace"`` (G3, vLLM PR #27701, late 2025 to current)
+``"brace"`` (G3, vLLM PR #27701, late 2025 to vLLM 0.33.0)
     Quick check as in G2, then ``raw_decode`` at every ``{`` that lies beyond
     the end of the previous decoded object. The bound check is
     ``start <= end`` with an exclusive ``end``, so a ``{`` right after a ``}``
     is skipped. Any decode error or missing key anywhere makes the whole text
     content, even when earlier calls decoded.
+
+``"next"`` (G4, vLLM main after PR #51577, not released up to 0.33.0)
+    Emulated in ``foxagent.testing._vllm_llama3_next`` (see there): prose before the first
+    call is content next to the calls, non-call braces are content, truncated arguments are
+    closed into valid JSON and coerced to the tool's schema. The rest of this docstring is
+    about the first three generations.
 
 In every generation the object needs ``name`` and ``arguments`` or
 ``parameters`` (``arguments`` wins); the chosen value, whatever its JSON type,
@@ -56,7 +62,7 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -73,7 +79,7 @@ __all__ = [
     "tool_call_id_factory",
 ]
 
-Generation = Literal["prefix", "regex", "brace"]
+Generation = Literal["prefix", "regex", "brace", "next"]
 
 #: ``<|python_tag|>``: the token Llama 3.1 puts before a tool call or code.
 BOT_TOKEN = "<|python_tag|>"
@@ -195,13 +201,19 @@ def extract_tool_calls(
 
     Args:
         text: The detokenised model output, as the server hands it to the parser.
-        generation: ``"prefix"`` (G1), ``"regex"`` (G2) or ``"brace"`` (G3).
+        generation: ``"prefix"`` (G1), ``"regex"`` (G2), ``"brace"`` (G3) or ``"next"`` (G4,
+            without a tool schema, so no coercion).
         ensure_ascii: ASCII-escape the dumped arguments; ``None`` picks the
-            generation's default (see the module docstring).
+            generation's default (see the module docstring). Ignored by ``"next"``.
 
     Returns:
         The parser's verdict. On failure ``content`` is the full ``text``.
     """
+    if generation == "next":
+        from foxagent.testing._vllm_llama3_next import extract_next  # imports this module
+
+        content, calls = extract_next(text)
+        return ParserOutput(tools_called=bool(calls), tool_calls=tuple(calls), content=content)
     if generation not in _EXTRACTORS:
         raise ValueError(f"unknown generation {generation!r}; expected prefix, regex or brace")
     escape = _DEFAULT_ENSURE_ASCII[generation] if ensure_ascii is None else ensure_ascii
@@ -229,7 +241,7 @@ def old_tool_call_id() -> str:
 
 def tool_call_id_factory(generation: Generation) -> Callable[[], str]:
     """The id maker of a parser generation's vLLM releases."""
-    return new_tool_call_id if generation == "brace" else old_tool_call_id
+    return new_tool_call_id if generation in ("brace", "next") else old_tool_call_id
 
 
 def server_message(
@@ -239,6 +251,7 @@ def server_message(
     engine_finish_reason: str = "stop",
     id_factory: Callable[[], str] | None = None,
     ensure_ascii: bool | None = None,
+    tools: Iterable[Any] | None = None,
 ) -> tuple[dict[str, Any], str]:
     """The non-streaming assistant message and finish_reason vLLM would send.
 
@@ -249,14 +262,22 @@ def server_message(
         id_factory: Makes each tool-call id (server-side, unrelated to the text); ``None``
             picks the generation's (`tool_call_id_factory`).
         ensure_ascii: As in `extract_tool_calls`.
+        tools: The request's tools; only ``"next"`` reads them (to coerce arguments).
 
     Returns:
         ``(message, finish_reason)``. ``message`` has ``role``, ``content``
         (``None`` when tools were called, else the full text) and
         ``tool_calls``: ``[]`` when none, except in ``"brace"``, where vLLM 0.32.0's
         ``ChatMessage`` serializer leaves an empty list out. ``finish_reason`` is
-        ``"tool_calls"`` whenever the parser reported a call, else the engine's.
+        ``"tool_calls"`` whenever the parser reported a call, else the engine's. In ``"next"``,
+        ``content`` is the text around the calls (stripped, ``None`` when empty).
     """
+    if generation == "next":
+        from foxagent.testing._vllm_llama3_next import server_message_next  # imports this module
+
+        return server_message_next(
+            text, engine_finish_reason=engine_finish_reason, id_factory=id_factory, tools=tools
+        )
     out = extract_tool_calls(text, generation, ensure_ascii=ensure_ascii)
     make_id = id_factory or tool_call_id_factory(generation)
     tool_calls = [

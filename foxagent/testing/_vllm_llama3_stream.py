@@ -48,7 +48,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, TypeAlias
 
@@ -377,6 +377,7 @@ def stream_auto(
     id_factory: Callable[[], str] | None = None,
     ensure_ascii: bool | None = None,
     named: bool = False,
+    tools: Iterable[Any] | None = None,
 ) -> StreamedTurn:
     """Stream ``text`` through the llama3_json parser (tools given, ``tool_choice`` auto).
 
@@ -392,10 +393,21 @@ def stream_auto(
         ensure_ascii: ASCII-escape streamed arguments; ``None`` picks the generation's default.
         named: ``tool_choice`` named a function (``"brace"`` only: the finish reason stays the
             engine's).
+        tools: The request's tools; only ``"next"`` reads them (to coerce arguments).
 
     Returns:
         The deltas and the reported finish reason.
     """
+    if generation == "next":
+        from foxagent.testing._vllm_llama3_next import stream_next  # imports this module
+
+        return stream_next(
+            text,
+            engine_finish_reason=engine_finish_reason,
+            id_factory=id_factory,
+            tools=tools,
+            named=named,
+        )
     escape = _STREAM_ENSURE_ASCII[generation] if ensure_ascii is None else ensure_ascii
     make_id = id_factory or tool_call_id_factory(generation)
     parser = Llama3JsonStreamParser(ensure_ascii=escape, id_factory=make_id)
