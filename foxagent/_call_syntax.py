@@ -94,6 +94,7 @@ from foxagent._json_spans import (
     too_deep,
     too_long,
 )
+from foxagent._latex import restore_latex
 
 __all__ = [
     "MAX_CANDIDATES",
@@ -555,13 +556,36 @@ def _decode_pythonic(scan: _Scan, start: int) -> list[Candidate]:
 def _pythonic_candidate(call: ast.Call, start: int, end: int, source: str) -> Candidate:
     candidate = Candidate(start, end, _dotted_name(call.func), syntax="pythonic", raw=source)
     try:
-        candidate.positional = tuple(ast.literal_eval(a) for a in call.args)
-        candidate.arguments = {
-            k.arg: ast.literal_eval(k.value) for k in call.keywords if k.arg is not None
-        }
+        positional = tuple(_literal(a) for a in call.args)
+        arguments = {k.arg: _literal(k.value) for k in call.keywords if k.arg is not None}
     except (ValueError, TypeError, SyntaxError, RecursionError, MemoryError):
         candidate.error = "its arguments are not literal values"
+        return candidate
+    # "\frac" in a Python string literal is a form feed too (see foxagent._latex).
+    candidate.positional, restored_positional = restore_latex(positional)
+    candidate.arguments, restored = restore_latex(arguments)
+    candidate.repaired = restored or restored_positional
     return candidate
+
+
+_JSON_NAMES: Final = {"true": True, "false": False, "null": None}
+
+
+class _JsonNames(ast.NodeTransformer):
+    """JSON's ``true``/``false``/``null`` as Python constants (a JSON payload in a call)."""
+
+    def visit_Name(self, node: ast.Name) -> ast.AST:
+        if node.id in _JSON_NAMES:
+            return ast.copy_location(ast.Constant(_JSON_NAMES[node.id]), node)
+        return node
+
+
+def _literal(node: ast.expr) -> Any:
+    """``ast.literal_eval`` of ``node``, reading JSON's ``true``/``false``/``null`` too."""
+    try:
+        return ast.literal_eval(node)
+    except ValueError:
+        return ast.literal_eval(_JsonNames().visit(node))
 
 
 def _dotted_name(node: ast.expr) -> str | None:
@@ -636,12 +660,26 @@ _CALL_KEYS = frozenset({*_NAME_KEYS, *_ARG_KEYS, "type", "id", "tool_calls", "in
 
 
 def _call_shaped(value: dict[str, Any]) -> bool:
-    """A call has arguments, or nothing but call keys: ``{"name": "x", "version": 1}`` is data."""
+    """A call has arguments, or nothing but call keys: ``{"name": "x", "version": 1}`` is data.
+
+    So is an object without arguments whose ``type`` names something other than a call, like
+    the draft ``{'name': 'Boston', 'type': 'city'}`` in an earlier FoxBrain step.
+    """
     if any(key in value for key in _ARG_KEYS) or "tool_calls" in value:
         return True
     if isinstance(value.get("function"), dict):
         return True
+    kind = value.get("type")
+    if isinstance(kind, str) and _normal_kind(kind) not in _CALL_TYPES:
+        return False
     return all(key in _CALL_KEYS for key in value)
+
+
+_CALL_TYPES = frozenset({"function", "tool", "toolcall", "tooluse", "functioncall"})
+
+
+def _normal_kind(kind: str) -> str:
+    return "".join(ch for ch in kind.lower() if ch.isalnum())
 
 
 def _call_from_object(value: dict[str, Any], origin: Candidate) -> Candidate:

@@ -20,6 +20,8 @@ from typing import Any, Final, NamedTuple
 
 import json_repair
 
+from foxagent._latex import restore_latex
+
 __all__ = [
     "MAX_DECODE_FACTOR",
     "MAX_DEPTH",
@@ -104,6 +106,9 @@ class Decoded(NamedTuple):
     """Whether it needed repair."""
     limit: str | None = None
     """The budget it exceeded (a clause naming it); then ``value`` is ``None``."""
+    problem: str | None = None
+    """Why it could not be decoded, when that is more than "not valid JSON" (a clause that
+    follows "the arguments"); then ``value`` is ``None``."""
 
 
 def decode_json(text: str, budget: ReplyBudget | None = None) -> Decoded:
@@ -115,7 +120,16 @@ def decode_json(text: str, budget: ReplyBudget | None = None) -> Decoded:
     is handed to ``json_repair``, whose value must be a non-empty object or list that kept every
     letter and digit of the text. A longer text is mended only of raw control characters in
     strings and trailing commas, in C.
+
+    Before repair, two slips of servers and clients are undone (2026 reports): special tokens
+    leaked around the JSON (``{...}<|call|>``) are dropped, and objects glued back to back by a
+    stream accumulator (``{...}{...}`` identical, or ``{}{...}``) are one object; different
+    glued objects are refused with ``problem`` saying so. Every decoded value has LaTeX
+    commands that decoding turned into control characters restored (``foxagent._latex``).
     """
+    edged = _without_edge_tokens(text)
+    if edged is not text:
+        return decode_json(edged, budget)._replace(repaired=True)
     if budget is not None:
         if len(text) > budget.decode_chars:
             limit = (
@@ -130,6 +144,10 @@ def decode_json(text: str, budget: ReplyBudget | None = None) -> Decoded:
         return Decoded(None, False, too_deep())
     except ValueError as error:  # a JSONDecodeError, or a number over int's digit limit
         failure = error
+    if isinstance(failure, json.JSONDecodeError) and failure.msg == "Extra data":
+        unglued = _unglued(text)
+        if unglued is not None:
+            return unglued
     ascii_structure = _ascii_structure(text)
     if ascii_structure is not text:
         try:
@@ -207,7 +225,76 @@ def _mended(text: str) -> Any:
 def _depth_checked(value: Any, *, repaired: bool) -> Decoded:
     if nesting_depth(value) > MAX_DEPTH:
         return Decoded(None, repaired, too_deep())
-    return Decoded(value, repaired)
+    value, restored = restore_latex(value)
+    return Decoded(value, repaired or restored)
+
+
+# Special tokens a server or client left around the JSON of a call (``{...}<|call|>``,
+# ``<|python_tag|>{...}``): only whole tokens at the very start or end, outside the JSON.
+_LEADING_TOKENS = re.compile(r"(?:<\|[a-z_]{2,40}\|>\s*)+")
+_TOKEN = re.compile(r"<\|[a-z_]{2,40}\|>")
+_TOKEN_MAX: Final = 44  # the longest token _TOKEN matches
+_BLANK = re.compile(r"\s*")
+_MAX_GLUED: Final = 16  # objects one glued arguments string may hold before it is not undone
+
+
+def _without_edge_tokens(text: str) -> str:
+    """``text`` without leaked special tokens at its edges (``text`` itself when it has none).
+
+    Trailing tokens are taken off one at a time from the end (a regex anchored at the end
+    would retry every position of a long run of tokens).
+    """
+    if "<|" not in text:
+        return text
+    stripped = text.strip()
+    if not (stripped.startswith("<|") or stripped.endswith("|>")):
+        return text
+    leading = _LEADING_TOKENS.match(stripped)
+    start = leading.end() if leading else 0
+    end = len(stripped)
+    while end > start and stripped.endswith("|>", start, end):
+        opening = stripped.rfind("<|", max(start, end - _TOKEN_MAX), end)
+        if opening < 0 or not _TOKEN.fullmatch(stripped, opening, end):
+            break
+        end = opening
+        while end > start and stripped[end - 1].isspace():
+            end -= 1
+    cleaned = stripped[start:end]
+    return cleaned if cleaned and (start or end < len(stripped)) else text
+
+
+def _unglued(text: str) -> Decoded | None:
+    """Objects glued back to back (``{...}{...}``) as one, or a refusal when they differ.
+
+    A stream accumulator that appends a resent or an empty first delta glues identical
+    objects, or ``{}`` and the object (hermes-agent PR #35718, simonw/llm PR #1130): empty
+    objects are dropped and identical ones merged. Different objects (LiteLLM issue #40582)
+    cannot be told apart, so nothing is chosen. ``None`` when ``text`` is not only objects.
+    """
+    decoder = json.JSONDecoder()
+    objects: list[Any] = []
+    position = _BLANK.match(text).end()  # type: ignore[union-attr]
+    while position < len(text):
+        if len(objects) >= _MAX_GLUED:
+            return None
+        try:
+            value, position = decoder.raw_decode(text, position)
+        except (ValueError, RecursionError):
+            return None
+        if not isinstance(value, dict):
+            return None
+        objects.append(value)
+        position = _BLANK.match(text, position).end()  # type: ignore[union-attr]
+    filled = [value for value in objects if value]
+    if len(objects) < 2:
+        return None
+    if not filled or all(value == filled[0] for value in filled[1:]):
+        return _depth_checked(filled[0] if filled else {}, repaired=True)
+    problem = (
+        f"are {len(filled)} different JSON objects glued together, so which one was meant "
+        "is unknown"
+    )
+    return Decoded(None, True, problem=problem)
 
 
 def loads_repaired(text: str) -> tuple[Any, bool]:

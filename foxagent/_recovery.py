@@ -357,7 +357,7 @@ def _decode_arguments(
         if decoded.limit is not None:
             return None, True, _Undecodable(decoded.limit, too_large=True)
         if decoded.value is None:
-            return None, True, _Undecodable("are not valid JSON")
+            return None, True, _Undecodable(decoded.problem or "are not valid JSON")
         arguments, repaired = decoded.value, repaired or decoded.repaired
     if arguments is None:
         return {}, repaired, None

@@ -62,6 +62,7 @@ FAMILIES: tuple[str, ...] = (
     "plain_text",
     "foxbrain_tags",
     "server_calls",
+    "reports_2026",
 )
 LANGS: tuple[str, ...] = ("en", "zh-Hant")
 KINDS: tuple[str, ...] = (
