@@ -370,7 +370,6 @@ SCENARIOS: tuple[Scenario, ...] = (
             "{{'name': 'multiply', 'parameters': {{'a': {a}, 'b': {b}}}}}", "malformed_call_quotes"
         ),
         expect=ANSWERED,
-        empty_stream_answer=True,
     ),
     Scenario(
         name="tool_raises",

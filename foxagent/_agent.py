@@ -32,6 +32,7 @@ from foxagent._events import (
     FinalAnswer,
     RunCancelled,
     RunEvent,
+    RunWarning,
     StepStarted,
 )
 from foxagent._exceptions import (
@@ -52,12 +53,13 @@ from foxagent._messages import (
 )
 from foxagent._offload import off_the_loop_if_long, reply_chars
 from foxagent._prompts import DEFAULT_SYSTEM_PROMPT
+from foxagent._reask import dropped_text, mark_reasked
 from foxagent._recovery import recover_tool_calls
 from foxagent._run import RunResult, RunState
 from foxagent._toolset import Toolset
 from foxagent.models._base import Model
 from foxagent.models._retry import reporting_retries
-from foxagent.sessions._session import Session, compact_history
+from foxagent.sessions._session import Session
 
 __all__ = ["Agent"]
 
@@ -206,7 +208,7 @@ class Agent:
                     f"Session {session.session_id!r} has a run waiting for approval of {ids}: "
                     "approve or deny through the session, then call agent.resume(session)."
                 )
-            stored = await self._session_history(session)
+            stored = await session.compacted(self.model.count_tokens, self.toolset.schemas)
             # A stored conversation keeps the system prompt it started with.
             opening = self._opening(question, stored) if not stored else [*stored]
             if stored:
@@ -348,6 +350,9 @@ class Agent:
             if state.on_event is not None:
                 state.on_event(StepStarted(step=step))
             response = await self._ask(state)
+            reasked = dropped_text(response, self.settings, tools=bool(self.toolset.schemas))
+            if reasked is not None:
+                response = await self._reask(state, reasked)
             recovery = await off_the_loop_if_long(
                 reply_chars(response.message),
                 recover_tool_calls,
@@ -357,6 +362,7 @@ class Agent:
                 completion_tokens=response.usage.completion_tokens,
                 max_tokens=self.settings.max_tokens,
             )
+            recovery = mark_reasked(recovery) if reasked is not None else recovery
             attempts = [r for r in recovery.rejected if r.kind != "example"]
             if not recovery.calls and not attempts:
                 parsed = await off_the_loop_if_long(len(recovery.text), parse_answer, recovery.text)
@@ -378,17 +384,12 @@ class Agent:
             await state.session.append(state.messages[state.committed :])
             state.committed = len(state.messages)
 
-    async def _session_history(self, session: Session) -> list[Message]:
-        """The stored history, compacted first when it nears ``session.compact_at`` tokens."""
-        history = await session.messages()
-        if session.compact_at is None or not history:
-            return history
-        tokens = await self.model.count_tokens(history, self.toolset.schemas)
-        if tokens <= session.compact_at:
-            return history
-        compacted = compact_history(history, tokens, target=session.compact_at // 2)
-        await session.replace(compacted)
-        return compacted
+    async def _reask(self, state: RunState, reason: str) -> ModelResponse:
+        """The same request with ``tool_choice: "none"``: the raw text, decided by foxagent."""
+        if state.on_event is not None:
+            message = f"{reason}; asked again with the server's tool parser off"
+            state.on_event(RunWarning(code="reasked_raw", message=message))
+        return await self._request(state, replace(self.settings, tool_choice="none"))
 
     def _opening(self, question: str, history: Sequence[Message] | None) -> list[Message]:
         messages = [dict(m) for m in history or ()]
@@ -433,9 +434,8 @@ class Agent:
         return response
 
     async def _ask_streaming(self, state: RunState, settings: ModelSettings) -> ModelResponse:
-        # A backend retries a stream only before its first chunk. One that breaks later is asked
-        # again here, from the start: nothing of it reached the transcript, and the ModelRetry
-        # event tells listeners to drop the text they were shown.
+        # A stream that broke after its first chunk (mid_stream) is asked again from the start;
+        # the ModelRetry event tells listeners to drop the text they were shown.
         stream = self.model.stream
         for restart in range(_STREAM_RESTARTS + 1):
             try:

@@ -83,7 +83,8 @@ class RunWarning:
 
     ``code`` says what: ``tool_abandoned`` (a sync tool passed its timeout; its thread cannot
     be stopped and may still be running, holding one of the tool threads), ``cut_generation``
-    (a reply was cut at ``max_tokens``, so a call in it was refused).
+    (a reply was cut at ``max_tokens``, so a call in it was refused), ``reasked_raw`` (the
+    server's tool parser dropped generated text, so the request was sent again with it off).
     """
 
     kind: Literal["warning"] = "warning"

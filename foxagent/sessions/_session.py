@@ -27,7 +27,7 @@ import copy
 import itertools
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from typing import Any
 
 from foxagent._approval import Decision, PausedRun, PendingCall
@@ -161,6 +161,23 @@ class Session:
         """The stored history, as a run would continue it."""
         with store_errors(self, "load the history"):
             return await self.store.load(self.session_id)
+
+    async def compacted(
+        self,
+        count_tokens: Callable[[list[Message], list[dict[str, Any]]], Awaitable[int]],
+        tools: list[dict[str, Any]],
+    ) -> list[Message]:
+        """The stored history, compacted first (and stored so) when it passed `compact_at`
+        tokens, as ``count_tokens`` (the model's) counts them with ``tools``."""
+        history = await self.messages()
+        if self.compact_at is None or not history:
+            return history
+        tokens = await count_tokens(history, tools)
+        if tokens <= self.compact_at:
+            return history
+        compacted = compact_history(history, tokens, target=self.compact_at // 2)
+        await self.replace(compacted)
+        return compacted
 
     async def append(self, messages: Sequence[Message]) -> None:
         """Commit ``messages`` (the agent does this as a run goes)."""
