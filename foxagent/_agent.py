@@ -37,6 +37,7 @@ from foxagent._events import (
 )
 from foxagent._exceptions import (
     ModelConnectionError,
+    ModelHTTPError,
     ModelResponseError,
     RunError,
     RunTimeoutError,
@@ -53,7 +54,7 @@ from foxagent._messages import (
 )
 from foxagent._offload import off_the_loop_if_long, reply_chars
 from foxagent._prompts import DEFAULT_SYSTEM_PROMPT
-from foxagent._reask import dropped_text, mark_reasked
+from foxagent._reask import dropped_text, mark_reasked, reaskable
 from foxagent._recovery import recover_tool_calls
 from foxagent._run import RunResult, RunState
 from foxagent._toolset import Toolset
@@ -349,10 +350,7 @@ class Agent:
         for step in range(first_step, self.max_steps + 1):
             if state.on_event is not None:
                 state.on_event(StepStarted(step=step))
-            response = await self._ask(state)
-            reasked = dropped_text(response, self.settings, tools=bool(self.toolset.schemas))
-            if reasked is not None:
-                response = await self._reask(state, reasked)
+            response, reasked = await self._ask(state)
             recovery = await off_the_loop_if_long(
                 reply_chars(response.message),
                 recover_tool_calls,
@@ -362,7 +360,7 @@ class Agent:
                 completion_tokens=response.usage.completion_tokens,
                 max_tokens=self.settings.max_tokens,
             )
-            recovery = mark_reasked(recovery) if reasked is not None else recovery
+            recovery = mark_reasked(recovery) if reasked else recovery
             attempts = [r for r in recovery.rejected if r.kind != "example"]
             if not recovery.calls and not attempts:
                 parsed = await off_the_loop_if_long(len(recovery.text), parse_answer, recovery.text)
@@ -398,25 +396,26 @@ class Agent:
         messages.append({"role": "user", "content": question})
         return messages
 
-    async def _ask(self, state: RunState) -> ModelResponse:
+    async def _ask(self, state: RunState) -> tuple[ModelResponse, bool]:
+        """The reply, and whether it had to be asked again with the server's parser off."""
         settings = self._settings_after_calls if state.records else self.settings
+        tools = bool(self.toolset.schemas)
         model_name = getattr(self.model, "model_name", None)
         with tracing.chat_span(model_name, settings, self._server) as span:
-            response = await self._request(state, settings)
-            usage = response.usage
+            try:
+                response = await self._request(state, settings)
+            except ModelHTTPError as error:  # a server-side parse failure discards the reply
+                if error.status < 500 or not reaskable(settings, tools=tools):
+                    raise
+                return await self._reask(state, f"the server failed: {error}"), True
             if model_name is None:  # the backend learnt the served model's name on the way
                 model_name = getattr(self.model, "model_name", None)
                 span.rename(f"chat {model_name}")
-            span.set(
-                {
-                    "gen_ai.request.model": model_name,
-                    "gen_ai.response.model": response.model or None,
-                    "gen_ai.response.finish_reasons": [response.finish_reason or "unknown"],
-                    "gen_ai.usage.input_tokens": usage.prompt_tokens,
-                    "gen_ai.usage.output_tokens": usage.completion_tokens,
-                }
-            )
-        return response
+            span.set(tracing.response_attributes(model_name, response))
+        reason = dropped_text(response, settings, tools=tools)
+        if reason is None:
+            return response, False
+        return await self._reask(state, reason), True
 
     async def _request(self, state: RunState, settings: ModelSettings) -> ModelResponse:
         started = time.perf_counter()

@@ -6,7 +6,9 @@ and the prose around a call vanishes. The message alone then looks like a clean 
 usage says otherwise: ``completion_tokens`` counts everything the model generated.
 
 `dropped_text` compares that count with what came back. When far more was generated than
-returned, or a reply with tools on came back empty, the agent asks the same request again with
+returned, or a reply with tools on came back empty, or the server answered 5xx after the
+backend's retries (a parse failure can discard a finished generation: seen on llama.cpp 2026
+builds), the agent asks the same request again, once, with
 ``tool_choice: "none"``. vLLM then returns the raw text, and with the same prompt and the
 guide's ``seed`` it regenerates the same text from its prefix cache. foxagent's own ladder then
 decides from the whole text. Calls recovered that way carry the repair label ``reasked_raw``.
@@ -28,7 +30,7 @@ from foxagent._messages import ModelResponse, ModelSettings
 from foxagent._recovery import Recovery, was_cut
 from foxagent._tokens import estimate_tokens
 
-__all__ = ["dropped_text", "mark_reasked"]
+__all__ = ["dropped_text", "mark_reasked", "reaskable"]
 
 _RATIO = 1.2
 _MARGIN = 6
@@ -43,7 +45,7 @@ def dropped_text(response: ModelResponse, settings: ModelSettings, *, tools: boo
     server, and with ``"none"`` there is no parser to drop anything.
     """
     generated = response.usage.completion_tokens
-    if not tools or settings.tool_choice != "auto" or generated <= 0:
+    if not reaskable(settings, tools=tools) or generated <= 0:
         return None
     if response.finish_reason == "length" or was_cut(generated, settings.max_tokens):
         return None  # a cut reply: its calls are refused as truncated anyway
@@ -62,6 +64,12 @@ def dropped_text(response: ModelResponse, settings: ModelSettings, *, tools: boo
         f"the server returned {len(calls)} call(s) and about {returned} tokens of text for "
         f"{generated} generated tokens, so its parser dropped the rest"
     )
+
+
+def reaskable(settings: ModelSettings, *, tools: bool) -> bool:
+    """A request whose reply may be asked again with the parser off: tools offered and
+    ``tool_choice: "auto"`` (forced calls are constrained; ``"none"`` has no parser)."""
+    return tools and settings.tool_choice == "auto"
 
 
 def mark_reasked(recovery: Recovery) -> Recovery:

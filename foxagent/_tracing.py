@@ -26,7 +26,14 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
-__all__ = ["chat_span", "enabled", "run_span", "server_attributes", "tool_span"]
+__all__ = [
+    "chat_span",
+    "enabled",
+    "response_attributes",
+    "run_span",
+    "server_attributes",
+    "tool_span",
+]
 
 try:
     from opentelemetry import trace as _trace
@@ -132,6 +139,17 @@ def chat_span(
         **server,
     }
     return _span(f"chat {model}" if model else "chat", "CLIENT", attributes)
+
+
+def response_attributes(model: str | None, response: Any) -> dict[str, Any]:
+    """What a chat span records of the reply (``response``: a ``ModelResponse``)."""
+    return {
+        "gen_ai.request.model": model,
+        "gen_ai.response.model": response.model or None,
+        "gen_ai.response.finish_reasons": [response.finish_reason or "unknown"],
+        "gen_ai.usage.input_tokens": response.usage.prompt_tokens,
+        "gen_ai.usage.output_tokens": response.usage.completion_tokens,
+    }
 
 
 def tool_span(name: str, call_id: str) -> contextlib.AbstractContextManager[_Span]:

@@ -6,10 +6,13 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from foxagent import Agent, ModelResponse, ModelSettings, Usage, tool
+import pytest
+
+from foxagent import Agent, ModelHTTPError, ModelResponse, ModelSettings, Usage, tool
 from foxagent._reask import dropped_text
 from foxagent._tokens import estimate_tokens
 from foxagent.events import RunWarning
+from foxagent.models import VLLMModel
 from foxagent.testing import FakeVLLMServer, Reply
 
 RAN: list[str] = []
@@ -96,3 +99,31 @@ async def test_a_real_call_found_again_in_the_raw_text_runs_once_and_says_so() -
     assert RAN == ["台北"] and result.answer == "帶傘。"
     assert result.tool_calls[0].repairs[-1] == "reasked_raw"
     assert result.repair_counts.get("reasked_raw") == 1
+
+
+async def test_a_5xx_after_the_retries_is_asked_once_more_with_the_parser_off() -> None:
+    # llama.cpp 2026 builds answered 500 when their tool parser failed on a finished generation.
+    RAN.clear()
+    call = json.dumps(
+        {"name": "get_weather", "parameters": {"location": "台南"}}, ensure_ascii=False
+    )
+    failing = [Reply(status=500, text="Failed to parse tool call")] * 4  # the first try + 3 retries
+    script = [*failing, Reply(text=call), Reply(text="<answer>晴。</answer>")]
+    events: list[Any] = []
+    with FakeVLLMServer(script, generation="brace") as server:
+        model = VLLMModel(server.base_url, backoff=0.01)
+        async with Agent(tools=[get_weather], model=model) as agent:
+            result = await agent.arun("台南天氣？", on_event=events.append)
+        choices = [r.get("tool_choice") for r in server.requests]
+    assert RAN == ["台南"] and result.answer == "晴。"
+    assert choices == ["auto"] * 4 + ["none", "auto"]
+    (warning,) = [e for e in events if isinstance(e, RunWarning)]
+    assert warning.code == "reasked_raw" and "Failed to parse tool call" in warning.message
+
+
+async def test_a_4xx_is_not_asked_again() -> None:
+    with FakeVLLMServer([Reply(status=400, text="prompt too long")]) as server:
+        async with Agent(tools=[get_weather], base_url=server.base_url) as agent:
+            with pytest.raises(ModelHTTPError):
+                await agent.arun("?")
+        assert len(server.requests) == 1
