@@ -44,6 +44,7 @@ from foxagent._exceptions import (
     StepLimitError,
     UserError,
 )
+from foxagent._history import clean_history
 from foxagent._messages import (
     Message,
     ModelResponse,
@@ -211,7 +212,7 @@ class Agent:
                 )
             stored = await session.compacted(self.model.count_tokens, self.toolset.schemas)
             # A stored conversation keeps the system prompt it started with.
-            opening = self._opening(question, stored) if not stored else [*stored]
+            opening = self._opening(question, stored) if not stored else clean_history(stored)
             if stored:
                 opening.append({"role": "user", "content": question})
             state = self._state(opening, len(stored), deps, on_event, session)
@@ -390,7 +391,7 @@ class Agent:
         return await self._request(state, replace(self.settings, tool_choice="none"))
 
     def _opening(self, question: str, history: Sequence[Message] | None) -> list[Message]:
-        messages = [dict(m) for m in history or ()]
+        messages = clean_history(history or ())
         if self.system_prompt and not any(m.get("role") == "system" for m in messages):
             messages.insert(0, {"role": "system", "content": self.system_prompt})
         messages.append({"role": "user", "content": question})
