@@ -13,7 +13,7 @@ import pytest
 from foxagent import cli
 from foxagent.cli import _main
 from foxagent.cli._server import doctor_command, serve_command, template_command
-from foxagent.testing import FakeVLLMServer
+from foxagent.testing import FakeVLLMServer, Reply
 
 
 def call(handler: object, *argv: str) -> tuple[int, str, str]:
@@ -156,3 +156,41 @@ def test_doctor_recognises_the_servers_template(template: str, expected: str) ->
         code, out, _ = call(doctor_command, "doctor", "--base-url", server.base_url)
     assert expected in out
     assert code == (0 if template == "foxagent" else 1)
+
+
+@pytest.mark.parametrize(
+    ("reply", "line"),
+    [
+        (
+            Reply(text='{"name": "paint", "parameters": {"colour": "red"}}'),
+            "✓ strict tools: honoured: asked for purple",
+        ),
+        (
+            Reply(text='{"name": "paint", "parameters": {"colour": "purple"}}'),
+            "✗ strict tools: ignored: the arguments broke",
+        ),
+        (
+            Reply(status=500, text="xgrammar failed"),
+            "✗ strict tools: a strict tool made the server fail (HTTP 500; vLLM #53745)",
+        ),
+    ],
+)
+def test_doctor_strict_probes_whether_strict_tools_are_honoured(reply: Reply, line: str) -> None:
+    script = ['{"name": "ping", "parameters": {}}', reply]
+    with FakeVLLMServer(script, api_key="sk-doc") as server:
+        url = server.base_url
+        argv = ["doctor", "--base-url", url, "--api-key", "sk-doc", "--strict"]
+        code, out, _ = call(doctor_command, *argv)
+        probe = server.requests[-1]
+    assert line in out
+    assert probe["tools"][0]["function"]["strict"] is True
+    assert probe["tool_choice"] == {"type": "function", "function": {"name": "paint"}}
+    if line.startswith("✗"):
+        assert "fix: leave ModelSettings.strict_tools off on this server" in out
+    assert code == 1  # the template check cannot pass on the fake
+
+
+def test_doctor_sends_no_strict_probe_unless_asked() -> None:
+    with FakeVLLMServer(['{"name": "ping", "parameters": {}}'], api_key="sk-doc") as server:
+        call(doctor_command, "doctor", "--base-url", server.base_url, "--api-key", "sk-doc")
+        assert all(r.get("tool_choice") == "auto" for r in server.requests if "tools" in r)

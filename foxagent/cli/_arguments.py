@@ -138,6 +138,11 @@ def add_doctor_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the flags of ``foxagent doctor`` to ``parser``."""
     parser.add_argument("--base-url", help="the server's /v1 URL (env FOXAGENT_BASE_URL)")
     parser.add_argument("--api-key", help="the server's API key (env FOXAGENT_API_KEY)")
+    parser.add_argument(
+        "--strict",
+        action="store_true",
+        help="also probe whether strict tools are honoured (one forced call)",
+    )
 
 
 def add_models_arguments(parser: argparse.ArgumentParser) -> None:

@@ -7,7 +7,12 @@ Each check gives a finding and, when it fails, the fix:
 3. auto tool choice with a tool parser is on: a tiny probe with one tool; a 400 saying
    ``"auto" tool choice requires --enable-auto-tool-choice`` means it is off;
 4. the chat template is foxagent's: the probe prompt is rendered through vLLM's ``/tokenize``
-   (when the server has it) and searched for the line foxagent's template writes.
+   (when the server has it) and searched for the line foxagent's template writes;
+5. with ``--strict``: whether ``"strict": true`` tools are honoured. vLLM 0.32+ constrains a
+   strict tool's arguments to its schema, but the constraint can silently not apply or fail
+   with a 500 (vLLM #53745). The probe forces a call to a tool whose one argument is an enum
+   and asks for a value outside it: honoured, the arguments keep to the schema. foxagent
+   validates arguments either way; this tells whether ``strict_tools`` buys anything.
 """
 
 from __future__ import annotations
@@ -50,8 +55,11 @@ class Finding:
         return f"{text}\n    fix: {self.fix}" if self.fix and self.ok is not True else text
 
 
-async def run_checks(base_url: str, api_key: str | None, timeout: float = 30.0) -> list[Finding]:
-    """Run every check against the server at ``base_url`` (its ``/v1`` URL)."""
+async def run_checks(
+    base_url: str, api_key: str | None, timeout: float = 30.0, *, strict: bool = False
+) -> list[Finding]:
+    """Run every check against the server at ``base_url`` (its ``/v1`` URL); ``strict`` adds
+    the strict-tools probe."""
     headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
     client_timeout = aiohttp.ClientTimeout(total=timeout, connect=min(timeout, 5.0))
     async with aiohttp.ClientSession(headers=headers, timeout=client_timeout) as session:
@@ -62,6 +70,8 @@ async def run_checks(base_url: str, api_key: str | None, timeout: float = 30.0) 
         model = str(card.get("id"))
         findings.append(await _check_tools(session, base_url, model))
         findings.append(await _check_template(session, base_url, model))
+        if strict:
+            findings.append(await _check_strict(session, base_url, model))
         return findings
 
 
@@ -154,3 +164,56 @@ async def _check_template(session: aiohttp.ClientSession, base_url: str, model: 
         detail = "a Llama 3.1 tool template, not foxagent's (FoxBrain's tags may hide calls)"
         return Finding(check=check, ok=False, detail=detail, fix=fix)
     return Finding(check=check, ok=False, detail="tools are not rendered Llama 3.1 style", fix=fix)
+
+
+_STRICT_TOOL = {
+    "type": "function",
+    "function": {
+        "name": "paint",
+        "description": "Paint the wall in one of the allowed colours.",
+        "strict": True,
+        "parameters": {
+            "type": "object",
+            "properties": {"colour": {"type": "string", "enum": ["red", "green"]}},
+            "required": ["colour"],
+            "additionalProperties": False,
+        },
+    },
+}
+_STRICT_MESSAGES = [{"role": "user", "content": "Paint the wall purple. Use colour 'purple'."}]
+
+
+async def _check_strict(session: aiohttp.ClientSession, base_url: str, model: str) -> Finding:
+    check = "strict tools"
+    body = {
+        "model": model,
+        "messages": _STRICT_MESSAGES,
+        "tools": [_STRICT_TOOL],
+        "tool_choice": {"type": "function", "function": {"name": "paint"}},
+        "max_tokens": 64,
+        "temperature": 0,
+    }
+    fix = "leave ModelSettings.strict_tools off on this server (foxagent validates anyway)"
+    try:
+        status, data = await _get_json(session, "POST", f"{base_url}/chat/completions", body)
+    except (aiohttp.ClientError, TimeoutError) as error:
+        return Finding(check=check, ok=None, detail=f"probe failed: {type(error).__name__}")
+    if status >= 500:
+        detail = f"a strict tool made the server fail (HTTP {status}; vLLM #53745)"
+        return Finding(check=check, ok=False, detail=detail, fix=fix)
+    if status != 200:
+        return Finding(check=check, ok=None, detail=f"probe answered HTTP {status}: {data}")
+    message = (data.get("choices") or [{}])[0].get("message") or {}
+    calls = message.get("tool_calls") or []
+    if not calls:
+        return Finding(check=check, ok=None, detail="the forced probe came back without a call")
+    try:
+        arguments = json.loads(calls[0]["function"]["arguments"])
+    except (KeyError, TypeError, ValueError):
+        arguments = None
+    if isinstance(arguments, dict) and set(arguments) == {"colour"}:
+        if arguments["colour"] in ("red", "green"):
+            detail = f"honoured: asked for purple, the arguments kept to the enum ({arguments})"
+            return Finding(check=check, ok=True, detail=detail)
+    detail = f"ignored: the arguments broke the tool's schema ({calls[0]['function']})"
+    return Finding(check=check, ok=False, detail=detail, fix=fix)

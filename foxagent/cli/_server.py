@@ -75,7 +75,7 @@ def doctor_command(flags: Mapping[str, Any], *, out: TextIO, err: TextIO) -> int
     from foxagent.models.vllm import resolve_endpoint
 
     base_url, api_key = resolve_endpoint(flags.get("base_url"), flags.get("api_key"))
-    findings = asyncio.run(run_checks(base_url, api_key))
+    findings = asyncio.run(run_checks(base_url, api_key, strict=bool(flags.get("strict"))))
     for finding in findings:
         out.write(finding.line() + "\n")
     return ExitCode.OK if all(finding.ok for finding in findings) else ExitCode.FAILED
