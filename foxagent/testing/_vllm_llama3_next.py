@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -56,8 +57,14 @@ _DROPPED = ("<|eot_id|>", "<|begin_of_text|>")
 _MARKERS = (PYTHON_TAG, *_DROPPED)
 _WS = " \t\r\n"
 _ARG_KEYS = ("arguments", "parameters")
-_ESCAPES = '"\\/bfnrt'
-_HEX = set("0123456789abcdefABCDEF")
+# A JSON string (group 1 is its closing quote, empty while it is open), or a structural char.
+_TOKEN = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*("?)|[{}\[\]:,]', re.DOTALL)
+_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+# The longest run of a string that is valid JSON so far (no raw control character, no bad or
+# incomplete escape).
+_VALID_STRING = re.compile(r'"(?:[^"\\\x00-\x1f]+|\\["\\/bfnrt]|\\u[0-9a-fA-F]{4})*')
+_SCALAR_END = re.compile(r"[,}\] \t\r\n]")
+_CONTENT_STOP = re.compile(r"\{|<\|python_tag\|>")
 _ALL_TYPES = frozenset({"null", "boolean", "integer", "number", "string", "array", "object"})
 
 # --- JSON spans ------------------------------------------------------------------------------
@@ -65,15 +72,8 @@ _ALL_TYPES = frozenset({"null", "boolean", "integer", "number", "string", "array
 
 def _string_end(raw: str, start: int) -> int | None:
     """Index after the string opening at ``raw[start]`` (escapes honoured), or None if open."""
-    i = start + 1
-    while i < len(raw):
-        if raw[i] == "\\":
-            i += 2
-            continue
-        if raw[i] == '"':
-            return i + 1
-        i += 1
-    return None
+    match = _STRING.match(raw, start)
+    return match.end() if match else None
 
 
 def _value_end(raw: str, start: int) -> int | None:
@@ -86,27 +86,21 @@ def _value_end(raw: str, start: int) -> int | None:
     if first == '"':
         return _string_end(raw, start)
     if first in "{[":
-        depth, i = 0, start
-        while i < len(raw):
-            ch = raw[i]
-            if ch == '"':
-                end = _string_end(raw, i)
-                if end is None:
+        depth = 0
+        for token in _TOKEN.finditer(raw, start):
+            text = token.group()
+            if text[0] == '"':
+                if not token.group(1):
                     return None
-                i = end
-                continue
-            if ch in "{[":
+            elif text in "{[":
                 depth += 1
-            elif ch in "}]":
+            elif text in "}]":
                 depth -= 1
                 if depth == 0:
-                    return i + 1
-            i += 1
+                    return token.end()
         return None
-    for i in range(start, len(raw)):
-        if raw[i] in ",}]" or raw[i] in _WS:
-            return i
-    return None
+    end = _SCALAR_END.search(raw, start)
+    return end.start() if end else None
 
 
 def _decode_key(raw: str) -> str:
@@ -124,30 +118,25 @@ def _top_level_keys(envelope: str) -> list[tuple[str, int]]:
     ``value_start`` is ``len(envelope)`` when nothing follows the colon yet.
     """
     found: list[tuple[str, int]] = []
-    depth, i, last = 0, 0, None
-    while i < len(envelope):
-        ch = envelope[i]
-        if ch == '"':
-            end = _string_end(envelope, i)
-            if end is None:
+    depth, last = 0, None
+    for token in _TOKEN.finditer(envelope):
+        text = token.group()
+        if text[0] == '"':
+            if not token.group(1):
                 break
             if depth == 1:
-                last = _decode_key(envelope[i + 1 : end - 1])
-            i = end
-            continue
-        if ch == ":" and depth == 1 and last is not None:
-            start = i + 1
-            while start < len(envelope) and envelope[start] in _WS:
-                start += 1
-            found.append((last, start))
+                last = _decode_key(text[1:-1])
+        elif text == ":":
+            if depth == 1 and last is not None:
+                start = token.end()
+                while start < len(envelope) and envelope[start] in _WS:
+                    start += 1
+                found.append((last, start))
             last = None
-        elif ch == ",":
+        elif text == ",":
             last = None
-        elif ch in "{[":
-            depth += 1
-        elif ch in "}]":
-            depth -= 1
-        i += 1
+        else:
+            depth += 1 if text in "{[" else -1
     return found
 
 
@@ -185,28 +174,10 @@ def _string_scan(raw: str, start: int) -> tuple[int, int]:
     """``(end, safe)`` for the string at ``raw[start]``: ``end`` after the closing quote (-1 if
     unterminated or broken by a bad escape or raw control character), ``safe`` the longest
     prefix a closing quote can be appended to."""
-    i = start + 1
-    while i < len(raw):
-        ch = raw[i]
-        if ch == '"':
-            return i + 1, i
-        if ord(ch) < 0x20:
-            return -1, i
-        if ch == "\\":
-            if i + 1 >= len(raw):
-                return -1, i
-            escape = raw[i + 1]
-            if escape == "u":
-                if i + 6 > len(raw) or not set(raw[i + 2 : i + 6]) <= _HEX:
-                    return -1, i
-                i += 6
-                continue
-            if escape not in _ESCAPES:
-                return -1, i
-            i += 2
-            continue
-        i += 1
-    return -1, len(raw)
+    stop = _VALID_STRING.match(raw, start).end()  # type: ignore[union-attr]
+    if stop < len(raw) and raw[stop] == '"':
+        return stop + 1, stop
+    return -1, stop
 
 
 def _number_scan(raw: str, start: int) -> tuple[int, int]:
@@ -586,31 +557,21 @@ class NextParse:
 
 
 def _envelope_at(text: str, start: int) -> tuple[str, int, bool]:
-    """The envelope opening at ``text[start]``: its text (special tokens dropped), where it
-    ends, and whether its braces balanced."""
-    out: list[str] = []
-    depth, in_string, escaped, i = 0, False, False, start
-    while i < len(text):
-        marker = next((m for m in _DROPPED if text.startswith(m, i)), None)
-        if marker is not None:
-            i += len(marker)
-            continue
-        ch = text[i]
-        out.append(ch)
-        i += 1
-        if escaped:
-            escaped = False
-        elif in_string:
-            escaped, in_string = ch == "\\", ch != '"'
-        elif ch == '"':
-            in_string = True
-        elif ch in "{[":
+    """The envelope opening at ``text[start]``: its text, where it ends, and whether its
+    braces balanced (string-aware)."""
+    depth = 0
+    for token in _TOKEN.finditer(text, start):
+        value = token.group()
+        if value[0] == '"':
+            if not token.group(1):
+                break
+        elif value in "{[":
             depth += 1
-        elif ch in "}]":
+        elif value in "}]":
             depth -= 1
             if depth == 0:
-                return "".join(out), i, True
-    return "".join(out), i, False
+                return text[start : token.end()], token.end(), True
+    return text[start:], len(text), False
 
 
 def _partial_marker(run: str) -> int:
@@ -643,20 +604,20 @@ def parse_next(text: str, *, finished: bool = True) -> NextParse:
         held.clear()
         content.append(piece)
 
-    run: list[str] = []
+    if not finished:  # a special token may still be arriving: keep its start back
+        text = text[: len(text) - _partial_marker(text)]
+    for marker in _DROPPED:
+        text = text.replace(marker, "")
     i = 0
-    while i < len(text):
-        marker = next((m for m in _MARKERS if text.startswith(m, i)), None)
-        if marker is not None:
-            i += len(marker)
+    while True:
+        stop = _CONTENT_STOP.search(text, i)
+        if stop is None:
+            break
+        emit(text[i : stop.start()])
+        if stop.group() == PYTHON_TAG:
+            i = stop.end()
             continue
-        if text[i] != "{":
-            run.append(text[i])
-            i += 1
-            continue
-        emit("".join(run))
-        run.clear()
-        envelope, i, balanced = _envelope_at(text, i)
+        envelope, i, balanced = _envelope_at(text, stop.start())
         name = envelope_name(envelope)
         if not balanced and not finished:
             if name is not None:
@@ -668,9 +629,8 @@ def parse_next(text: str, *, finished: bool = True) -> NextParse:
         calls.append(_Call(name=name, envelope=envelope, finished=True))
         closed_call = True
         held.clear()
-    tail = "".join(run)
+    tail = text[i:]
     if not finished:
-        tail = tail[: len(tail) - _partial_marker(tail)]
         if tail.strip(_WS):
             emit(tail)
         return NextParse(content="".join(content), calls=tuple(calls))
