@@ -109,6 +109,7 @@ __all__ = [
     "ReplyBudget",
     "decode_json",
     "find_candidates",
+    "follows_example_cue",
     "loads_repaired",
     "nesting_depth",
     "strip_special_tokens",
@@ -359,7 +360,7 @@ def find_candidates(text: str, budget: ReplyBudget | None = None) -> list[Candid
     found.sort(key=lambda c: c.start)
     for candidate in found:
         if candidate.start < candidate.end:
-            candidate.example = _follows_example_cue(text, candidate.start)
+            candidate.example = follows_example_cue(text, candidate.start)
     _absorb_wrappers(text, found)
     return found
 
@@ -749,7 +750,8 @@ def _name_from_text(candidate: Candidate, source: str) -> None:
         candidate.name = written.group(1) if written else None
 
 
-def _follows_example_cue(text: str, start: int) -> bool:
+def follows_example_cue(text: str, start: int) -> bool:
+    """An example cue ("for example", "格式", ...) precedes ``start`` in its paragraph."""
     window = text[max(0, start - _EXAMPLE_WINDOW) : start]
     window = window.rsplit("\n\n", 1)[-1].lower()
     return any(cue in window for cue in _EXAMPLE_CUES)

@@ -30,7 +30,8 @@
    completed only when nothing but closing brackets is missing.
 7. **Examples are not calls.** A candidate preceded in its paragraph (within 150 characters) by an
    example cue ("for example", "e.g.", "format", "like this", 例如, 範例, 格式, ...) is rejected as
-   an example, and its text stays in ``text``.
+   an example, and its text stays in ``text``. So are server calls whose ``content`` (the prose
+   vLLM main's parser sends before them) ends with such a cue.
 8. **Placeholders are not values.** An argument that only stands in for one (``?``, ``...``,
    ``TODO``, ``<city>``, ``{{email}}``, ``[recipient]``), and a required argument that is
    ``null`` or empty (JSON repair can lose a value that way), refuse the call
@@ -64,6 +65,7 @@ from foxagent._call_syntax import (
     ReplyBudget,
     decode_json,
     find_candidates,
+    follows_example_cue,
     nesting_depth,
     strip_special_tokens,
 )
@@ -307,9 +309,18 @@ def _from_server(
     rejected: list[RejectedCall] = []
     last = len(server_calls) - 1
     budget = ReplyBudget(sum(len(a) for _, _, a in server_calls if isinstance(a, str)))
+    # A server that sends the prose before its calls (vLLM main's parser) shows when they are
+    # examples: the text introducing them ends with a cue ("for example", "格式如下：").
+    example = bool(content) and follows_example_cue(content.rstrip(), len(content.rstrip()))
     for position, (call_id, name, arguments) in enumerate(server_calls):
         call_id = str(call_id) if call_id else new_call_id()
         raw = _raw_server_call(name, arguments)
+        if example:
+            reason = f"The call to '{name}' is an example in the text, not a call; it was not run."
+            rejected.append(
+                RejectedCall(kind="example", reason=reason, name=name, id=call_id, raw=raw)
+            )
+            continue
         if truncated and position == last:
             rejected.append(_truncated(name, call_id, raw))
             continue

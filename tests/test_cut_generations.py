@@ -89,3 +89,17 @@ async def test_the_agent_refuses_a_cut_call_and_warns_when_finish_reason_hides_i
     assert [e.code for e in events if isinstance(e, RunWarning)] == ["cut_generation"]
     told = model.requests[1].messages[-1]["content"]
     assert told.startswith("Error: The call to tool 'get_weather' was cut off")
+
+
+def test_server_calls_introduced_as_an_example_by_their_content_do_not_run() -> None:
+    # vLLM main's parser sends the prose before a call as content, next to the call.
+    function = {"name": "get_weather", "arguments": '{"location": "Paris"}'}
+    example = {
+        "role": "assistant",
+        "content": "<answer>To ask for the weather, a tool call looks like",
+        "tool_calls": [{"id": "c1", "function": function}],
+    }
+    recovery = recover_tool_calls(example, [get_weather])
+    assert recovery.calls == () and [r.kind for r in recovery.rejected] == ["example"]
+    plain = {**example, "content": "我先查一下巴黎的天氣。"}
+    assert [c.name for c in recover_tool_calls(plain, [get_weather]).calls] == ["get_weather"]

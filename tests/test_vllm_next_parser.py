@@ -522,11 +522,6 @@ EXAMPLE = (
     "— tell me a city and I will look it up.</answer>"
 )
 CUT = '{"name": "get_weather", "parameters": {"location": "台北市信義'
-_EXAMPLE_IN_ANSWER = (
-    "recovery weakness: the server sends content '<answer>To ask for the weather, a tool call "
-    "looks like' next to get_weather(Paris); foxagent runs the server's call without judging it "
-    "with the open <answer> and the example wording in the content"
-)
 
 
 @pytest.mark.parametrize("stream", [False, True], ids=["plain", "stream"])
@@ -564,7 +559,6 @@ async def test_agent_server_sends_prose_and_call_together(
         assert message["content"] == "Let me check." and len(message["tool_calls"]) == 1
 
 
-@pytest.mark.xfail(strict=True, reason=_EXAMPLE_IN_ANSWER)
 @pytest.mark.parametrize("stream", [False, True], ids=["plain", "stream"])
 async def test_agent_does_not_run_a_json_example_inside_an_answer(
     make_agent: AgentFactory, weather_calls: list[dict[str, Any]], stream: bool
@@ -611,13 +605,9 @@ TOOL_SCHEMAS = load_tools()
 TOOLS = ToolIndex(TOOL_SCHEMAS)
 MAX_TOKENS = 2048
 
-# Cases where foxagent's recovery runs a call the case does not expect under "next" (a genuine
-# recovery weakness, reported, not fixed here: _recovery.py is not this change's).
-_EXAMPLE = (
-    "recovery weakness: vLLM next returns the prose that introduces the JSON as an example "
-    "as content next to the call, but recover_tool_calls trusts server tool_calls without "
-    "judging them with that content (it does for the same text as content)"
-)
+# Cases where foxagent's recovery runs a call the case does not expect under "next". (Prose
+# that introduces a JSON example, sent as content next to the call, is now used to judge it:
+# plain_text-006/007/011/012 and the example inside <answer> no longer run.)
 _LOST = (
     "not fixable client-side: the next parser cuts the arguments back at the first lexical "
     "error (raw control character, bad escape, stray quote, Python literal, bare expression, "
@@ -625,10 +615,6 @@ _LOST = (
     "message keeps no trace of the cut, so a call with lost data runs"
 )
 KNOWN_UNSAFE: dict[str, str] = {
-    "plain_text-006": _EXAMPLE,
-    "plain_text-007": _EXAMPLE,
-    "plain_text-011": _EXAMPLE,
-    "plain_text-012": _EXAMPLE,
     "reports_2026-014": (
         "recovery weakness: the call is the payload of an unknown built-in's .call(...); vLLM "
         "next returns 'wolfram_alpha.call(payload=' as content, recovery does not read it"
