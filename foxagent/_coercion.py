@@ -17,7 +17,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-__all__ = ["argument_path", "describe_expected", "loosen", "short_repr"]
+__all__ = ["argument_path", "describe_expected", "json_type", "loosen", "short_repr"]
 
 JsonDict = dict[str, Any]
 
@@ -106,13 +106,14 @@ def _fits(value: Any, schema: Mapping[str, Any]) -> bool:
     types = _types(schema)
     if not types:
         return False
-    kind = _json_type(value)
+    kind = json_type(value)
     if kind == "integer" and "number" in types:
         return True
     return kind in types and ("enum" not in schema or value in schema["enum"])
 
 
-def _json_type(value: Any) -> str:
+def json_type(value: Any) -> str:
+    """The JSON Schema type name of a decoded JSON value (a Python type's name otherwise)."""
     if value is None:
         return "null"
     if isinstance(value, bool):
@@ -147,7 +148,7 @@ def _loosen_string(value: str, schema: Mapping[str, Any], types: set[str]) -> An
             decoded = json.loads(text)
         except ValueError:
             return value
-        if _json_type(decoded) in types:
+        if json_type(decoded) in types:
             return decoded
     return value
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,6 +12,7 @@ import pytest
 from foxagent._prompts import DEFAULT_SYSTEM_PROMPT
 from foxagent.cli import _main
 from foxagent.testing import FakeVLLMServer, Reply
+from tests.conftest import free_port
 
 ANSWER = (
     "<count>1</count><step>計算 6*7。</step><reflection>正確。</reflection><reward>0.9</reward>"
@@ -93,12 +93,6 @@ def test_no_system_prompt_and_env_url(
     code, out, _ = run("hi", "--no-system-prompt")
     assert (code, out) == (0, "plain reply\n")
     assert server.requests[0]["messages"] == [{"role": "user", "content": "hi"}]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def test_unreachable_server_exit_3(server: FakeVLLMServer) -> None:

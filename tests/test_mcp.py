@@ -8,7 +8,6 @@ import io
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -23,7 +22,7 @@ from mcp.shared.exceptions import MCPError
 from foxagent import ToolArgumentsError, ToolError, Toolset, UserError, cli, tool
 from foxagent._mcp import MCPServerError, MCPTool
 from foxagent.testing import FakeVLLMServer
-from tests.conftest import AgentFactory
+from tests.conftest import AgentFactory, free_port, wait_listening
 
 FIXTURES = Path(__file__).parent / "fixtures"
 CALC = [sys.executable, str(FIXTURES / "mcp_calc_server.py")]
@@ -35,26 +34,11 @@ def call(tool_name: str, /, **arguments: Any) -> str:
     return json.dumps({"name": tool_name, "parameters": arguments}, ensure_ascii=False)
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def start_http(command: list[str], port: int) -> subprocess.Popen[bytes]:
     """Start an HTTP MCP server process and wait until its port accepts connections."""
     process = subprocess.Popen(command, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{command} exited with {process.returncode}")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return process
-        except OSError:
-            time.sleep(0.05)
-    process.kill()
-    raise RuntimeError(f"{command} did not listen on {port}")
+    wait_listening(process, port, seconds=15, output=lambda: "(stderr not kept)")
+    return process
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:

@@ -6,10 +6,8 @@ from __future__ import annotations
 import io
 import json
 import os
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +25,7 @@ from foxagent.cli._mcp_auth import (
     public_bind_warning,
 )
 from foxagent.testing import FakeVLLMServer
+from tests.conftest import free_port, wait_listening
 
 SERVE = [sys.executable, "-m", "foxagent", "mcp", "serve", "--transport", "http"]
 TOKEN = "fxa-mcp-Zq7w3tK9-secret"  # distinctive, so that any leak into output is found
@@ -69,12 +68,6 @@ def call(tool_name: str, /, **arguments: Any) -> str:
     return json.dumps({"name": tool_name, "parameters": arguments}, ensure_ascii=False)
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @dataclass
 class Served:
     """A running `foxagent mcp serve` process and what it left behind."""
@@ -115,17 +108,12 @@ def start(tmp_path: Path, *, token: str | None, host: str = "127.0.0.1") -> Serv
     with stderr_path.open("wb") as stderr:
         process = subprocess.Popen(command, stderr=stderr, stdout=subprocess.DEVNULL, env=env)
     served = Served(process, f"http://127.0.0.1:{port}/mcp", stderr_path, marks)
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{command} exited with {process.returncode}: {served.stderr()}")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return served
-        except OSError:
-            time.sleep(0.05)
-    served.stop()
-    raise RuntimeError(f"{command} did not listen on {port}")
+    try:
+        wait_listening(process, port, seconds=20, output=served.stderr)
+    except RuntimeError:
+        served.stop()
+        raise
+    return served
 
 
 @pytest.fixture

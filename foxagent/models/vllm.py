@@ -38,6 +38,7 @@ from foxagent._exceptions import (
     ModelTimeoutError,
     UserError,
 )
+from foxagent._json_text import utf8_json
 from foxagent._messages import (
     ModelResponse,
     ModelRetry,
@@ -195,7 +196,7 @@ class VLLMModel(Model):
         body["stream"] = True
         body["stream_options"] = {"include_usage": True}
         url = self.base_url + "/chat/completions"
-        payload = _encode(body)
+        payload = utf8_json(body)
         assembler = _StreamAssembler()
         started = asyncio.get_running_loop().time()
         attempt = 0
@@ -273,7 +274,7 @@ class VLLMModel(Model):
         root = self.base_url.removesuffix("/v1")
         url = root + "/tokenize"
         try:
-            async with self._client().post(url, data=_encode(body)) as response:
+            async with self._client().post(url, data=utf8_json(body)) as response:
                 ok = response.status == 200
                 raw = await _read_capped(response, self.max_response_bytes, url) if ok else b""
             data = json.loads(raw) if raw else {}
@@ -332,7 +333,7 @@ class VLLMModel(Model):
         return self._slots
 
     async def _call(self, method: str, path: str, body: Any, *, slotted: bool = False) -> Any:
-        payload = None if body is None else _encode(body)
+        payload = None if body is None else utf8_json(body)
         started = asyncio.get_running_loop().time()
         attempt = 0
         while True:
@@ -466,16 +467,6 @@ class _LineSplitter:
                 f"({self._max_line:,} bytes); pass VLLMModel(max_stream_line_bytes=...) a larger "
                 "number if chunks this long are expected"
             )
-
-
-def _encode(body: Any) -> bytes:
-    """``body`` as UTF-8 JSON; text with a lone surrogate (a broken tool or model string, which
-    UTF-8 cannot carry) is sent with JSON escapes instead, which every JSON parser reads back."""
-    text = json.dumps(body, ensure_ascii=False)
-    try:
-        return text.encode()
-    except UnicodeEncodeError:
-        return json.dumps(body, ensure_ascii=True).encode()
 
 
 def _http_error(status: int, text: str, retry_after: str | None) -> ModelHTTPError:

@@ -32,7 +32,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import json
 import re
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
@@ -47,6 +46,7 @@ from psycopg.rows import TupleRow
 from psycopg_pool import AsyncConnectionPool
 
 from foxagent._exceptions import UserError
+from foxagent._json_text import utf8_json
 from foxagent._messages import Message
 from foxagent.sessions._session import SessionStore
 
@@ -361,10 +361,5 @@ async def _configure(conn: _Connection) -> None:
 
 
 def _dumps(value: Any) -> str:
-    # ensure_ascii=False: Chinese text is stored as itself (readable in psql, a third the size).
-    text = json.dumps(value, ensure_ascii=False, default=str, allow_nan=False)
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:  # a lone surrogate: stored as its JSON escape instead
-        return json.dumps(value, ensure_ascii=True, default=str, allow_nan=False)
-    return text
+    # Chinese text is stored as itself (readable in psql, a third the size); NaN is refused.
+    return utf8_json(value, default=str, allow_nan=False).decode()

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from foxagent._exceptions import SessionStoreError
+from foxagent._json_text import utf8_json
 from foxagent._messages import Message
 from foxagent.sessions._session import SessionStore
 
@@ -172,11 +173,4 @@ def _insert(db: sqlite3.Connection, session_id: str, first_seq: int, encoded: li
 
 
 def _dumps(value: Any) -> str:
-    text = json.dumps(value, ensure_ascii=False, default=str)
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        # A lone surrogate (from a model's or tool's broken text) cannot be stored as UTF-8;
-        # as a JSON escape it can, and it loads back as the same string.
-        return json.dumps(value, ensure_ascii=True, default=str)
-    return text
+    return utf8_json(value, default=str).decode()

@@ -47,6 +47,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from foxagent._coercion import json_type
 from foxagent.testing._vllm_llama3_json import ServerToolCall, new_tool_call_id
 from foxagent.testing._vllm_llama3_stream import Delta, StreamedTurn, engine_steps
 
@@ -302,20 +303,6 @@ def _partial_arguments(envelope: str) -> str:
 # --- schema coercion ---------------------------------------------------------------------------
 
 
-def _type_name(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int):
-        return "integer"
-    if isinstance(value, float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    return "array" if isinstance(value, list) else "object"
-
-
 def _allowed_types(schema: Any) -> set[str]:
     """The JSON types a schema permits (no constraint: all; number admits integer)."""
     allowed = set(_ALL_TYPES)
@@ -330,9 +317,9 @@ def _allowed_types(schema: Any) -> set[str]:
     if isinstance(names, list) and (typed := {t for t in names if isinstance(t, str)}):
         allowed &= widened(typed)
     if isinstance(schema.get("enum"), list) and schema["enum"]:
-        allowed &= widened({_type_name(v) for v in schema["enum"]})
+        allowed &= widened({json_type(v) for v in schema["enum"]})
     if "const" in schema:
-        allowed &= widened({_type_name(schema["const"])})
+        allowed &= widened({json_type(schema["const"])})
     for field in ("anyOf", "oneOf"):
         if isinstance(schema.get(field), list) and schema[field]:
             allowed &= set().union(*(_allowed_types(c) for c in schema[field]))
@@ -351,7 +338,7 @@ def _schema_types(schema: Mapping[str, Any]) -> list[str]:
     elif isinstance(declared, list):
         types.update(t for t in declared if isinstance(t, str))
     if isinstance(schema.get("enum"), list):
-        types.update(_type_name(v) for v in schema["enum"])
+        types.update(json_type(v) for v in schema["enum"])
     for field in ("anyOf", "oneOf", "allOf"):
         for choice in schema.get(field) or []:
             if isinstance(choice, Mapping):
@@ -463,7 +450,7 @@ def _edits(raw: str, start: int, end: int, schema: Mapping[str, Any]) -> list[tu
         value = json.loads(raw[start:end])
     except (ValueError, RecursionError):
         return []
-    if _type_name(value) in _allowed_types(schema):
+    if json_type(value) in _allowed_types(schema):
         return []
     try:
         coerced, changed = _coerced_scalar(value, schema)
