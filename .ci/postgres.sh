@@ -1,19 +1,26 @@
 #!/usr/bin/env bash
 # A throwaway PostgreSQL server for the PostgresStore tests, on 127.0.0.1 only.
 #
-#   FOXAGENT_TEST_POSTGRES="$(bash .ci/postgres.sh)"   # prints the conninfo on stdout, alone
+#   bash .ci/postgres.sh install                       # as root: Debian's postgresql package
+#   FOXAGENT_TEST_POSTGRES="$(bash .ci/postgres.sh)"   # start; prints the conninfo on stdout, alone
 #   export FOXAGENT_TEST_POSTGRES
 #   bash .ci/postgres.sh stop                          # stop the server (the data stay)
 #
-# Installs Debian's postgresql package when no server binaries are there, then initialises a
-# cluster of its own under /tmp (never touching a system cluster), starts it, and makes a role
-# and a database with a password. Every step checks first, so a second run only confirms that
-# the server answers (well under a second). Progress goes to stderr; stdout carries only the
-# conninfo, which is also written to "$ROOT/conninfo".
+# Only `install` installs anything (apt-get, as root; `make postgres-deps` runs it, and so does
+# .ci/run): starting never installs system packages behind the caller's back. Starting
+# initialises a cluster of its own under /tmp (never touching a system cluster), starts it, and
+# makes a role and a database with a password. Every step checks first, so a second run only
+# confirms that the server answers (well under a second). Progress goes to stderr; stdout
+# carries only the conninfo, which is also written to "$ROOT/conninfo".
 #
-# Settings: FOXAGENT_PG_PORT (default 54329) and FOXAGENT_PG_DIR (default
-# /tmp/foxagent-postgres-$PORT). The password is fixed and public: the server listens on the
-# loopback interface only and holds nothing but test data.
+# Exit status: 0 done; 3 PostgreSQL's server programs are not installed (tests/conftest.py
+# skips the PostgreSQL tests on it, saying so); anything else, a failure.
+#
+# Settings: FOXAGENT_PG_PORT (default 54329), FOXAGENT_PG_DIR (default
+# /tmp/foxagent-postgres-$PORT; the tests use a fresh one per session and delete it) and
+# FOXAGENT_PG_BIN (the directory of initdb and pg_ctl; found when unset). The
+# password is fixed and public: the server listens on the loopback interface only and holds
+# nothing but test data.
 set -euo pipefail
 
 PORT="${FOXAGENT_PG_PORT:-54329}"
@@ -39,11 +46,18 @@ quietly() {
     return "$status"
 }
 
-# The newest installed major version's binaries (Debian keeps them off PATH).
-# Prints nothing (and succeeds: this runs under pipefail) when none is installed.
+# The newest installed major version's binaries (Debian keeps them off PATH), else the
+# directory of an initdb on PATH (other systems). Prints nothing (and succeeds: this runs
+# under pipefail) when none is installed.
 find_bin() {
-    [[ -d /usr/lib/postgresql ]] || return 0
-    find /usr/lib/postgresql -mindepth 2 -maxdepth 2 -name bin | sort -V | tail -n 1
+    local found=""
+    if [[ -d /usr/lib/postgresql ]]; then
+        found="$(find /usr/lib/postgresql -mindepth 2 -maxdepth 2 -name bin | sort -V | tail -n 1)"
+    fi
+    if [[ -z "$found" ]] && command -v initdb >/dev/null; then
+        found="$(dirname "$(command -v initdb)")"
+    fi
+    echo "$found"
 }
 
 # True when the pid file names a live postmaster of THIS data directory. After a machine or
@@ -66,28 +80,48 @@ else
     as_owner() { "$@"; }
 fi
 
-BIN="$(find_bin)"
-if [[ "${1:-}" == stop ]]; then
+installed() { [[ -n "$BIN" && -x "$BIN/initdb" && -x "$BIN/pg_ctl" ]]; }
+
+BIN="${FOXAGENT_PG_BIN:-$(find_bin)}"
+case "${1:-start}" in
+stop)
     if ours_running; then
         as_owner "$BIN/pg_ctl" stop -D "$DATA" -m fast -w -s >&2
     else
         log "not running"
     fi
     exit 0
-fi
-
-if [[ -z "$BIN" || ! -x "$BIN/initdb" ]]; then
+    ;;
+install)
+    if installed; then
+        log "PostgreSQL is installed ($BIN)"
+        exit 0
+    fi
     if [[ "$(id -u)" != 0 ]]; then
-        log "PostgreSQL is not installed; run this script as root or 'apt-get install postgresql'."
+        log "installing Debian's postgresql package needs root: sudo bash .ci/postgres.sh install"
         exit 1
     fi
-    log "installing Debian's postgresql package"
+    log "installing Debian's postgresql package (apt-get update, apt-get install postgresql)"
     export DEBIAN_FRONTEND=noninteractive
     # A clean machine may have stale or no package lists: refresh them before installing.
     quietly apt-get update -q
     quietly apt-get install -y -q --no-install-recommends postgresql
     BIN="$(find_bin)"
-    [[ -n "$BIN" ]] || { log "the postgresql package installed no server binaries"; exit 1; }
+    installed || { log "the postgresql package installed no server programs"; exit 1; }
+    log "PostgreSQL is installed ($BIN)"
+    exit 0
+    ;;
+start) ;;
+*)
+    log "usage: bash .ci/postgres.sh [start|stop|install]"
+    exit 2
+    ;;
+esac
+
+if ! installed; then
+    log "PostgreSQL's server programs (initdb, pg_ctl) are not installed: 'make postgres-deps' \
+(as root) installs Debian's postgresql package."
+    exit 3
 fi
 
 mkdir -p "$ROOT"
@@ -97,7 +131,9 @@ chmod 700 "$ROOT"
 # (Re)initialise when there is no complete cluster or it is of another major version; the
 # cluster is disposable. initdb writes PG_VERSION early, so a cluster without the final
 # postgresql.auto.conf is one whose initdb was interrupted.
-major="$(basename "$(dirname "$BIN")")"
+# The major version as PG_VERSION spells it ("15"), from the programs themselves (the Debian
+# directory name is not there on other systems).
+major="$("$BIN/initdb" --version | sed -E 's/^[^0-9]*([0-9]+).*/\1/')"
 if [[ ! -f "$DATA/PG_VERSION" || ! -f "$DATA/postgresql.auto.conf" ||
     "$(cat "$DATA/PG_VERSION")" != "$major" ]]; then
     log "initialising a PostgreSQL $major cluster in $DATA"

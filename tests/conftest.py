@@ -10,15 +10,23 @@
   `fake_server` (started on first use), to another ``server=``, or on a given ``model=``. A
   module sets its defaults by overriding `agent_options` (the Agent's keyword arguments) and
   `model_options` (the VLLMModel's); ``model_options=`` in a call updates the latter.
+* PostgreSQL: with ``FOXAGENT_TEST_POSTGRES`` unset, the first test that needs ``conninfo``
+  gets a private server started for this session and stopped at its end (see
+  `pytest_runtest_setup`); without PostgreSQL installed those tests skip, saying why.
 """
 
 from __future__ import annotations
 
+import os
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 import pytest
@@ -149,3 +157,105 @@ def wait_listening(
             time.sleep(0.05)
     process.kill()
     raise RuntimeError(f"{process.args} did not listen on {port}")
+
+
+# --- PostgreSQL for the PostgresStore tests ------------------------------------------------
+#
+# With FOXAGENT_TEST_POSTGRES set (.ci/run sets it), the tests use that server and never skip:
+# an unreachable server fails them. Without it, the first test that needs the `conninfo`
+# fixture starts a private server with .ci/postgres.sh (a fresh cluster in a new temporary
+# directory on a free port, about 1.5 s), and the session's end stops it and deletes the
+# directory, so `make test` leaves nothing running and shares nothing with another session.
+# The script installs nothing; without PostgreSQL installed those tests skip and say how to
+# get it (`make postgres-deps`).
+
+_PG_ENV = "FOXAGENT_TEST_POSTGRES"
+_PG_SCRIPT = Path(__file__).resolve().parent.parent / ".ci" / "postgres.sh"
+_PG_NOT_INSTALLED = 3  # .ci/postgres.sh's exit status when initdb and pg_ctl are missing
+
+
+@dataclass
+class _PrivatePostgres:
+    """This session's own server, once the first PostgreSQL test asked for one."""
+
+    asked: bool = False
+    directory: Path | None = None
+    environment: dict[str, str] | None = None
+    skip_reason: str | None = None
+    failure: str | None = None
+
+
+_POSTGRES = _PrivatePostgres()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Before a test that needs ``conninfo``: a private server, or a skip saying why not."""
+    if "conninfo" not in getattr(item, "fixturenames", ()):
+        return
+    if not _POSTGRES.asked:
+        _POSTGRES.asked = True
+        if not os.environ.get(_PG_ENV, "").strip():
+            _start_private_postgres()
+    if _POSTGRES.skip_reason is not None:
+        pytest.skip(_POSTGRES.skip_reason)
+    if _POSTGRES.failure is not None:
+        pytest.fail(_POSTGRES.failure, pytrace=False)
+
+
+def _start_private_postgres() -> None:
+    # Directly under the system's temporary directory and readable by all: as root, the
+    # server runs as the postgres user, which must reach it (pytest's own are private).
+    directory = Path(tempfile.mkdtemp(prefix="foxagent-postgres-"))
+    directory.chmod(0o755)
+    environment = {
+        **os.environ,
+        "FOXAGENT_PG_DIR": str(directory),
+        "FOXAGENT_PG_PORT": str(free_port()),
+    }
+    try:
+        done = subprocess.run(
+            ["bash", str(_PG_SCRIPT)],
+            env=environment,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+    except subprocess.TimeoutExpired as error:
+        done = subprocess.CompletedProcess(error.cmd, -1, "", "timed out after 120 s")
+    _POSTGRES.directory, _POSTGRES.environment = directory, environment
+    conninfo = done.stdout.strip().splitlines()[-1:] if done.returncode == 0 else []
+    if conninfo:
+        os.environ[_PG_ENV] = conninfo[0]  # what test_postgres_store's `conninfo` reads
+    elif done.returncode == _PG_NOT_INSTALLED:
+        said = done.stderr.strip().removeprefix("postgres.sh: ")
+        _POSTGRES.skip_reason = (
+            f"the PostgresStore tests need a PostgreSQL server and {said} Or set {_PG_ENV} "
+            f"to a server's conninfo. (.ci/run installs PostgreSQL and runs them.)"
+        )
+    else:
+        _POSTGRES.failure = (
+            f"{_PG_ENV} is unset and {_PG_SCRIPT} could not start a private PostgreSQL server "
+            f"(exit {done.returncode}); set {_PG_ENV} to a server's conninfo, or fix what it "
+            f"says:\n{done.stderr}{done.stdout}"
+        )
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Stop and delete the private PostgreSQL server, if this session started one."""
+    directory, environment = _POSTGRES.directory, _POSTGRES.environment
+    if directory is None or environment is None:
+        return
+    _POSTGRES.directory = None
+    os.environ.pop(_PG_ENV, None)
+    try:
+        subprocess.run(
+            ["bash", str(_PG_SCRIPT), "stop"],
+            env=environment,
+            capture_output=True,
+            timeout=60,
+            check=False,
+        )
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)

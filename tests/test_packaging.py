@@ -11,6 +11,9 @@
   downloaded); stderr shows one line per stage, or a live line with a spinner then a bar on a
   terminal, then the result (path, size, sha256 verified); a failure quotes the end of pip's
   output.
+* ``make``: the demo installs foxagent[local] only, the tests foxagent[dev,local,postgres];
+  only ``make postgres-deps`` installs system packages; the PostgreSQL tests stop the server
+  they start, and skip saying why when PostgreSQL is not installed.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import shutil
 import subprocess
 import sys
 import tarfile
+import tempfile
 import textwrap
 import time
 import zipfile
@@ -394,3 +398,88 @@ def _in_pty(command: list[str], env: dict[str, str]) -> tuple[str, int]:
             process.kill()
         os.close(controller)
     return b"".join(chunks).decode("utf-8", "replace").replace("\r\n", "\n"), code
+
+
+# --------------------------------------------------------------------------------------------
+# make: what the targets install, and what the tests leave running
+
+
+def _make_dry_run(target: str, tmp_path: Path) -> str:
+    """The commands ``make target`` would run on a fresh clone (a venv that does not exist)."""
+    done = subprocess.run(
+        ["make", "-n", "-C", str(REPO), target, f"VENV={tmp_path / 'fresh-venv'}"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_make_demo_installs_the_local_extra_only(tmp_path: Path) -> None:
+    demo = _make_dry_run("demo", tmp_path)
+    installs = [line for line in demo.splitlines() if "pip install" in line and "-e" in line]
+    assert installs == [
+        f'{tmp_path / "fresh-venv"}/bin/python -m pip install --quiet -e ".[local]"'
+    ]
+    test = _make_dry_run("test", tmp_path)
+    assert '-e ".[dev,local,postgres]"' in test
+    for commands in (demo, test):
+        assert "apt-get" not in commands and "postgres.sh" not in commands
+    assert "bash .ci/postgres.sh install" in _make_dry_run("postgres-deps", tmp_path)
+
+
+POSTGRES_TESTS = "tests/test_postgres_store.py"
+
+
+def _postgres_tests(environment: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """tests/test_postgres_store.py in a pytest of its own, FOXAGENT_TEST_POSTGRES unset."""
+    environment = {k: v for k, v in environment.items() if k != "FOXAGENT_TEST_POSTGRES"}
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider", POSTGRES_TESTS],
+        cwd=REPO,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+def test_the_postgres_tests_stop_the_server_they_start() -> None:
+    # A temporary directory of the tests' own, readable by the postgres user when run as root
+    # (the server's directory is made inside it).
+    scratch = Path(tempfile.mkdtemp(prefix="foxagent-pgtest-"))
+    try:
+        scratch.chmod(0o755)
+        done = _postgres_tests({**os.environ, "TMPDIR": str(scratch)})
+        output = done.stdout + done.stderr
+        assert done.returncode == 0, output
+        if "skipped" not in done.stdout:  # PostgreSQL is installed here: it ran for real
+            assert " passed" in done.stdout
+        assert list(scratch.iterdir()) == [], "the server's directory was left behind"
+        running = [
+            cmdline
+            for cmdline in (_cmdline(pid) for pid in os.listdir("/proc") if pid.isdigit())
+            if str(scratch) in cmdline
+        ]
+        assert running == [], running
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _cmdline(pid: str) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:  # gone meanwhile, or not ours to read
+        return ""
+
+
+def test_without_postgresql_the_postgres_tests_skip_and_say_why() -> None:
+    # FOXAGENT_PG_BIN pointing nowhere is what a machine without PostgreSQL looks like.
+    done = _postgres_tests({**os.environ, "FOXAGENT_PG_BIN": "/nonexistent"})
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert re.search(r"\d+ skipped", done.stdout)
+    assert "the PostgresStore tests need a PostgreSQL server" in done.stdout
+    assert "make postgres-deps" in done.stdout
