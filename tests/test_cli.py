@@ -164,6 +164,7 @@ def test_exit_codes_keep_their_numbers() -> None:
         "UNREACHABLE": 3,
         "MODEL": 4,
         "STEP_LIMIT": 5,
+        "INTERRUPTED": 130,
     }
 
 

@@ -8,17 +8,23 @@ from pathlib import Path
 
 import pytest
 
-from foxagent.cli import _main
+from foxagent.cli import _backend, _main
 from foxagent.cli._run import run_command
 from foxagent.cli._server import models_command
 from foxagent.models import _gguf_cache
+from tests.conftest import free_port
 
 
 @pytest.fixture
-def no_server(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def no_server(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> str:
+    """Nothing configured, and nothing at the default address (a free port stands in for it,
+    so a real server on 8883 cannot change the test); the stand-in URL."""
     for name in ("FOXAGENT_BASE_URL", "OPENAI_BASE_URL", "FOXAGENT_API_KEY", "OPENAI_API_KEY"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.chdir(tmp_path)
+    url = f"http://127.0.0.1:{free_port()}/v1"
+    monkeypatch.setattr(_backend, "DEFAULT_BASE_URL", url)
+    return url
 
 
 def run(*argv: str) -> tuple[int, str, str]:
@@ -27,11 +33,12 @@ def run(*argv: str) -> tuple[int, str, str]:
     return code, out.getvalue(), err.getvalue()
 
 
-@pytest.mark.usefixtures("no_server")
-def test_run_without_a_server_uses_the_local_model() -> None:
+def test_run_without_a_server_uses_the_local_model(no_server: str) -> None:
     code, out, err = run("--tools", "calculator", "What is 17 * 23? Use the calculator.")
     assert code == 0, err
-    assert "no server configured" in err and "using the local model" in err
+    assert err.startswith(
+        f"foxagent run: no server at {no_server} (connection refused); using the embedded model"
+    )
     assert '↳ calculator({"expression": "17 * 23"}) ok' in err and ": 391" in err
     assert "391" in out
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import argparse
 
+from foxagent._environment import DEFAULT_BASE_URL, DEFAULT_PORT
+
 __all__ = [
     "add_doctor_arguments",
     "add_mcp_serve_arguments",
@@ -59,9 +61,28 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
         help="add an MCP server's tools: a command line ('python server.py', started for the "
         "run) or a streamable HTTP URL (repeatable; with --tools or the stock tools)",
     )
-    parser.add_argument("--base-url", help="the server's /v1 URL (env FOXAGENT_BASE_URL)")
+    backend = parser.add_mutually_exclusive_group()
+    backend.add_argument(
+        "--base-url",
+        help="the server's /v1 URL (env FOXAGENT_BASE_URL). With none configured, the run uses "
+        f"the server at {DEFAULT_BASE_URL} if one answers there, else the embedded local model; "
+        "stderr says which",
+    )
+    backend.add_argument(
+        "--model-file",
+        metavar="PATH",
+        help="use this local GGUF model instead of a server (default without a server: "
+        "SmolLM2-135M)",
+    )
     parser.add_argument("--api-key", help="the server's API key (env FOXAGENT_API_KEY)")
     parser.add_argument("--model", help="served model name (env FOXAGENT_MODEL; default: ask)")
+    parser.add_argument(
+        "--context-size",
+        type=int,
+        metavar="TOKENS",
+        help="the embedded local model's context window (4096); using it means the local "
+        "model, not a server",
+    )
     prompt = parser.add_mutually_exclusive_group()
     prompt.add_argument(
         "--system-prompt",
@@ -88,7 +109,8 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
         "--stream",
         action="store_true",
         default=None,
-        help="stream replies and show the text as it comes",
+        help="stream replies: FoxBrain's steps and reflections show on stderr as they come "
+        "(no tags, no call JSON); the answer is shown once (live on a terminal)",
     )
     parser.add_argument(
         "--tool-choice",
@@ -107,11 +129,17 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help="append the run's events to FILE as JSON lines (no keys or headers in it)",
     )
-    parser.add_argument("--json", action="store_true", help="print one JSON object for scripts")
     parser.add_argument(
-        "--model-file",
-        metavar="PATH",
-        help="use this local GGUF model (default without a server: SmolLM2-135M)",
+        "--steps",
+        action="store_true",
+        help="also print FoxBrain's structured view (the guide's === 解析後的回應 === block: "
+        "steps, answer, reflections, scores) on stderr; stdout always carries the answer alone",
+    )
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help='print one JSON object for scripts; an error prints {"error": {"type", "message", '
+        '"exit_code"}}',
     )
 
 
@@ -123,7 +151,12 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         default="127.0.0.1",
         help="interface to bind (default 127.0.0.1; 0.0.0.0 exposes the server)",
     )
-    parser.add_argument("--port", type=int, default=8883, help="port (default 8883)")
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=DEFAULT_PORT,
+        help=f"port (default {DEFAULT_PORT}, where foxagent run, doctor and Agent() look)",
+    )
     parser.add_argument("--tensor-parallel-size", type=int, default=1, help="GPUs (default 1)")
     parser.add_argument("--max-model-len", type=int, default=32768, help="context (32768)")
     parser.add_argument("--gpu-memory-utilization", type=float, default=0.97, help="(0.97)")
@@ -136,7 +169,10 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
 
 def add_doctor_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the flags of ``foxagent doctor`` to ``parser``."""
-    parser.add_argument("--base-url", help="the server's /v1 URL (env FOXAGENT_BASE_URL)")
+    parser.add_argument(
+        "--base-url",
+        help=f"the server's /v1 URL (env FOXAGENT_BASE_URL; default {DEFAULT_BASE_URL})",
+    )
     parser.add_argument("--api-key", help="the server's API key (env FOXAGENT_API_KEY)")
     parser.add_argument(
         "--strict",

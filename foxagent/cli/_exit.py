@@ -8,8 +8,9 @@ command finds after parsing.
 from __future__ import annotations
 
 import enum
+import json
 
-__all__ = ["ExitCode"]
+__all__ = ["ExitCode", "json_error"]
 
 
 class ExitCode(enum.IntEnum):
@@ -23,6 +24,7 @@ class ExitCode(enum.IntEnum):
             answer.
         MODEL: the server or the model misbehaved (HTTP error, bad reply, tools kept failing).
         STEP_LIMIT: no final answer within ``--max-steps``.
+        INTERRUPTED: stopped by Ctrl-C (SIGINT): 128 + 2, as shells report it.
     """
 
     OK = 0
@@ -31,3 +33,11 @@ class ExitCode(enum.IntEnum):
     UNREACHABLE = 3
     MODEL = 4
     STEP_LIMIT = 5
+    INTERRUPTED = 130
+
+
+def json_error(kind: str, message: str, exit_code: int) -> str:
+    """The one JSON object a ``--json`` command prints on stdout when it fails:
+    ``{"error": {"type": ..., "message": ..., "exit_code": ...}}`` (no newline)."""
+    error = {"type": kind, "message": message, "exit_code": int(exit_code)}
+    return json.dumps({"error": error}, ensure_ascii=False)

@@ -9,18 +9,38 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
+from foxagent import __version__
 from foxagent.cli._commands import COMMANDS, Command, load_handler
-from foxagent.cli._exit import ExitCode
+from foxagent.cli._exit import ExitCode, json_error
 
 __all__ = ["main"]
 
 _DESCRIPTION = "Tool-calling agents for FoxBrain (Llama 3.1) served by vLLM."
 
 
-def _parser() -> argparse.ArgumentParser:
+class _Parser(argparse.ArgumentParser):
+    """argparse's parser, which also reports a usage error as JSON on stdout when the words
+    asked for ``--json`` (scripts read one JSON object there, error or not)."""
+
+    json_errors = False
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        sys.stderr.write(f"{self.prog}: error: {message}\n")
+        if self.json_errors:
+            sys.stdout.write(json_error("UsageError", message, ExitCode.USAGE) + "\n")
+        raise SystemExit(ExitCode.USAGE)
+
+
+def _parser(*, json_errors: bool = False) -> argparse.ArgumentParser:
     """The full argparse parser: every command of `COMMANDS` with its flags."""
-    parser = argparse.ArgumentParser(prog="foxagent", description=_DESCRIPTION)
+    parser = _Parser(prog="foxagent", description=_DESCRIPTION)
+    parser.json_errors = json_errors
+    parser.add_argument(
+        "--version", action="version", version=f"foxagent {__version__}", help="print the version"
+    )
     _add_commands(parser, COMMANDS, dest="command", metavar="COMMAND", required=False)
     return parser
 
@@ -39,6 +59,8 @@ def _add_commands(
         subparser = subparsers.add_parser(
             command.name, help=command.help, description=command.description
         )
+        if isinstance(parser, _Parser) and isinstance(subparser, _Parser):
+            subparser.json_errors = parser.json_errors
         if command.arguments is not None:
             command.arguments(subparser)
         if command.subcommands:
@@ -69,14 +91,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         argv: the words after the program name (default: ``sys.argv[1:]``).
 
     Returns:
-        The chosen command's exit code (an `ExitCode`; ``serve`` passes vLLM's own on).
+        The chosen command's exit code (an `ExitCode`; ``serve`` passes vLLM's own on);
+        ``INTERRUPTED`` (130) after Ctrl-C, with one line on stderr and no traceback.
     """
     words = list(sys.argv[1:] if argv is None else argv)
     # Words after `--` are for a passthrough command (`serve` hands them to vLLM); they are cut
     # off before parsing because argparse mishandles `--` inside subcommands.
     extra = words[words.index("--") + 1 :] if "--" in words else []
     words = words[: words.index("--")] if "--" in words else words
-    parser = _parser()
+    parser = _parser(json_errors="--json" in words)
     args = parser.parse_args(words)
     command = _chosen(args)
     if extra and (command is None or not command.passthrough):
@@ -85,5 +108,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if command is None or command.handler is None:
         parser.print_help()
         return ExitCode.OK
-    handler = load_handler(command.handler)
-    return handler(vars(args) | {"extra": extra}, out=sys.stdout, err=sys.stderr)
+    try:
+        handler = load_handler(command.handler)
+        return handler(vars(args) | {"extra": extra}, out=sys.stdout, err=sys.stderr)
+    except KeyboardInterrupt:  # a handler that has no Ctrl-C handling of its own
+        sys.stderr.write(f"\nfoxagent {command.name}: interrupted\n")
+        return ExitCode.INTERRUPTED

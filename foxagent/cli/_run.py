@@ -1,23 +1,35 @@
-"""``foxagent run``: build an agent from settings, run it with a live view, print the answer."""
+"""``foxagent run``: build an agent from settings, run it with a live view, print the answer.
+
+stdout carries the answer alone (or, with ``--json``, one JSON object: the result or
+``{"error": ...}``); everything else (which model is used, the live view, approval prompts,
+``--steps``' structured view, errors) goes to stderr.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import json
+import re
 import sys
+import threading
+import urllib.parse
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
 from foxagent._agent import Agent
 from foxagent._approval import Approver
+from foxagent._environment import DEFAULT_BASE_URL
 from foxagent._events import RunEvent
 from foxagent._exceptions import (
     MCPServerError,
     ModelConnectionError,
     ModelError,
     ModelHTTPError,
+    ModelTimeoutError,
     RunError,
     StepLimitError,
     UserError,
@@ -27,15 +39,30 @@ from foxagent._messages import ModelSettings
 from foxagent._prompts import DEFAULT_SYSTEM_PROMPT
 from foxagent._run import RunResult
 from foxagent._toolset import Toolset
+from foxagent.cli._backend import Backend, choose_backend, connect_problem
 from foxagent.cli._config import RunConfig
 from foxagent.cli._console import LiveView
-from foxagent.cli._exit import ExitCode
+from foxagent.cli._exit import ExitCode, json_error
 from foxagent.cli._mcp_auth import client_headers
 from foxagent.models._base import Model
-from foxagent.models.vllm import DEFAULT_BASE_URL, VLLMModel
+from foxagent.models.vllm import VLLMModel
 from foxagent.sessions._session import PendingCall
 
 __all__ = ["run_command"]
+
+# llama.cpp's refusal of a prompt longer than its context.
+_CONTEXT_EXCEEDED = re.compile(
+    r"request \((\d+) tokens\) exceeds the available context size \((\d+) tokens\)"
+)
+
+
+@dataclass(frozen=True)
+class _Failure:
+    """How a run ended when it did not answer: for stderr, and for ``--json``."""
+
+    kind: str
+    message: str
+    code: ExitCode
 
 
 def run_command(flags: Mapping[str, Any], *, out: TextIO, err: TextIO) -> int:
@@ -44,37 +71,66 @@ def run_command(flags: Mapping[str, Any], *, out: TextIO, err: TextIO) -> int:
     Args:
         flags: the parsed flags of ``foxagent run`` (``None`` for a setting not given, so the
             environment and config files can supply it).
-        out: where the answer goes (pretty, or one JSON object with ``json``).
-        err: where the live view, approval prompts and errors go.
+        out: where the answer goes (the answer text alone, or one JSON object with ``json``).
+        err: where the backend line, the live view, approval prompts and errors go.
 
     Returns:
         ``OK`` answered; ``USAGE`` bad settings or tools; ``UNREACHABLE`` no server or MCP
-        server; ``MODEL`` the server or model misbehaved; ``STEP_LIMIT`` no answer in time.
+        server; ``MODEL`` the server or model misbehaved; ``STEP_LIMIT`` no answer in time;
+        ``INTERRUPTED`` Ctrl-C (one line on ``err``, no traceback).
     """
+    as_json = bool(flags.get("json"))
+    view = LiveView(err, out=out, echo_text=bool(flags.get("stream")) and not as_json)
+    trace: JsonlTrace | None = None
+    backend: Backend | None = None
+    config: RunConfig | None = None
+    failure: _Failure | None = None
+    result: RunResult | None = None
     try:
+        question = str(flags.get("question") or "")
+        if not question.strip():
+            raise UserError(
+                "the question is empty. Usage: foxagent run [options] QUESTION "
+                "(see foxagent run --help)."
+            )
         config = RunConfig.resolve(flags)
-        agent = _build_agent(config, flags.get("model_file"), err)
-    except UserError as error:
-        err.write(f"foxagent run: {error}\n")
-        return ExitCode.USAGE
-    view = LiveView(err, echo_text=config.stream and not flags.get("json"))
-    trace = JsonlTrace(flags["trace"]) if flags.get("trace") else None
-    try:
-        result = asyncio.run(_run(agent, str(flags["question"]), view, trace))
+        view.echo_text = config.stream and not as_json
+        backend = choose_backend(
+            flag_url=flags.get("base_url"),
+            configured_url=config.base_url,
+            config_source=config.source,
+            model_file=flags.get("model_file"),
+            context_size=flags.get("context_size"),
+            api_key=config.api_key,
+        )
+        err.write(f"foxagent run: {backend.line}\n")
+        err.flush()
+        agent = _build_agent(config, backend, view, err)
+        trace = JsonlTrace(flags["trace"]) if flags.get("trace") else None
+        result = asyncio.run(_run(agent, question, view, trace))
+    except KeyboardInterrupt:
+        failure = _Failure("Interrupted", "interrupted", ExitCode.INTERRUPTED)
     except RunError as error:
-        err.write(f"foxagent run: {_advice(error, config)}\n")
-        return _exit_code(error)
-    except UserError as error:  # e.g. two MCP servers offer tools of the same name
-        err.write(f"foxagent run: {error}\n")
-        return ExitCode.USAGE
+        message = _advice(error, config, backend)
+        failure = _Failure(type(error).__name__, message, _exit_code(error))
+    except UserError as error:  # bad settings, or e.g. two MCP servers offer the same tool name
+        failure = _Failure("UserError", str(error), ExitCode.USAGE)
     finally:
-        view.close()
+        view.close()  # the spinner goes before anything else is written
         if trace is not None:
             trace.close()
-    if flags.get("json"):
+    if failure is not None:
+        err.write(f"foxagent run: {failure.message}\n")
+        if as_json:
+            out.write(json_error(failure.kind, failure.message, failure.code) + "\n")
+        return failure.code
+    assert result is not None
+    if as_json:
         out.write(json.dumps(_as_json(result), ensure_ascii=False, default=str) + "\n")
-    else:
-        out.write((result.parsed.pretty() if result.parsed.tagged else result.answer) + "\n")
+        return ExitCode.OK
+    if flags.get("steps") and result.parsed.tagged:
+        err.write(result.parsed.pretty() + "\n")
+    view.show_answer(result.answer)
     return ExitCode.OK
 
 
@@ -84,13 +140,19 @@ async def _run(agent: Agent, question: str, view: LiveView, trace: JsonlTrace | 
         if trace is not None:
             trace(event)
 
-    async with agent:
-        return await agent.arun(question, on_event=on_event)
+    try:
+        async with agent:
+            return await agent.arun(question, on_event=on_event)
+    finally:
+        view.close()  # its spinner is a task of this loop
 
 
-def _build_agent(config: RunConfig, model_file: str | None, err: TextIO) -> Agent:
+def _build_agent(config: RunConfig, backend: Backend, view: LiveView, err: TextIO) -> Agent:
     if config.max_steps < 1:
         raise UserError(f"--max-steps must be at least 1, got {config.max_steps}.")
+    tokens = config.max_tokens  # a config file may hold anything
+    if tokens is not None and (type(tokens) is not int or tokens < 1):
+        raise UserError(f"--max-tokens must be at least 1 (tokens per reply), got {tokens!r}.")
     request_timeout = _request_timeout(config.request_timeout)
     settings = ModelSettings()
     if config.temperature is not None:
@@ -108,16 +170,16 @@ def _build_agent(config: RunConfig, model_file: str | None, err: TextIO) -> Agen
     )
     model: Model
     system_prompt = _system_prompt(config)
-    if config.base_url is None or model_file is not None:
-        model = _local_model(model_file, err)
+    if backend.url is None:
+        model = _local_model(backend, err)
         if config.system_prompt is None:
             system_prompt = None  # FoxBrain's tag format is beyond a 135M model; it gets its own
     elif request_timeout is None:
-        model = VLLMModel(config.base_url, api_key=config.api_key, model_name=config.model)
+        model = VLLMModel(backend.url, api_key=config.api_key, model_name=config.model)
     else:
         # The whole request, retries included: each attempt and the retry budget alike.
         model = VLLMModel(
-            config.base_url,
+            backend.url,
             api_key=config.api_key,
             model_name=config.model,
             timeout=request_timeout,
@@ -126,7 +188,7 @@ def _build_agent(config: RunConfig, model_file: str | None, err: TextIO) -> Agen
     return Agent(
         tools=tools,
         model=model,
-        approver=_terminal_approver(err),
+        approver=_terminal_approver(view),
         system_prompt=system_prompt,
         max_steps=config.max_steps,
         settings=settings,
@@ -146,17 +208,47 @@ def _request_timeout(seconds: Any) -> float | None:
     return float(seconds)
 
 
-def _terminal_approver(err: TextIO) -> Approver:
+def _terminal_approver(view: LiveView) -> Approver:
     """Ask on the terminal before a tool that requires approval runs (anything but y: no)."""
 
     async def approve(call: PendingCall) -> bool:
         arguments = json.dumps(call.arguments, ensure_ascii=False)
-        err.write(f"  ? {call.name}({arguments}) needs your approval. Run it? [y/N] ")
-        err.flush()
-        answer = await asyncio.to_thread(sys.stdin.readline)  # the loop keeps running
+        view.prompt(f"  ? {call.name}({arguments}) needs your approval. Run it? [y/N] ")
+        stdin = sys.stdin
+        answer = await _read_line(stdin)  # the loop keeps running
+        view.answered(typed_on_terminal=_isatty(stdin))
         return answer.strip().lower() in ("y", "yes")
 
     return approve
+
+
+async def _read_line(stdin: TextIO) -> str:
+    """One line from ``stdin``, read in a daemon thread: after Ctrl-C the run ends at once,
+    where a thread of the loop's executor would keep the process waiting for Enter."""
+    loop = asyncio.get_running_loop()
+    line: asyncio.Future[str] = loop.create_future()
+
+    def settle(text: str) -> None:
+        if not line.done():
+            line.set_result(text)
+
+    def read() -> None:
+        try:
+            text = stdin.readline()
+        except (OSError, ValueError):
+            text = ""
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits any more
+            loop.call_soon_threadsafe(settle, text)
+
+    threading.Thread(target=read, name="foxagent-approval", daemon=True).start()
+    return await line
+
+
+def _isatty(stream: Any) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):
+        return False
 
 
 def _tool_choice(choice: str, tools: Toolset) -> str | dict[str, Any]:
@@ -172,23 +264,20 @@ def _tool_choice(choice: str, tools: Toolset) -> str | dict[str, Any]:
     )
 
 
-def _local_model(model_file: str | None, err: TextIO) -> Model:
-    """The embedded default: a small local GGUF model, when no server is configured."""
+def _local_model(backend: Backend, err: TextIO) -> Model:
+    """The embedded model: a small local GGUF model on llama.cpp, in this process."""
     from foxagent.models._gguf_cache import pull
     from foxagent.models.local import LocalGGUFModel
 
-    if model_file is None:
-        err.write(
-            "foxagent run: no server configured (--base-url / FOXAGENT_BASE_URL); using the "
-            "local model (SmolLM2-135M on llama.cpp).\n"
-        )
+    if backend.model_file is None:
         path = pull(progress=lambda message: err.write(f"  {message}\n"))
     else:
-        path = Path(model_file)
+        path = Path(backend.model_file)
         if not path.is_file():
             raise UserError(f"--model-file {path} does not exist.")
-        err.write(f"foxagent run: using the local model file {path}.\n")
-    return LocalGGUFModel(path)
+    if backend.context_size is None:
+        return LocalGGUFModel(path)
+    return LocalGGUFModel(path, context=backend.context_size)
 
 
 def _system_prompt(config: RunConfig) -> str | None:
@@ -217,22 +306,60 @@ def _exit_code(error: RunError) -> ExitCode:
     return ExitCode.MODEL
 
 
-def _advice(error: RunError, config: RunConfig) -> str:
-    url = config.base_url or DEFAULT_BASE_URL
-    if isinstance(error, ModelConnectionError):
+def _advice(error: RunError, config: RunConfig | None, backend: Backend | None) -> str:
+    """What to tell the user about ``error``: what failed, named, and what to do."""
+    if backend is not None and backend.local:
+        return _local_advice(error, config)
+    url = backend.url if backend is not None and backend.url else DEFAULT_BASE_URL
+    if isinstance(error, ModelTimeoutError):
         return (
-            f"{error}. Is vLLM running at {url}? Start it (see the README) or point "
-            "--base-url / FOXAGENT_BASE_URL at it."
+            f"{error}. Raise --request-timeout (FOXAGENT_REQUEST_TIMEOUT) or check the "
+            "server's load."
+        )
+    if isinstance(error, ModelConnectionError):
+        problem = connect_problem(url)
+        if problem is None:  # it answers now: the connection broke on the way
+            return f"{error}. The server at {url} accepts connections now; its log says more."
+        return (
+            f"cannot connect to {url}: {problem} — is the server running? Start one with "
+            f"`foxagent serve MODEL_PATH` (it listens on {DEFAULT_BASE_URL}) or point "
+            "--base-url / FOXAGENT_BASE_URL at yours."
         )
     if isinstance(error, ModelHTTPError) and error.status in (401, 403):
         return f"{error}. Check --api-key / FOXAGENT_API_KEY against the server's --api-key."
     if isinstance(error, ModelHTTPError) and error.status == 404:
+        path = urllib.parse.urlsplit(url).path.rstrip("/")
+        if not path.endswith("/v1"):
+            return (
+                f"{url} has no OpenAI API (HTTP 404 at {url}/...): the base URL must end in /v1, "
+                f"where vLLM serves it. Try --base-url {url.rstrip('/')}/v1."
+            )
         return f"{error}. Check --model / FOXAGENT_MODEL against the server's served model name."
     if isinstance(error, StepLimitError):
         return f"{error} Raise --max-steps, or ask a narrower question."
     if isinstance(error, ModelError):
         return f"{error}. The server's log says more."
     return f"{error}"
+
+
+def _local_advice(error: RunError, config: RunConfig | None) -> str:
+    """Advice when the embedded model failed (its server runs in this process: no log)."""
+    if isinstance(error, StepLimitError):
+        return f"{error} Raise --max-steps, or ask a narrower question."
+    if not isinstance(error, ModelError):
+        return f"{error}"
+    if isinstance(error, ModelHTTPError) and (found := _CONTEXT_EXCEEDED.search(error.body)):
+        request, context = int(found.group(1)), int(found.group(2))
+        max_tokens = config.max_tokens if config and config.max_tokens else None
+        reply = max_tokens or ModelSettings().max_tokens or 0
+        suggested = 1 << (request + reply - 1).bit_length()
+        return (
+            f"the question is too long for the embedded model: with the tools and instructions "
+            f"it is {request} tokens, and the model's context is {context} tokens. Ask a shorter "
+            f"question, or give the model a larger context with --context-size {suggested} "
+            "(more memory; SmolLM2-135M was trained on 8192)."
+        )
+    return f"the embedded model (llama.cpp in this process) failed: {error}"
 
 
 def _as_json(result: RunResult) -> dict[str, Any]:

@@ -21,6 +21,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from foxagent._environment import DEFAULT_PORT
 from foxagent._exceptions import UserError
 
 __all__ = ["ServeOptions", "printable", "server_environment", "start_server", "vllm_command"]
@@ -33,7 +34,7 @@ class ServeOptions:
     model_path: str
     chat_template: Path
     host: str = "127.0.0.1"
-    port: int = 8883
+    port: int = DEFAULT_PORT  # the guide's 8883, the port every client looks on by default
     tensor_parallel_size: int = 1
     max_model_len: int = 32768
     gpu_memory_utilization: float = 0.97

@@ -9,7 +9,8 @@ adapter); this module is the hot path.
 
 Behaviour:
 - ``base_url`` from the argument, else ``FOXAGENT_BASE_URL``, else ``OPENAI_BASE_URL``, else
-  ``http://127.0.0.1:8000/v1``; the API key from the argument, else ``FOXAGENT_API_KEY``, else
+  ``http://127.0.0.1:8883/v1`` (``DEFAULT_BASE_URL``: the port ``foxagent serve`` and FoxBrain's
+  guide use); the API key from the argument, else ``FOXAGENT_API_KEY``, else
   ``OPENAI_API_KEY``. The key is sent as a bearer token and never appears in reprs or errors.
 - ``model_name=None`` asks the server's ``/models`` once and uses the first served model.
 - Retries with exponential backoff (honouring ``Retry-After``) on 429, 5xx, connection errors,
@@ -29,7 +30,7 @@ from typing import Any
 
 import aiohttp
 
-from foxagent._environment import first_env
+from foxagent._environment import DEFAULT_BASE_URL, first_env
 from foxagent._exceptions import (
     ModelConnectionError,
     ModelError,
@@ -53,8 +54,6 @@ from foxagent.models._base import Model
 from foxagent.models._retry import RetryPolicy, garbled, report_retry
 
 __all__ = ["DEFAULT_BASE_URL", "VLLMModel", "resolve_endpoint"]
-
-DEFAULT_BASE_URL = "http://127.0.0.1:8000/v1"
 
 _MIB = 1024 * 1024
 # An error status's body is only read for its message (500 characters of it are kept).
