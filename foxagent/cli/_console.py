@@ -37,6 +37,20 @@ _LABELS = {"step": "  📋 ", "reflection": "  🤔 ", "reward": "  ⭐ ", "coun
 _ANSWERS = ("text", "answer", "clarification")
 
 
+# aiohttp's names for what went wrong, in words (retry lines quote the backend's reason).
+_PLAIN = {
+    "ClientConnectorError": "cannot connect (is the server running?)",
+    "ServerDisconnectedError": "the server closed the connection",
+    "ClientOSError": "the connection failed",
+}
+
+
+def _plain(reason: str) -> str:
+    for name, words in _PLAIN.items():
+        reason = reason.replace(name, words)
+    return reason
+
+
 def _short(value: Any) -> str:
     text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
     text = " ".join(text.split())
@@ -99,7 +113,8 @@ class LiveView:
             self._stop_spinner()
             # A restarted stream's text follows from its beginning: what was shown is dropped.
             self._reset_reply()
-            self._line(f"  ↻ retry {event.attempt} in {event.delay:.1f} s: {_short(event.reason)}")
+            reason = _short(_plain(event.reason))
+            self._line(f"  ↻ retry {event.attempt} in {event.delay:.1f} s: {reason}")
             self._start_spinner()
 
     def close(self) -> None:

@@ -23,6 +23,8 @@ from typing import Any
 
 import aiohttp
 
+from foxagent.cli._backend import connect_problem
+
 __all__ = ["Finding", "run_checks"]
 
 _PROBE_TOOL = {
@@ -94,7 +96,13 @@ async def _check_reachable(
         status, data = await _get_json(session, "GET", f"{base_url}/models")
     except (aiohttp.ClientError, TimeoutError) as error:
         fix = f"start vLLM (`foxagent serve MODEL_PATH`) or point --base-url at it ({base_url})"
-        return Finding(check=check, ok=False, detail=type(error).__name__, fix=fix), None
+        problem = connect_problem(base_url) or type(error).__name__
+        detail = f"cannot connect to {base_url}: {problem}"
+        return Finding(check=check, ok=False, detail=detail, fix=fix), None
+    if status == 404 and not base_url.rstrip("/").endswith("/v1"):
+        detail = f"HTTP 404 at {base_url}/models: no OpenAI API at that path"
+        fix = f"the base URL must end in /v1, where vLLM serves it: --base-url {base_url}/v1"
+        return Finding(check=check, ok=False, detail=detail, fix=fix), None
     if status in (401, 403):
         fix = "pass the server's --api-key as --api-key or FOXAGENT_API_KEY"
         return Finding(check=check, ok=False, detail=f"HTTP {status}: key refused", fix=fix), None

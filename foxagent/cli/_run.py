@@ -95,6 +95,7 @@ def run_command(flags: Mapping[str, Any], *, out: TextIO, err: TextIO) -> int:
             )
         config = RunConfig.resolve(flags)
         view.echo_text = config.stream and not as_json
+        _check_numbers(config)
         backend = choose_backend(
             flag_url=flags.get("base_url"),
             configured_url=config.base_url,
@@ -147,12 +148,17 @@ async def _run(agent: Agent, question: str, view: LiveView, trace: JsonlTrace | 
         view.close()  # its spinner is a task of this loop
 
 
-def _build_agent(config: RunConfig, backend: Backend, view: LiveView, err: TextIO) -> Agent:
+def _check_numbers(config: RunConfig) -> None:
+    """Refuse numbers no run can use, before any model is looked for or loaded."""
     if config.max_steps < 1:
         raise UserError(f"--max-steps must be at least 1, got {config.max_steps}.")
     tokens = config.max_tokens  # a config file may hold anything
     if tokens is not None and (type(tokens) is not int or tokens < 1):
         raise UserError(f"--max-tokens must be at least 1 (tokens per reply), got {tokens!r}.")
+    _request_timeout(config.request_timeout)
+
+
+def _build_agent(config: RunConfig, backend: Backend, view: LiveView, err: TextIO) -> Agent:
     request_timeout = _request_timeout(config.request_timeout)
     settings = ModelSettings()
     if config.temperature is not None:
@@ -313,33 +319,43 @@ def _advice(error: RunError, config: RunConfig | None, backend: Backend | None) 
     url = backend.url if backend is not None and backend.url else DEFAULT_BASE_URL
     if isinstance(error, ModelTimeoutError):
         return (
-            f"{error}. Raise --request-timeout (FOXAGENT_REQUEST_TIMEOUT) or check the "
+            f"{_said(error)}. Raise --request-timeout (FOXAGENT_REQUEST_TIMEOUT) or check the "
             "server's load."
         )
     if isinstance(error, ModelConnectionError):
         problem = connect_problem(url)
         if problem is None:  # it answers now: the connection broke on the way
-            return f"{error}. The server at {url} accepts connections now; its log says more."
+            return (
+                f"{_said(error)}. The server at {url} accepts connections now; its log says more."
+            )
         return (
             f"cannot connect to {url}: {problem} — is the server running? Start one with "
             f"`foxagent serve MODEL_PATH` (it listens on {DEFAULT_BASE_URL}) or point "
             "--base-url / FOXAGENT_BASE_URL at yours."
         )
     if isinstance(error, ModelHTTPError) and error.status in (401, 403):
-        return f"{error}. Check --api-key / FOXAGENT_API_KEY against the server's --api-key."
+        return f"{_said(error)}. Check --api-key / FOXAGENT_API_KEY against the server's --api-key."
     if isinstance(error, ModelHTTPError) and error.status == 404:
         path = urllib.parse.urlsplit(url).path.rstrip("/")
         if not path.endswith("/v1"):
             return (
-                f"{url} has no OpenAI API (HTTP 404 at {url}/...): the base URL must end in /v1, "
-                f"where vLLM serves it. Try --base-url {url.rstrip('/')}/v1."
+                f"{url} answered HTTP 404: the OpenAI API is not at that address. A vLLM base "
+                f"URL ends in /v1: try --base-url {url.rstrip('/')}/v1."
             )
-        return f"{error}. Check --model / FOXAGENT_MODEL against the server's served model name."
+        return (
+            f"{_said(error)}. Check --model / FOXAGENT_MODEL against the server's served model "
+            "name."
+        )
     if isinstance(error, StepLimitError):
         return f"{error} Raise --max-steps, or ask a narrower question."
     if isinstance(error, ModelError):
-        return f"{error}. The server's log says more."
+        return f"{_said(error)}. The server's log says more."
     return f"{error}"
+
+
+def _said(error: BaseException) -> str:
+    """An error's message, ready for a sentence to follow it."""
+    return str(error).rstrip(". ")
 
 
 def _local_advice(error: RunError, config: RunConfig | None) -> str:
@@ -357,7 +373,7 @@ def _local_advice(error: RunError, config: RunConfig | None) -> str:
             f"the question is too long for the embedded model: with the tools and instructions "
             f"it is {request} tokens, and the model's context is {context} tokens. Ask a shorter "
             f"question, or give the model a larger context with --context-size {suggested} "
-            "(more memory; SmolLM2-135M was trained on 8192)."
+            "(it costs memory and time)."
         )
     return f"the embedded model (llama.cpp in this process) failed: {error}"
 
