@@ -312,3 +312,36 @@ def test_version() -> None:
         [sys.executable, "-m", "foxagent", "--version"], capture_output=True, text=True, check=False
     )
     assert (result.returncode, result.stdout) == (0, f"foxagent {__version__}\n")
+
+
+# --- item 4: what --stream lets through, however the reply is cut ---------------------------
+
+STREAMED = (
+    '<count>2</count>\n<step>先算 if a < b: x<y。<|python_tag|>{"name": "calculator", '
+    '"parameters": {"expression": "17*23 } ]"}}</step>\n<answer>答案是 391。</answer><|eot_id|>'
+)
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 7, len(STREAMED)])
+def test_the_stream_filter_drops_tags_tokens_and_calls_wherever_the_pieces_are_cut(
+    size: int,
+) -> None:
+    from foxagent.cli._stream import StreamFilter
+
+    stream = StreamFilter()
+    segments = []
+    for start in range(0, len(STREAMED), size):
+        segments += stream.feed(STREAMED[start : start + size])
+    segments += stream.end()
+    text: dict[str, str] = {}
+    for where, piece in segments:
+        text[where] = text.get(where, "") + piece
+    assert text == {
+        "count": "2",
+        "text": "\n\n",
+        "step": "先算 if a < b: x<y。",
+        "answer": "答案是 391。",
+    }
+    calls = StreamFilter()
+    shown = calls.feed('Sure. [{"name": "f", "parameters": {}}] Done. {"answer": 1}') + calls.end()
+    assert "".join(piece for _, piece in shown) == 'Sure.  Done. {"answer": 1}'

@@ -96,9 +96,12 @@ _RUN = Command(
     name="run",
     help="ask FoxBrain a question, running tools as it calls them",
     description="Ask FoxBrain a question through a vLLM server, running the tools it calls. "
-    "Settings come from flags, then FOXAGENT_* (or OPENAI_*) environment variables, then "
-    "[tool.foxagent] in ./pyproject.toml or ./foxagent.toml. Exit codes: 0 answered, "
-    "2 usage error, 3 server unreachable, 4 server or model misbehaved, 5 step limit.",
+    "stdout carries the answer alone (or one JSON object with --json); progress and errors go "
+    "to stderr. Settings come from flags, then FOXAGENT_* (or OPENAI_*) environment variables, "
+    "then [tool.foxagent] in ./pyproject.toml or ./foxagent.toml; with no server configured, "
+    "the server at the default address is used if one answers, else the embedded local model. "
+    "Exit codes: 0 answered, 2 usage error, 3 server unreachable, 4 server or model "
+    "misbehaved, 5 step limit, 130 interrupted (Ctrl-C).",
     arguments=_arguments.add_run_arguments,
     handler="foxagent.cli._run:run_command",
 )

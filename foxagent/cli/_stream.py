@@ -6,8 +6,8 @@ they could begin something that must not be shown, and decides once enough has a
 * FoxBrain's tags (``<step>``, ``</answer>``, ...: the six `foxagent._answer` knows, any
   letter case) are dropped, and the text after one is marked with that tag's name, so the live
   view can label steps and send the answer where answers go;
-* special tokens (``<|eot_id|>``, ...) are dropped; after ``<|python_tag|>`` the rest of the
-  reply is a call and nothing more is shown;
+* special tokens (``<|eot_id|>``, ...) are dropped; what follows ``<|python_tag|>`` is a call
+  and is skipped: a JSON one to its closing bracket, any other up to the next tag or token;
 * a call written as JSON (``{"name": ...``, ``[{"name": ...``, ``{"function": ...``) is skipped
   to its closing bracket: the live view shows the call as a tool line once it has run.
 
@@ -47,7 +47,7 @@ class StreamFilter:
     def __init__(self) -> None:
         self._pending = ""
         self._where = "text"
-        self._muted = False  # after <|python_tag|>: the rest is a call
+        self._muted = False  # after <|python_tag|>: a call follows, to be skipped
         self._depth = 0  # inside a JSON call being skipped: open brackets
         self._in_string = False
         self._escaped = False
@@ -66,9 +66,16 @@ class StreamFilter:
         text = self._pending
         i = 0
         while i < len(text):
-            if self._muted:
-                i = len(text)
-                break
+            if self._muted:  # the call after <|python_tag|>: JSON, or text up to markup
+                char = text[i]
+                if char in "{[":
+                    self._muted = False
+                    self._depth, self._in_string, self._escaped = -1, False, False
+                elif char == "<":
+                    self._muted = False
+                else:
+                    i += 1
+                continue
             if self._depth:
                 i = self._skip_call(text, i)
                 continue
