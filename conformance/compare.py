@@ -7,6 +7,7 @@ import re
 from typing import Any
 
 # Random or config-made values, compared by shape: the hex digits become "h".
+_END_OF_TURN = re.compile(r"<\|(?:im_end|eot_id|eom_id|end_of_text)\|>\Z")
 _SHAPED = re.compile(r"(chatcmpl-tool-|chatcmpl-|vllm-[0-9.]+-)([0-9a-f]+)")
 
 
@@ -23,9 +24,12 @@ def normalise(value: Any) -> Any:
     (``chatcmpl-tool-`` and as many ``h`` as they have hex digits); ``usage`` keeps its keys.
     """
     if isinstance(value, dict):
-        out = {}
+        out: dict[str, Any] = {}
         for key, item in value.items():
             if key == "created":
+                continue
+            if key == "logprobs" and isinstance(item, dict) and "content" in item:
+                out[key] = {"text": joined_tokens(item)}  # token boundaries are the tokenizer's
                 continue
             out[key] = (
                 sorted(item) if key == "usage" and isinstance(item, dict) else normalise(item)
@@ -36,6 +40,15 @@ def normalise(value: Any) -> Any:
     if isinstance(value, str) and (shaped := _SHAPED.fullmatch(value)):
         return shaped.group(1) + "h" * len(shaped.group(2))
     return value
+
+
+def joined_tokens(logprobs: Any) -> str | None:
+    """The generated tokens of a ``logprobs`` object, joined, with the model's own end-of-turn
+    token spelt ``<end>`` (SmolLM2's ``<|im_end|>``, FoxBrain's ``<|eot_id|>``)."""
+    if not isinstance(logprobs, dict) or not isinstance(logprobs.get("content"), list):
+        return None
+    text = "".join(entry["token"] for entry in logprobs["content"])
+    return _END_OF_TURN.sub("<end>", text)
 
 
 def differences(real: Any, fake: Any, path: str = "$") -> list[str]:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
@@ -55,7 +56,7 @@ from foxagent._messages import (
 )
 from foxagent._offload import off_the_loop_if_long, reply_chars
 from foxagent._prompts import DEFAULT_SYSTEM_PROMPT
-from foxagent._reask import dropped_text, mark_reasked, reaskable
+from foxagent._reask import Settled, reaskable, settle
 from foxagent._recovery import recover_tool_calls
 from foxagent._run import RunResult, RunState
 from foxagent._toolset import Toolset
@@ -351,7 +352,8 @@ class Agent:
         for step in range(first_step, self.max_steps + 1):
             if state.on_event is not None:
                 state.on_event(StepStarted(step=step))
-            response, reasked = await self._ask(state)
+            settled = await self._ask(state)
+            response = settled.response
             recovery = await off_the_loop_if_long(
                 reply_chars(response.message),
                 recover_tool_calls,
@@ -361,7 +363,7 @@ class Agent:
                 completion_tokens=response.usage.completion_tokens,
                 max_tokens=self.settings.max_tokens,
             )
-            recovery = mark_reasked(recovery) if reasked else recovery
+            recovery = settled.label(recovery)
             attempts = [r for r in recovery.rejected if r.kind != "example"]
             if not recovery.calls and not attempts:
                 parsed = await off_the_loop_if_long(len(recovery.text), parse_answer, recovery.text)
@@ -397,8 +399,8 @@ class Agent:
         messages.append({"role": "user", "content": question})
         return messages
 
-    async def _ask(self, state: RunState) -> tuple[ModelResponse, bool]:
-        """The reply, and whether it had to be asked again with the server's parser off."""
+    async def _ask(self, state: RunState) -> Settled:
+        """The reply to decide from (the server's, rebuilt from its tokens, or asked again)."""
         settings = self._settings_after_calls if state.records else self.settings
         tools = bool(self.toolset.schemas)
         model_name = getattr(self.model, "model_name", None)
@@ -408,15 +410,14 @@ class Agent:
             except ModelHTTPError as error:  # a server-side parse failure discards the reply
                 if error.status < 500 or not reaskable(settings, tools=tools):
                     raise
-                return await self._reask(state, f"the server failed: {error}"), True
+                reply = await self._reask(state, f"the server failed: {error}")
+                return Settled(reply, "reasked_raw")
             if model_name is None:  # the backend learnt the served model's name on the way
                 model_name = getattr(self.model, "model_name", None)
                 span.rename(f"chat {model_name}")
             span.set(tracing.response_attributes(model_name, response))
-        reason = dropped_text(response, settings, tools=tools)
-        if reason is None:
-            return response, False
-        return await self._reask(state, reason), True
+        reask = functools.partial(self._reask, state)
+        return await settle(response, settings, self.toolset.index, reask, tools=tools)
 
     async def _request(self, state: RunState, settings: ModelSettings) -> ModelResponse:
         started = time.perf_counter()

@@ -49,6 +49,13 @@ class ModelSettings:
             with a forcing ``tool_choice``, and in auto mode once the model has written
             ``{"name": ``. Without it only the call's envelope is constrained, and a small model
             may copy the schema itself into the arguments.
+        generated_tokens: on requests whose tool parser may drop text (tools offered,
+            ``tool_choice: "auto"``), also ask for the generated tokens (``logprobs: true``).
+            vLLM then sends every token the model wrote, whatever its parser kept, and the agent
+            decides which calls to run from that text. Measured on vLLM 0.32 (CPU): about
+            90 bytes per generated token on the wire and no measurable server time. Without
+            it (or on a server that ignores ``logprobs``), the agent compares token counts and
+            asks again with the parser off when the counts show text was dropped.
         extra_body: any other request fields (``repetition_penalty``, ``top_k``, ...).
     """
 
@@ -59,6 +66,7 @@ class ModelSettings:
     seed: int | None = 42
     tool_choice: str | Mapping[str, Any] = "auto"
     strict_tools: bool = False
+    generated_tokens: bool = True
     extra_body: Mapping[str, Any] = field(default_factory=dict)
 
     def request_tools(self, tools: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
@@ -66,6 +74,16 @@ class ModelSettings:
         if not self.strict_tools:
             return list(tools)
         return [{**tool, "function": {**tool["function"], "strict": True}} for tool in tools]
+
+    def parser_may_drop_text(self, *, tools: bool) -> bool:
+        """Whether a server's tool parser runs on the free text of this request's reply: tools
+        offered and ``tool_choice: "auto"`` (forced calls are constrained by the server, and
+        ``"none"`` turns the parser off)."""
+        return tools and self.tool_choice == "auto"
+
+    def asks_generated_tokens(self, *, tools: bool) -> bool:
+        """Whether a request with these settings asks for the generated tokens."""
+        return self.generated_tokens and self.parser_may_drop_text(tools=tools)
 
     def request_fields(self) -> dict[str, Any]:
         """The settings as chat-completion request fields (unset ones left out)."""
@@ -118,12 +136,16 @@ class ModelResponse:
         finish_reason: the choice's finish reason (``stop``, ``length``, ``tool_calls``).
         usage: tokens of this request.
         model: the model name the server reported.
+        generated_text: every token the model generated, joined, when the server sent them
+            (``logprobs``); ``None`` otherwise. It can differ from ``message``: a server's tool
+            parser may drop text, and tokens that split a character decode to U+FFFD.
     """
 
     message: Message
     finish_reason: str | None = None
     usage: Usage = field(default_factory=Usage)
     model: str = ""
+    generated_text: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

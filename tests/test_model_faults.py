@@ -30,7 +30,9 @@ from aiohttp import web
 
 from foxagent import Agent, ModelHTTPError, ModelResponseError, ModelTimeoutError, UserError
 from foxagent.cli import _main
+from foxagent.cli._backend import Backend
 from foxagent.cli._config import RunConfig
+from foxagent.cli._console import LiveView
 from foxagent.cli._exit import ExitCode
 from foxagent.cli._run import _build_agent, run_command
 from foxagent.events import ModelRetry, RunEvent, TextDelta
@@ -382,13 +384,15 @@ def test_build_agent_gives_the_model_the_request_timeout(clean_env: Path) -> Non
     config = RunConfig.resolve(
         flags("--base-url", "http://127.0.0.1:1/v1", "--request-timeout", "9")
     )
-    model = _build_agent(config, None, io.StringIO()).model
+    backend = Backend(url="http://127.0.0.1:1/v1", line="")
+    view = LiveView(io.StringIO())
+    model = _build_agent(config, backend, view, io.StringIO()).model
     assert isinstance(model, VLLMModel)
     assert model._timeout.total == model._stream_timeout.total == 9.0
     assert model.retry_budget == 9.0
     config.request_timeout = 0
     with pytest.raises(UserError, match="--request-timeout"):
-        _build_agent(config, None, io.StringIO())
+        _build_agent(config, backend, view, io.StringIO())
 
 
 def test_run_request_timeout_stops_a_stalled_server(clean_env: Path) -> None:

@@ -1,5 +1,7 @@
-"""When vLLM's parser dropped generated text, the agent asks again with the parser off and
-decides from the raw text (issue 15, section 1)."""
+"""When vLLM's parser dropped generated text and only the token counts say so (a server that
+does not list the generated tokens, or ``generated_tokens=False``), the agent asks again with
+the parser off and decides from the raw text (issue 15, section 1). The path with the tokens
+is in test_generated_text.py."""
 
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ from foxagent.models import VLLMModel
 from foxagent.testing import FakeVLLMServer, Reply
 
 RAN: list[str] = []
+COUNTS_ONLY = ModelSettings(generated_tokens=False)
 EXAMPLE = (
     "<step>使用者問怎麼查天氣。呼叫格式是 "
     '{"name": "get_weather", "parameters": {"location": "Taipei"}}'
@@ -73,7 +76,8 @@ async def test_an_example_vllm_turned_into_a_call_is_decided_from_the_raw_text()
     events: list[Any] = []
     # vLLM 0.32 ("brace") keeps only the JSON object of the reply: a clean-looking call.
     with FakeVLLMServer([Reply(text=EXAMPLE), Reply(text=EXAMPLE)], generation="brace") as server:
-        async with Agent(tools=[get_weather], base_url=server.base_url) as agent:
+        agent = Agent(tools=[get_weather], base_url=server.base_url, settings=COUNTS_ONLY)
+        async with agent:
             result = await agent.arun("怎麼查天氣？", on_event=events.append)
         requests = server.requests
     assert RAN == []  # the example never ran
@@ -94,7 +98,8 @@ async def test_a_real_call_found_again_in_the_raw_text_runs_once_and_says_so() -
     )
     script = [Reply(text=text), Reply(text=text), Reply(text="<answer>帶傘。</answer>")]
     with FakeVLLMServer(script, generation="brace") as server:
-        async with Agent(tools=[get_weather], base_url=server.base_url) as agent:
+        agent = Agent(tools=[get_weather], base_url=server.base_url, settings=COUNTS_ONLY)
+        async with agent:
             result = await agent.arun("要帶傘嗎？")
     assert RAN == ["台北"] and result.answer == "帶傘。"
     assert result.tool_calls[0].repairs[-1] == "reasked_raw"

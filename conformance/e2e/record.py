@@ -73,7 +73,8 @@ async def _record_all(
         async with RecordingProxy(root) as proxy:
             for scenario in scenarios:
                 recorded = await _record(scenario, proxy, Path(workdir))
-                document = {"scenario": scenario.name, **server_facts, **recorded}
+                document = {"scenario": scenario.name, **_kept_facts(scenario.fixture)}
+                document |= {**server_facts, **recorded}
                 text = json.dumps(document, ensure_ascii=False, indent=1) + "\n"
                 scenario.fixture.write_text(text, encoding="utf-8")
 
@@ -82,29 +83,47 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--only", nargs="*", help="scenario names (default: all)")
     parser.add_argument("--model-dir", type=Path, default=DEFAULT_MODEL_DIR)
+    parser.add_argument("--base-url", help="record against this running server (serve.py)")
     args = parser.parse_args()
     scenarios = [s for s in SCENARIOS if not args.only or s.name in args.only]
     if not scenarios:
         sys.exit(f"no scenario called {args.only}; known: {[s.name for s in SCENARIOS]}")
+    if args.base_url:  # a server already started by serve.py on the same model folder
+        facts = _facts(args.base_url, start_seconds=None, memory_mib=None)
+        asyncio.run(_record_all(scenarios, args.base_url, facts))
+        return
     vllm_python = ensure_venv()
     _prepare_model(vllm_python, args.model_dir)
     started = time.monotonic()
     server = start_server(args.model_dir)
     try:
         start_seconds = round(time.monotonic() - started, 1)
-        root = server.base_url.removesuffix("/v1")
-        facts = {
-            "vllm_version": get_json(f"{root}/version")["version"],
-            "model": SERVED_MODEL_NAME,
-            "model_source": MODEL_SOURCE,
-            "recorded_on": dt.date.today().isoformat(),
-            "server_start_seconds": start_seconds,
-            "server_memory_mib": round(server.memory_mib()),
-        }
+        facts = _facts(server.base_url, start_seconds, round(server.memory_mib()))
         print(f"vLLM {facts['vllm_version']} ready in {start_seconds} s", flush=True)
         asyncio.run(_record_all(scenarios, server.base_url, facts))
     finally:
         server.stop()
+
+
+def _kept_facts(fixture: Path) -> dict[str, Any]:
+    """The start-up figures of the last recording, kept when recording against a running
+    server (which cannot tell how long it took to start)."""
+    if not fixture.is_file():
+        return {}
+    old = json.loads(fixture.read_text(encoding="utf-8"))
+    return {k: old[k] for k in ("server_start_seconds", "server_memory_mib") if k in old}
+
+
+def _facts(base_url: str, start_seconds: float | None, memory_mib: int | None) -> dict[str, Any]:
+    facts: dict[str, Any] = {
+        "vllm_version": get_json(f"{base_url.removesuffix('/v1')}/version")["version"],
+        "model": SERVED_MODEL_NAME,
+        "model_source": MODEL_SOURCE,
+        "recorded_on": dt.date.today().isoformat(),
+    }
+    if start_seconds is not None:
+        facts |= {"server_start_seconds": start_seconds, "server_memory_mib": memory_mib}
+    return facts
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ from foxagent._exceptions import (
 )
 from foxagent._messages import ModelResponse, ModelSettings, Usage
 from foxagent.models._base import Model
+from foxagent.models._generated import generated_text
 
 if TYPE_CHECKING:
     import openai
@@ -71,6 +72,8 @@ class OpenAIClientModel(Model):
         if tools:
             arguments["tools"] = settings.request_tools(tools)
             arguments["tool_choice"] = settings.tool_choice
+            if settings.asks_generated_tokens(tools=True):
+                arguments["logprobs"] = True  # see foxagent.models._generated
         try:
             completion = await self.client.chat.completions.create(
                 model=self.model_name or await self._served_model(),
@@ -89,11 +92,13 @@ class OpenAIClientModel(Model):
         choice = completion.choices[0]
         message = choice.message.model_dump(exclude_none=False)
         usage = completion.usage.model_dump() if completion.usage else None
+        logprobs = choice.logprobs.model_dump() if choice.logprobs else None
         return ModelResponse(
             message=message,
             finish_reason=choice.finish_reason,
             usage=Usage.from_wire(usage),
             model=completion.model,
+            generated_text=generated_text(logprobs),
         )
 
     async def _served_model(self) -> str:

@@ -51,6 +51,7 @@ from foxagent._messages import (
     Usage,
 )
 from foxagent.models._base import Model
+from foxagent.models._generated import GeneratedTokens, generated_text
 from foxagent.models._retry import RetryPolicy, garbled, report_retry
 
 __all__ = ["DEFAULT_BASE_URL", "VLLMModel", "resolve_endpoint"]
@@ -261,6 +262,8 @@ class VLLMModel(Model):
         if tools:
             body["tools"] = settings.request_tools(tools)
             body["tool_choice"] = settings.tool_choice
+            if settings.asks_generated_tokens(tools=True):
+                body.setdefault("logprobs", True)  # see foxagent.models._generated
         return body
 
     async def count_tokens(
@@ -499,6 +502,7 @@ def _parse_completion(data: Any) -> ModelResponse:
         finish_reason=choice.get("finish_reason"),
         usage=Usage.from_wire(data.get("usage")),
         model=str(data.get("model") or ""),
+        generated_text=generated_text(choice.get("logprobs")),
     )
 
 
@@ -518,6 +522,7 @@ class _StreamAssembler:
         self._finish_reason: str | None = None
         self._usage = Usage()
         self._model = ""
+        self._generated = GeneratedTokens()
 
     @property
     def finished(self) -> bool:
@@ -552,6 +557,7 @@ class _StreamAssembler:
     def _choice(self, choice: Mapping[str, Any]) -> list[StreamEvent]:
         if choice.get("finish_reason"):
             self._finish_reason = choice["finish_reason"]
+        self._generated.add(choice.get("logprobs"))
         delta = choice.get("delta") or {}
         events: list[StreamEvent] = []
         text = delta.get("content")
@@ -590,5 +596,9 @@ class _StreamAssembler:
         content = "".join(self._text) if self._text or not calls else None
         message = {"role": "assistant", "content": content, "tool_calls": calls}
         return ModelResponse(
-            message=message, finish_reason=self._finish_reason, usage=self._usage, model=self._model
+            message=message,
+            finish_reason=self._finish_reason,
+            usage=self._usage,
+            model=self._model,
+            generated_text=self._generated.text(),
         )

@@ -32,15 +32,27 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from http import HTTPStatus
 from types import TracebackType
-from typing import Any, Literal, TypeAlias
+from typing import Any
 
 from aiohttp import web
 
 from foxagent._exceptions import UserError
 from foxagent._tokens import estimate_tokens
+from foxagent.testing._fake_logprobs import logprobs_content
+from foxagent.testing._fake_vllm_requests import (
+    _AUTO_TOOLS_DISABLED,
+    CURRENT as _CURRENT,
+    _constrained_v032,
+    _explicit_null_choice,
+    _include_usage,
+    _prompt_tokens,
+    _request_problem,
+    _required_calls,
+    _tool_call,
+    _tool_mode,
+)
 from foxagent.testing._vllm_llama3_json import (
     Generation,
-    old_tool_call_id,
     random_uuid,
     server_message,
 )
@@ -56,7 +68,6 @@ from foxagent.testing._vllm_llama3_stream import (
 __all__ = ["FakeVLLMServer", "Reply"]
 
 _MAX_MODEL_LEN = 32768
-_CURRENT = ("brace", "next")  # vLLM 0.32.0's server shapes; "next" differs in its parser only
 _SHUTDOWN_TIMEOUT = 0.5  # seconds stop() waits for requests still being answered
 
 
@@ -193,179 +204,6 @@ def _usage(prompt: int, completion: int, *, details: bool = True) -> dict[str, A
     return usage
 
 
-def _tool_call(name: str, arguments: str) -> dict[str, Any]:
-    return {
-        "id": old_tool_call_id(),
-        "type": "function",
-        "function": {"name": name, "arguments": arguments},
-    }
-
-
-# --- request checks (pydantic validators, _postprocess_messages, the chat template) ----------
-
-_AUTO_TOOLS_DISABLED = (
-    '"auto" tool choice requires --enable-auto-tool-choice and --tool-call-parser to be set'
-)
-_NAMED_USAGE = 'Correct usage: `{"type": "function", "function": {"name": "my_function"}}`'
-
-
-def _tools_problem(body: dict[str, Any]) -> str | None:
-    tools = body.get("tools")
-    if tools is not None and not isinstance(tools, list):
-        return "tools: Input should be a valid list"
-    for i, tool in enumerate(tools or []):
-        function = tool.get("function") if isinstance(tool, dict) else None
-        if not isinstance(function, dict) or not isinstance(function.get("name"), str):
-            return f"tools[{i}]: expected {{'type': 'function', 'function': {{'name': ...}}}}"
-    if "tool_choice" not in body or body["tool_choice"] in (None, "none"):
-        return None
-    choice = body["tool_choice"]
-    if tools is None:
-        return "When using `tool_choice`, `tools` must be set."
-    if choice in ("auto", "required"):
-        return None
-    if not isinstance(choice, dict):
-        return (
-            f"Invalid value for `tool_choice`: {choice}! "
-            'Only named tools, "none", "auto" or "required" are supported.'
-        )
-    function = choice.get("function")
-    if not isinstance(function, dict):
-        return f"Invalid value for `function`: `{function}` in `tool_choice`! {_NAMED_USAGE}"
-    if "name" not in function:
-        return f"Expected field `name` in `function` in `tool_choice`! {_NAMED_USAGE}"
-    name = function["name"]
-    if not isinstance(name, str) or not name:
-        return f"Invalid `name` in `function`: `{name}` in `tool_choice`! {_NAMED_USAGE}"
-    if not any(tool["function"]["name"] == name for tool in tools):
-        return "The tool specified in `tool_choice` does not match any of the specified `tools`"
-    return None
-
-
-def _arguments_problem(message: dict[str, Any], generation: Generation) -> str | None:
-    # _postprocess_messages json.loads every assistant tool call's arguments before templating.
-    for call in message["tool_calls"]:
-        function = call.get("function") if isinstance(call, dict) else None
-        if not isinstance(function, dict):
-            return "each assistant tool call needs a 'function' object"
-        arguments = function.get("arguments")
-        if arguments in (None, "") and generation in _CURRENT:
-            continue  # newer vLLM maps an empty or missing arguments string to {}
-        if not isinstance(arguments, str):
-            return f"function.arguments must be a string of JSON, not {type(arguments).__name__}"
-        try:
-            json.loads(arguments)
-        except ValueError as exc:
-            return str(exc)  # vLLM passes json's message on as the 400's message
-    return None
-
-
-def _history_problem(messages: list[Any], tools: bool, generation: Generation) -> str | None:
-    for i, message in enumerate(messages):
-        if not isinstance(message, dict) or not isinstance(message.get("role"), str):
-            return f"messages[{i}]: a message must be an object with a 'role'"
-    with_calls = [
-        m for m in messages if m["role"] == "assistant" and isinstance(m.get("tool_calls"), list)
-    ]
-    for message in with_calls:
-        if (problem := _arguments_problem(message, generation)) is not None:
-            return problem
-    if any(len(message["tool_calls"]) > 1 for message in with_calls):
-        return "This model only supports single tool-calls at once!"
-    after_system = messages[1:] if messages and messages[0]["role"] == "system" else messages
-    if tools and not after_system:
-        return "Cannot put tools in the first user message when there's no first user message!"
-    if not any(message["role"] == "user" for message in messages):
-        # Stricter than vLLM, which would template whatever comes first as the user turn.
-        return "messages has no user message; the Llama 3.1 JSON chat template needs one"
-    return None
-
-
-def _request_problem(body: Any, model: str, generation: Generation) -> tuple[int, str] | None:
-    """The HTTP status and message vLLM would refuse ``body`` with, if any."""
-    if not isinstance(body, dict):
-        return 400, "the request body must be a JSON object"
-    if body.get("model") not in (None, model):
-        return 404, f"The model `{body['model']}` does not exist."
-    messages = body.get("messages")
-    if messages is None:
-        return 400, "messages: Field required"
-    if not isinstance(messages, list):
-        return 400, "messages: Input should be a valid list"
-    if body.get("stream_options") is not None and not body.get("stream"):
-        return 400, "Stream options can only be defined when stream is true."
-    problem = _tools_problem(body) or _history_problem(
-        messages, bool(body.get("tools")), generation
-    )
-    return None if problem is None else (400, problem)
-
-
-ToolMode: TypeAlias = Literal["plain", "auto", "required", "named"]
-
-
-def _tool_mode(body: dict[str, Any], *, stream: bool) -> tuple[ToolMode, str]:
-    """How vLLM treats the output: no parsing, llama3_json, or a constrained call."""
-    tools = body.get("tools") or []
-    choice = body.get("tool_choice", "auto" if tools else "none")
-    if isinstance(choice, dict):
-        return "named", choice["function"]["name"]
-    if not tools:
-        return "plain", ""  # "required" with an empty tools list behaves like "none"
-    if choice == "required":
-        return "required", ""
-    # An explicit null tool_choice streams through the parser, but the non-streaming path
-    # tests `not request.tool_choice` first and returns plain text.
-    if choice == "auto" or (choice is None and stream):
-        return "auto", ""
-    return "plain", ""
-
-
-def _required_calls(text: str) -> list[dict[str, Any]]:
-    """vLLM's ``TypeAdapter(list[FunctionDefinition]).validate_json`` on constrained output."""
-    try:
-        items = json.loads(text)
-    except ValueError as exc:
-        raise ValueError(f"tool_choice required: the output is not JSON: {exc}") from None
-    if not isinstance(items, list) or not items:
-        raise ValueError("tool_choice required: the output must be a non-empty JSON list")
-    calls = []
-    for i, item in enumerate(items):
-        if not isinstance(item, dict) or not isinstance(item.get("name"), str):
-            raise ValueError(f"tool_choice required: item {i} has no string 'name'")
-        parameters = item.get("parameters")
-        if parameters is not None and not isinstance(parameters, dict):
-            raise ValueError(f"tool_choice required: item {i} 'parameters' is not an object")
-        calls.append(_tool_call(item["name"], json.dumps(parameters, ensure_ascii=False)))
-    return calls
-
-
-def _explicit_null_choice(body: dict[str, Any]) -> bool:
-    return bool(body.get("tools")) and "tool_choice" in body and body["tool_choice"] is None
-
-
-def _constrained_v032(text: str) -> tuple[str, list[dict[str, Any]]]:
-    """vLLM 0.32.0, ``tool_choice`` required or named: the llama3_json parser has a structural
-    tag, so the model was constrained to ``{"name": ..., "parameters": ...}`` and the output is
-    parsed as in auto mode; the message's content is never null."""
-    message, _ = server_message(text, generation="brace")
-    calls = message.get("tool_calls", [])
-    if calls or not text.strip():
-        return "", calls
-    return text, []
-
-
-def _prompt_tokens(body: dict[str, Any]) -> int:
-    text = json.dumps(body.get("messages"), ensure_ascii=False)
-    if body.get("tools"):
-        text += json.dumps(body["tools"], ensure_ascii=False)
-    return estimate_tokens(text)
-
-
-def _include_usage(body: dict[str, Any]) -> bool:
-    options = body.get("stream_options")
-    return isinstance(options, dict) and options.get("include_usage", True) is not False
-
-
 def _abort(request: web.Request) -> None:
     if request.transport is not None:
         request.transport.abort()
@@ -401,6 +239,9 @@ class FakeVLLMServer:
             ``--enable-auto-tool-choice --tool-call-parser`` (auto tool choice is a 400).
         chat_template: a chat template's text; ``POST /tokenize`` then renders chat messages
             with it (needs jinja2), like a vLLM server started with ``--chat-template``.
+        split_characters: with ``logprobs`` requested, list every character of three or more
+            UTF-8 bytes as two tokens that decode to U+FFFD, as vLLM does for characters a
+            byte-level tokenizer splits (most CJK in Llama 3's).
 
     Attributes:
         requests: Every chat-completion request body received (parsed JSON), in order.
@@ -424,6 +265,7 @@ class FakeVLLMServer:
         port: int = 0,
         tool_parser: bool = True,
         chat_template: str | None = None,
+        split_characters: bool = False,
     ) -> None:
         if generation not in ("prefix", "regex", "brace", "next"):
             raise UserError(f"unknown generation {generation!r}; expected prefix/regex/brace/next")
@@ -436,6 +278,7 @@ class FakeVLLMServer:
         self._tool_parser = tool_parser
         # With a template text, POST /tokenize renders chat prompts with it, as vLLM does.
         self._chat_template = chat_template
+        self._split_characters = split_characters
         self._model = model
         # vLLM 0.32.0: "vllm-<version>-" and 8 hex digits of its config hash (here: the model's).
         self._fingerprint = "vllm-0.32.0-" + hashlib.sha256(model.encode()).hexdigest()[:8]
@@ -693,6 +536,7 @@ class FakeVLLMServer:
         completion = _completion_tokens(reply, body)
         message = _full_message(content, calls, self._generation)
         choice: dict[str, Any] = {"index": 0, "message": message, "logprobs": None}
+        choice["logprobs"] = self._logprobs(body, reply, completion)
         choice |= {"finish_reason": finish, "stop_reason": None}
         result: dict[str, Any] = {
             "id": self._response_id(),
@@ -714,6 +558,15 @@ class FakeVLLMServer:
         else:
             result["kv_transfer_params"] = None
         return _json_response(200, result)
+
+    def _logprobs(self, body: dict[str, Any], reply: Reply, tokens: int) -> Any:
+        if not body.get("logprobs"):
+            return None
+        stopped = reply.finish_reason == "stop"
+        split = self._split_characters
+        return {
+            "content": logprobs_content(reply.text, tokens, stopped=stopped, split_characters=split)
+        }
 
     def _response_id(self) -> str:
         # vLLM 0.32.0's random_uuid keeps 64 bits: 16 hex digits; older releases sent 32.
@@ -758,6 +611,8 @@ class FakeVLLMServer:
             choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": None}
             if i == len(turn.deltas):
                 choice |= {"finish_reason": turn.finish_reason, "stop_reason": None}
+                # vLLM spreads the entries over the chunks; a client joins them in order.
+                choice["logprobs"] = self._logprobs(body, reply, _completion_tokens(reply, body))
             chunk = head | {"choices": [choice]}
             if current:
                 choice["token_ids"] = None
