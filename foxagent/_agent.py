@@ -54,10 +54,9 @@ from foxagent._messages import (
     StreamEnd,
     TextDelta,
 )
-from foxagent._offload import off_the_loop_if_long, reply_chars
+from foxagent._offload import off_the_loop_if_long
 from foxagent._prompts import DEFAULT_SYSTEM_PROMPT
-from foxagent._reask import Settled, reaskable, settle
-from foxagent._recovery import recover_tool_calls
+from foxagent._reask import Settled, decide_calls, reaskable, settle
 from foxagent._run import RunResult, RunState
 from foxagent._toolset import Toolset
 from foxagent.models._base import Model
@@ -354,16 +353,7 @@ class Agent:
                 state.on_event(StepStarted(step=step))
             settled = await self._ask(state)
             response = settled.response
-            recovery = await off_the_loop_if_long(
-                reply_chars(response.message),
-                recover_tool_calls,
-                response.message,
-                self.toolset.index,
-                finish_reason=response.finish_reason,
-                completion_tokens=response.usage.completion_tokens,
-                max_tokens=self.settings.max_tokens,
-            )
-            recovery = settled.label(recovery)
+            recovery = await decide_calls(settled, self.toolset.index, self.settings)
             attempts = [r for r in recovery.rejected if r.kind != "example"]
             if not recovery.calls and not attempts:
                 parsed = await off_the_loop_if_long(len(recovery.text), parse_answer, recovery.text)

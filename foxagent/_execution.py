@@ -21,7 +21,7 @@ import json
 import sys
 import time
 import uuid
-from collections.abc import Coroutine, Sequence
+from collections.abc import Coroutine, Mapping, Sequence
 from typing import Any, Protocol
 
 from foxagent import _tracing as tracing
@@ -163,10 +163,17 @@ def check_budget(
             state.failures[record.name] = 0
             continue
         state.failures[record.name] = state.failures.get(record.name, 0) + 1
+        repeated = state.repeats.get(_repeat_key(record.name, record.arguments), 0) > REPEAT_LIMIT
+        if not repeated and record.error:
+            state.tool_errors[record.name] = record.error
         if state.failures[record.name] > settings.max_retries:
+            # The tool's own error says what to fix; the repeat guard's note ("use the results
+            # above") was meant for the model.
+            last = state.tool_errors.get(record.name, record.error)
+            again = " (then the model repeated the same call)" if repeated else ""
             raise ToolRetryError(
                 f"Calls to tool '{record.name}' failed {state.failures[record.name]} times "
-                f"in a row (max_retries={settings.max_retries}); last: {record.error}",
+                f"in a row (max_retries={settings.max_retries}); last error: {last}{again}",
                 messages=state.messages,
             )
 
@@ -202,10 +209,14 @@ async def _execute_all(
     return records
 
 
+def _repeat_key(name: str, arguments: Mapping[str, Any]) -> str:
+    return name + "\x00" + json.dumps(arguments, sort_keys=True, ensure_ascii=False)
+
+
 async def _execute(
     settings: ExecutionSettings, state: RunState, call: RecoveredCall, step: int
 ) -> ToolCallRecord:
-    key = call.name + "\x00" + json.dumps(call.arguments, sort_keys=True, ensure_ascii=False)
+    key = _repeat_key(call.name, call.arguments)
     state.repeats[key] = state.repeats.get(key, 0) + 1
     if state.repeats[key] > REPEAT_LIMIT:
         message = (

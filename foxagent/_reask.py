@@ -38,11 +38,11 @@ from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from foxagent._messages import Message, ModelResponse, ModelSettings
-from foxagent._offload import off_the_loop_if_long
+from foxagent._offload import off_the_loop_if_long, reply_chars
 from foxagent._recovery import Recovery, ToolIndex, recover_tool_calls, was_cut
 from foxagent._tokens import estimate_tokens
 
-__all__ = ["Settled", "dropped_text", "reaskable", "settle"]
+__all__ = ["Settled", "decide_calls", "dropped_text", "reaskable", "settle"]
 
 _NON_ASCII = re.compile(r"[^\x00-\x7f]+")
 
@@ -141,6 +141,30 @@ async def settle(
     if dropped is None:
         return Settled(response)
     return Settled(await reask(dropped), "reasked_raw")
+
+
+async def decide_calls(settled: Settled, index: ToolIndex, settings: ModelSettings) -> Recovery:
+    """The calls ``settled``'s reply asks to run, refused candidates, and the rest of its text.
+
+    With ``tool_choice: "none"`` in the caller's ``settings`` nothing runs, whatever the reply
+    holds: the server returns a call as plain text then, and recovering it would overrule the
+    caller. (The agent's own re-ask sends ``"none"`` too, but its reply is decided under the
+    caller's settings.)
+    """
+    message = settled.response.message
+    if settings.tool_choice == "none":
+        content = message.get("content")
+        return Recovery(text=content if isinstance(content, str) else "")
+    recovery = await off_the_loop_if_long(
+        reply_chars(message),
+        recover_tool_calls,
+        message,
+        index,
+        finish_reason=settled.response.finish_reason,
+        completion_tokens=settled.response.usage.completion_tokens,
+        max_tokens=settings.max_tokens,
+    )
+    return settled.label(recovery)
 
 
 def _from_text(response: ModelResponse, text: str) -> ModelResponse:

@@ -126,6 +126,8 @@ class RunState:
         usage: tokens of each model request.
         timings: model, tool and total time.
         failures: failed calls in a row, per tool (the retry budget).
+        tool_errors: the last error of each tool's own making (a bad argument, an exception,
+            a timeout; not the repeat guard's note), for the message when the budget runs out.
         repeats: how often each (tool, arguments) pair ran (the repeat guard).
         session: the stored conversation the run commits to, if any.
         committed: ``messages[:committed]`` are stored in the session.
@@ -139,6 +141,7 @@ class RunState:
     usage: list[Usage] = field(default_factory=list)
     timings: Timings = field(default_factory=Timings)
     failures: dict[str, int] = field(default_factory=dict)
+    tool_errors: dict[str, str] = field(default_factory=dict)
     repeats: dict[str, int] = field(default_factory=dict)
     session: Session | None = None
     committed: int = 0

@@ -176,9 +176,10 @@ async def test_long_replies_are_parsed_off_the_event_loop(monkeypatch: pytest.Mo
     import threading
 
     import foxagent._agent as agent_module
+    import foxagent._reask as reask_module
 
     threads: dict[str, list[str]] = {"recover": [], "answer": []}
-    real_recover, real_parse = agent_module.recover_tool_calls, agent_module.parse_answer
+    real_recover, real_parse = reask_module.recover_tool_calls, agent_module.parse_answer
 
     def recover(*args: Any, **kwargs: Any) -> Any:
         threads["recover"].append(threading.current_thread().name)
@@ -188,7 +189,7 @@ async def test_long_replies_are_parsed_off_the_event_loop(monkeypatch: pytest.Mo
         threads["answer"].append(threading.current_thread().name)
         return real_parse(text)
 
-    monkeypatch.setattr(agent_module, "recover_tool_calls", recover)
+    monkeypatch.setattr(reask_module, "recover_tool_calls", recover)
     monkeypatch.setattr(agent_module, "parse_answer", parse)
     long_answer = "<answer>" + "長" * 20_000 + "</answer>"
     agent = Agent(tools=[echo], model=ScriptedModel(["<answer>短</answer>", long_answer]))
@@ -198,3 +199,27 @@ async def test_long_replies_are_parsed_off_the_event_loop(monkeypatch: pytest.Mo
     assert threads["recover"][0] == main and threads["answer"][0] == main  # short: inline
     assert threads["recover"][1] != main and threads["answer"][1] != main  # long: a worker
     assert result.answer == "長" * 20_000
+
+
+def test_when_the_budget_runs_out_the_message_is_the_tools_error_not_the_repeat_note() -> None:
+    # Issue 16, item 5: the model repeats a failing call; the repeat guard's note ("use the
+    # results above") is for the model, the user needs the tool's own error.
+    from foxagent import ToolRetryError
+
+    @tool
+    def lookup(city: str) -> str:
+        """Look a city up.
+
+        Args:
+            city: City.
+        """
+        raise ValueError(f"no station in {city}")
+
+    call = {"name": "lookup", "parameters": {"city": "X"}}
+    agent = Agent(tools=[lookup], model=ScriptedModel([json.dumps(call)] * 4))
+    with pytest.raises(ToolRetryError) as raised:
+        agent.run("q")
+    message = str(raised.value)
+    assert "last error: Tool 'lookup' failed: ValueError: no station in X" in message
+    assert "use the results above" not in message
+    assert message.endswith("(then the model repeated the same call)")

@@ -206,17 +206,33 @@ class LocalGGUFModel(Model):
             return dataclasses.replace(settings, seed=seed)
         schema = {
             "type": "json_schema",
-            "json_schema": {"schema": reply_schema(() if answer_only else tools)},
+            "json_schema": {"schema": _choice_schema(settings.tool_choice, tools, answer_only)},
         }
         extra = {**settings.extra_body, "response_format": schema}
         # Stop strings could cut the JSON short; the schema ends the reply by itself.
         return dataclasses.replace(settings, seed=seed, stop=(), extra_body=extra)
 
 
-def reply_schema(tools: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+def _choice_schema(
+    choice: str | Mapping[str, Any], tools: Sequence[Mapping[str, Any]], answer_only: bool
+) -> dict[str, Any]:
+    """The reply schema that honours ``tool_choice`` as a vLLM server would: ``"none"`` allows
+    only an answer, ``"required"`` only a call, a named function only a call to it."""
+    if choice == "none" or (answer_only and choice == "auto"):
+        return reply_schema(())
+    if isinstance(choice, Mapping):
+        wanted = (choice.get("function") or {}).get("name")
+        named = [t for t in tools if t.get("function", t).get("name") == wanted]
+        if not named:
+            raise UserError(f"tool_choice names {wanted!r}, which is not one of the tools.")
+        return reply_schema(named, answer=False)
+    return reply_schema(tools, answer=choice != "required")
+
+
+def reply_schema(tools: Sequence[Mapping[str, Any]], *, answer: bool = True) -> dict[str, Any]:
     """The JSON schema of a reply: a call to one of ``tools``, or ``{"answer": text}``.
 
-    With no tools, only the answer.
+    With no tools, only the answer; with ``answer=False`` (and tools), only a call.
     """
     branches: list[dict[str, Any]] = []
     for tool in tools:
@@ -230,13 +246,15 @@ def reply_schema(tools: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
                 "additionalProperties": False,
             }
         )
-    answer = {
+    answer_schema = {
         "type": "object",
         "properties": {"answer": {"type": "string"}},
         "required": ["answer"],
         "additionalProperties": False,
     }
-    return {"anyOf": [*branches, answer]} if branches else answer
+    if not branches:
+        return answer_schema
+    return {"anyOf": [*branches, answer_schema] if answer else branches}
 
 
 def render_messages(
