@@ -1,10 +1,11 @@
 """PostgresStore against a real PostgreSQL server.
 
-The server's conninfo comes from FOXAGENT_TEST_POSTGRES (``.ci/run`` sets it from
-``.ci/postgres.sh``). When it is unset, the tests run ``.ci/postgres.sh`` themselves (it
-installs PostgreSQL if needed and starts a private server on 127.0.0.1, leaving it running for
-the next run), so ``make test`` on a fresh machine tests this store too; if that fails, every
-test here fails with the script's output. None is ever skipped.
+The server's conninfo comes from FOXAGENT_TEST_POSTGRES (``.ci/run`` installs PostgreSQL and
+sets it from ``.ci/postgres.sh``). When it is unset, ``tests/conftest.py`` starts a private
+server for the session (a fresh cluster in a temporary directory, on 127.0.0.1) before the
+first test here and stops and deletes it at the end; without PostgreSQL's server programs these
+tests are skipped, naming ``make postgres-deps``. The `conninfo` fixture below is the fallback
+when neither applies: it runs the script itself and fails with its output.
 """
 
 from __future__ import annotations
