@@ -60,6 +60,7 @@ bench: $(DEV_STAMP)
 	$(BIN)/python -m benchmarks.bench_cli_startup
 	$(BIN)/python -m benchmarks.bench_faults
 	$(BIN)/python -m benchmarks.bench_parsing
+	$(BIN)/python -m benchmarks.bench_generated_tokens
 
 # Installs Debian's postgresql package with apt-get (needs root; nothing else here installs
 # system packages). Only the server programs are used: the tests start a private server of

@@ -20,7 +20,7 @@ from typing import Any
 
 __all__ = ["GeneratedTokens", "generated_text"]
 
-_TOKEN_ID = re.compile(r"token_id:\d+")
+_TOKEN_ID = re.compile(r"token_id:\d+\Z")
 # End-of-turn tokens the engine counts and lists but that are not part of the reply's text.
 _TRAILING_SPECIAL = re.compile(r"(?:<\|(?:eot_id|eom_id|end_of_text|im_end|endoftext)\|>\s*)+\Z")
 
@@ -48,12 +48,17 @@ class GeneratedTokens:
         if not isinstance(content, list):
             return
         self._seen = True
-        for entry in content:
-            token = entry.get("token") if isinstance(entry, Mapping) else None
-            if not isinstance(token, str) or _TOKEN_ID.fullmatch(token):
-                self._usable = False  # one unreadable token makes the whole text unknown
-                return
-            self._tokens.append(token)
+        try:  # one pass in C for the common case; a malformed entry makes the text unknown
+            tokens = [entry["token"] for entry in content]
+            joined = "".join(tokens)
+        except (KeyError, TypeError):
+            self._usable = False
+            return
+        # --return-tokens-as-token-ids spells every token so: checking the first one suffices.
+        if tokens and _TOKEN_ID.match(tokens[0]):
+            self._usable = False
+            return
+        self._tokens.append(joined)
 
     def text(self) -> str | None:
         """The generated text, without its end-of-turn tokens; ``None`` when unknown."""
