@@ -169,13 +169,17 @@ def check_budget(
         if state.failures[record.name] > settings.max_retries:
             # The tool's own error says what to fix; the repeat guard's note ("use the results
             # above") was meant for the model.
-            last = state.tool_errors.get(record.name, record.error)
-            again = " (then the model repeated the same call)" if repeated else ""
-            raise ToolRetryError(
-                f"Calls to tool '{record.name}' failed {state.failures[record.name]} times "
-                f"in a row (max_retries={settings.max_retries}); last error: {last}{again}",
-                messages=state.messages,
-            )
+            count, limit = state.failures[record.name], settings.max_retries
+            said = f"Calls to tool '{record.name}' failed {count} times in a row "
+            said += f"(max_retries={limit})"
+            last = state.tool_errors.get(record.name)
+            if last is None:  # the tool never failed: the model only kept repeating a call
+                said += "; the model kept repeating a call that had already run "
+                said += f"{REPEAT_LIMIT} times with the same arguments"
+            else:
+                said += f"; last error: {last}"
+                said += " (then the model repeated the same call)" if repeated else ""
+            raise ToolRetryError(said, messages=state.messages)
 
 
 async def within(seconds: float, work: Coroutine[Any, Any, Any]) -> Any:

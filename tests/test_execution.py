@@ -223,3 +223,16 @@ def test_when_the_budget_runs_out_the_message_is_the_tools_error_not_the_repeat_
     assert "last error: Tool 'lookup' failed: ValueError: no station in X" in message
     assert "use the results above" not in message
     assert message.endswith("(then the model repeated the same call)")
+
+
+def test_a_model_that_only_repeats_a_successful_call_is_told_so_when_the_budget_runs_out() -> None:
+    # Seen on Qwen2.5-Coder-0.5B behind vLLM: calculator("391") ran twice, then was repeated.
+    from foxagent import ToolRetryError
+
+    call = {"name": "echo", "parameters": {"text": "391"}}
+    agent = Agent(tools=[echo], model=ScriptedModel([json.dumps(call)] * 6), max_steps=8)
+    with pytest.raises(ToolRetryError) as raised:
+        agent.run("q")
+    message = str(raised.value)
+    assert "the model kept repeating a call that had already run 2 times" in message
+    assert "use the results above" not in message
