@@ -13,6 +13,7 @@ from foxagent._environment import DEFAULT_BASE_URL, DEFAULT_PORT
 
 __all__ = [
     "add_doctor_arguments",
+    "add_eval_arguments",
     "add_mcp_serve_arguments",
     "add_models_arguments",
     "add_run_arguments",
@@ -219,4 +220,68 @@ def add_mcp_serve_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--path", default="/mcp", help="endpoint path for http (default /mcp)")
     parser.add_argument(
         "--timeout", type=float, default=60.0, help="seconds a tool call may take (60)"
+    )
+
+
+def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the flags of ``foxagent eval`` to ``parser`` (settings the environment or a config
+    file may also give default to ``None``, as for ``run``)."""
+    parser.add_argument(
+        "--suite",
+        choices=["bfcl", "local"],
+        default="bfcl",
+        help="bfcl: BFCL's single-turn categories (the pinned bfcl-eval wheel, fetched once, "
+        "never installed); local: everyday questions with the stock tools (default bfcl)",
+    )
+    parser.add_argument(
+        "--categories",
+        action="append",
+        nargs="+",
+        metavar="NAME",
+        help="only these categories (space- or comma-separated; default: all of the suite's)",
+    )
+    parser.add_argument("--limit", type=int, metavar="N", help="at most N cases per category")
+    parser.add_argument(
+        "--seed",
+        type=int,
+        metavar="S",
+        help="picks the cases under --limit and is the requests' sampling seed (42)",
+    )
+    parser.add_argument(
+        "--concurrency", type=int, default=4, metavar="C", help="cases run at once (4)"
+    )
+    parser.add_argument(
+        "--json",
+        metavar="FILE",
+        help="the JSON report (default foxagent-eval-SUITE.json); per-case records go to "
+        "FILE's .cases.jsonl next to it, and the same command resumes from them",
+    )
+    parser.add_argument("--html", metavar="FILE", help="also write a self-contained HTML report")
+    backend = parser.add_mutually_exclusive_group()
+    backend.add_argument(
+        "--base-url",
+        help="the server's /v1 URL (env FOXAGENT_BASE_URL); with none configured, the server "
+        f"at {DEFAULT_BASE_URL} if one answers, else the embedded local model",
+    )
+    backend.add_argument("--model-file", metavar="PATH", help="a local GGUF model instead")
+    parser.add_argument("--api-key", help="the server's API key (env FOXAGENT_API_KEY)")
+    parser.add_argument("--model", help="served model name (env FOXAGENT_MODEL; default: ask)")
+    parser.add_argument(
+        "--context-size", type=int, metavar="TOKENS", help="the embedded model's context window"
+    )
+    prompt = parser.add_mutually_exclusive_group()
+    prompt.add_argument(
+        "--system-prompt", metavar="TEXT|@FILE", help="system prompt, or @path to read it from"
+    )
+    prompt.add_argument(
+        "--no-system-prompt",
+        action="store_true",
+        default=None,
+        help="send no system prompt (FoxBrain's is the default on a server)",
+    )
+    parser.add_argument("--max-steps", type=int, help="model requests per case (8)")
+    parser.add_argument("--temperature", type=float, help="sampling temperature (0.5)")
+    parser.add_argument("--max-tokens", type=int, help="tokens per reply (2048)")
+    parser.add_argument(
+        "--request-timeout", type=float, metavar="SECONDS", help="seconds one request may take"
     )

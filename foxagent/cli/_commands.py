@@ -137,6 +137,18 @@ _TEMPLATE = Command(
     arguments=_arguments.add_template_arguments,
     handler="foxagent.cli._server:template_command",
 )
+_EVAL = Command(
+    name="eval",
+    help="measure tool calling on real model output: BFCL or the local suite",
+    description="Run BFCL's single-turn categories (--suite bfcl) or everyday questions "
+    "(--suite local) through foxagent's loop against a server or the embedded model. Each "
+    "BFCL case is generated once and scored by BFCL's own AST checker three ways: the "
+    "server's tool_calls as a plain client parses them (raw), the calls foxagent decided to "
+    "run from that first reply, and the calls of the whole run. stdout gets the summary "
+    "table; progress goes to stderr. Records are kept per case, so an interrupted run resumes.",
+    arguments=_arguments.add_eval_arguments,
+    handler="foxagent.cli._eval:eval_command",
+)
 _MCP = Command(
     name="mcp",
     help="serve foxagent tools to any MCP client",
@@ -157,4 +169,13 @@ _MCP = Command(
 )
 
 #: Every command, in the order ``foxagent --help`` lists them.
-COMMANDS: tuple[Command, ...] = (_TOOLS, _RUN, _SERVE, _DOCTOR, _MODELS, _TEMPLATE, _MCP)
+COMMANDS: tuple[Command, ...] = (
+    _TOOLS,
+    _RUN,
+    _EVAL,
+    _SERVE,
+    _DOCTOR,
+    _MODELS,
+    _TEMPLATE,
+    _MCP,
+)
