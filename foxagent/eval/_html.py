@@ -158,9 +158,9 @@ def latency_svg(latency: Sequence[float]) -> str:
                 f'width="{bin_width - 2:.1f}" height="{h:.1f}" fill="{_LATENCY_COLOR}">'
                 f"<title>{start:.0f} ms and up: {count} cases</title></rect>"
             )
-        for x, text in ((left, low), (width - 10, high)):
+        for x, text, anchor in ((left, low, "start"), (width - 10, high, "end")):
             shapes.append(
-                f'<text x="{x}" y="{top + height + 14}" font-size="10" text-anchor="middle">'
+                f'<text x="{x}" y="{top + height + 14}" font-size="10" text-anchor="{anchor}">'
                 f"{text:.0f} ms</text>"
             )
     return _svg("latency", width, total, shapes)

@@ -33,18 +33,29 @@ def load_local_cases() -> list[LocalCase]:
 
 async def run_local_case(case: LocalCase, options: AgentOptions) -> dict[str, Any]:
     """Run ``case`` once and return its report record."""
-    from foxagent.eval._local_suite import judge
+    from foxagent.eval import _local_suite as suite
 
-    tools = Toolset.load([STOCK_NAMES.get(name, name) for name in case.tools])
+    # The suite may bring its own tools (a weather tool answering fixed readings, so the
+    # expected answers hold and no network is used) and its own tool-choice rule; the stock
+    # tools and "the expected tool was called" otherwise.
+    make_tools = getattr(suite, "suite_tools", None)
+    if callable(make_tools):
+        tools = Toolset(make_tools(list(case.tools)))
+    else:
+        tools = Toolset.load([STOCK_NAMES.get(name, name) for name in case.tools])
     capture = await run_captured(options.agent(tools), case.question, [])
     ran = [r for r in capture.records if r.status not in ("rejected", "denied")]
     called = [_SHORT.get(record.name, record.name) for record in ran]
     answer = capture.result.answer if capture.result is not None else ""
-    if case.expect_tool is None:
+    choice_rule = getattr(suite, "tool_choice_right", None)
+    if callable(choice_rule):
+        tool_ok = bool(choice_rule(case, called)[0])
+    elif case.expect_tool is None:
         tool_ok = not called
     else:
         tool_ok = case.expect_tool in called
-    right, why = judge(case, called, answer) if capture.error is None else (False, "run failed")
+    failed = (False, f"the run failed: {capture.error}")
+    right, why = suite.judge(case, called, answer) if capture.error is None else failed
     record: dict[str, Any] = {
         "id": case.id,
         "category": case.category,
