@@ -285,3 +285,72 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--request-timeout", type=float, metavar="SECONDS", help="seconds one request may take"
     )
+
+
+def add_batch_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the flags of ``foxagent batch`` to ``parser`` (the agent's flags are ``run``'s; those a
+    config file or the environment may also give default to ``None``, as for ``run``)."""
+    parser.add_argument("questions", metavar="QUESTIONS", help="the questions, one JSON per line")
+    parser.add_argument(
+        "--output",
+        "-o",
+        required=True,
+        metavar="FILE",
+        help="the answers file: one JSON line per question, appended; ids already in it are "
+        "not asked again (resume)",
+    )
+    parser.add_argument(
+        "--concurrency", type=int, metavar="N", help="questions in flight at once (16; per actor)"
+    )
+    parser.add_argument(
+        "--retry-errors", action="store_true", help="ask the questions whose line is an error again"
+    )
+    parser.add_argument(
+        "--ray",
+        nargs="?",
+        const="",
+        metavar="ADDRESS",
+        help="run on Ray (pip install 'foxagent[ray]'): the cluster's address, or none for what "
+        "ray.init finds (RAY_ADDRESS under `ray job submit`, else a local Ray)",
+    )
+    parser.add_argument("--ray-actors", type=int, metavar="N", help="actors, one agent each (1)")
+    parser.add_argument("--ray-cpus", type=float, metavar="CPUS", help="CPUs per actor (1)")
+    parser.add_argument(
+        "--json", action="store_true", help="print the summary as one JSON object on stdout"
+    )
+    parser.add_argument("--tools", action="append", metavar="SPEC", default=None, help=_TOOLS_HELP)
+    parser.add_argument(
+        "--mcp", action="append", metavar="SERVER", default=None, help="add an MCP server's tools"
+    )
+    backend = parser.add_mutually_exclusive_group()
+    backend.add_argument(
+        "--base-url",
+        help="the server's /v1 URL (env FOXAGENT_BASE_URL); with none configured, the server "
+        f"at {DEFAULT_BASE_URL} if one answers, else the embedded local model",
+    )
+    backend.add_argument("--model-file", metavar="PATH", help="a local GGUF model instead")
+    parser.add_argument("--api-key", help="the server's API key (env FOXAGENT_API_KEY)")
+    parser.add_argument("--model", help="served model name (env FOXAGENT_MODEL; default: ask)")
+    parser.add_argument(
+        "--context-size", type=int, metavar="TOKENS", help="the embedded model's context window"
+    )
+    prompt = parser.add_mutually_exclusive_group()
+    prompt.add_argument(
+        "--system-prompt", metavar="TEXT|@FILE", help="system prompt, or @path to read it from"
+    )
+    prompt.add_argument(
+        "--no-system-prompt", action="store_true", default=None, help="send no system prompt"
+    )
+    parser.add_argument("--max-steps", type=int, help="model requests per question (8)")
+    parser.add_argument("--temperature", type=float, help="sampling temperature (0.5)")
+    parser.add_argument("--max-tokens", type=int, help="tokens per reply (2048)")
+    parser.add_argument(
+        "--request-timeout", type=float, metavar="SECONDS", help="seconds one request may take"
+    )
+    parser.add_argument("--tool-choice", metavar="CHOICE", help="auto, required, none or a tool")
+    parser.add_argument(
+        "--strict-tools", action="store_true", default=None, help="mark tools strict"
+    )
+
+
+__all__ += ["add_batch_arguments"]

@@ -179,3 +179,19 @@ COMMANDS: tuple[Command, ...] = (
     _TEMPLATE,
     _MCP,
 )
+
+_BATCH = Command(
+    name="batch",
+    help="answer every question of a JSON-lines file, resumable, locally or on Ray",
+    description="Answer every question of QUESTIONS (one JSON per line: id, question, and "
+    "optionally history and system_prompt) with the agent `foxagent run` would build, "
+    "--concurrency at a time, appending one JSON line per question to --output (id, answer, "
+    "parsed, tool_calls, usage, timings, steps, error). A failed question is an error line. "
+    "Ids already in --output are not asked again, so the same command resumes. Bad input "
+    "lines stop the job before it starts. Progress goes to stderr, the summary to stdout. "
+    "--ray runs it on a Ray cluster. Exit codes: 0 all answered, 1 some error lines, 2 usage "
+    "error or bad input, 3 server unreachable, 130 interrupted.",
+    arguments=_arguments.add_batch_arguments,
+    handler="foxagent.cli._batch:batch_command",
+)
+COMMANDS += (_BATCH,)
