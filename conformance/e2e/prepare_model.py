@@ -1,5 +1,8 @@
 """Turn SmolLM2-135M-Instruct (GGUF, Apache-2.0) into a Hugging Face folder vLLM can serve.
 
+Any ChatML model converts the same way (``--gguf`` another file, e.g. Qwen2.5-Coder-0.5B-Instruct
+for ``foxagent eval`` against a model that writes calls: its special tokens are ChatML's too).
+
 Run with the vLLM venv's python (it needs torch, transformers, ``gguf`` and ``accelerate``)::
 
     python conformance/e2e/prepare_model.py [--gguf FILE] [--out DIR] [--dtype bfloat16]
@@ -131,7 +134,12 @@ def convert(gguf: Path, out: Path, dtype: str) -> dict[str, Any]:
     }
 
 
-def prepare(gguf: Path | None = None, out: Path | None = None, dtype: str = "bfloat16") -> Path:
+def prepare(
+    gguf: Path | None = None,
+    out: Path | None = None,
+    dtype: str = "bfloat16",
+    license_note: str = "Apache-2.0 (SmolLM2-135M-Instruct)",
+) -> Path:
     """Build the model folder unless it is already complete; return its path."""
     gguf = gguf or default_gguf()
     out = (out or default_out_dir()).expanduser()
@@ -148,7 +156,7 @@ def prepare(gguf: Path | None = None, out: Path | None = None, dtype: str = "bfl
             "source": str(gguf),
             "source_sha256": source_sha,
             "recipe": RECIPE,
-            "license": "Apache-2.0 (SmolLM2-135M-Instruct)",
+            "license": license_note,
             "changes": changes,
         }
         (partial / MARKER).write_text(json.dumps(marker, indent=2) + "\n")
@@ -168,8 +176,11 @@ def main() -> None:
     parser.add_argument("--gguf", type=Path, help="source GGUF (default: foxagent's cache)")
     parser.add_argument("--out", type=Path, help=f"output folder (default: {default_out_dir()})")
     parser.add_argument("--dtype", choices=["bfloat16", "float32"], default="bfloat16")
+    parser.add_argument(
+        "--license", default="Apache-2.0 (SmolLM2-135M-Instruct)", help="the source's license"
+    )
     args = parser.parse_args()
-    print(prepare(args.gguf, args.out, args.dtype))
+    print(prepare(args.gguf, args.out, args.dtype, args.license))
 
 
 if __name__ == "__main__":
