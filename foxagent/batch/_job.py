@@ -56,7 +56,7 @@ class BatchSummary:
         earlier_errors: error lines among the skipped ones, by error type.
         prompt_tokens: prompt tokens of this job's requests.
         completion_tokens: completion tokens of this job's requests.
-        requests: model requests this job made.
+        requests: model requests of the questions this job answered.
         wall_time: seconds the job ran.
         cut: bytes of a torn last line cut off the answers file at the start (0: none).
         retried: error lines dropped at the start to run again (``retry_errors``).
