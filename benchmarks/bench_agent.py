@@ -1,4 +1,4 @@
-"""foxagent's per-run cost against hand-written loops, on the same task and the same server.
+"""foxagent's per-run cost against a careful hand-written aiohttp loop sending the same bytes.
 
 Run from the repo root::
 
@@ -6,19 +6,25 @@ Run from the repo root::
     python -m benchmarks.bench_agent --quick    # smaller counts, for a smoke test
 
 The task: one question, FoxBrain calls a tool (vLLM's parser catches the call), the tool's result
-goes back, FoxBrain answers with its tags. ``FakeVLLMServer`` answers from a *separate process*,
-so the CPU time measured here is the client's alone. Three clients do the task:
+goes back, FoxBrain answers with its tags. What users run, as issue 18 asked:
 
-- ``aiohttp loop``: a hand-written loop on aiohttp (the baseline: the least a client can do);
-- ``openai SDK loop``: the same loop on ``openai.AsyncOpenAI``;
-- ``foxagent``: ``Agent.arun`` (recovery, validation, transcript, answer parsing included), with
-  the tool declared ``async`` (it runs on the event loop, as the hand-written loops run it);
-- ``foxagent, sync tool``: the same with a plain ``def`` tool, which foxagent runs in a worker
-  thread (a sync tool may block; the thread hop costs ~60 µs of CPU per call here).
+- the server is a fast stub (raw asyncio, replies built once, vLLM 0.32's shape with the
+  ``logprobs`` foxagent asks for) in its *own process*, pinned to another core than the client
+  (``os.sched_setaffinity``), so the CPU time measured here is the client's alone and the
+  server is never the bottleneck;
+- the baseline is a careful hand-written loop: aiohttp with the headers set once on the session
+  (the bearer token), orjson both ways, a status check, the tool called directly, and the same
+  request bytes as foxagent: FoxBrain's system prompt, the tool's schema, the guide's settings,
+  ``logprobs``. Before measuring, the stub records one run of each client and the benchmark
+  prints whether the bodies are byte-identical (and fails if they differ beyond whitespace);
+- foxagent is ``Agent.arun`` (recovery, validation, the generated-token check, transcript,
+  answer parsing, tracing decision included), with a sync (``def``) and an async tool, with and
+  without the system prompt; each against the loop doing the same.
 
-For each: p50/p90 latency of sequential runs, runs/s with 64 concurrent runs, and CPU ms per run
-(process CPU time during the concurrent phase / runs). Rounds interleave the clients and the
-medians over rounds are printed, with ratios against the aiohttp loop.
+For each client: p50 latency of sequential runs, runs/s with 64 concurrent runs, and CPU ms per
+run (the process's CPU time during the concurrent phase / runs). Rounds interleave the clients
+(a noisy neighbour hits all alike) and the medians over rounds are printed, with each foxagent
+row's ratios against its loop: CPU × (lower is better) and runs/s × (higher is better).
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ import argparse
 import asyncio
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -41,67 +48,204 @@ ANSWER = (
     "<reward>0.9</reward><answer>台北現在 23°C。</answer><reflection>簡潔正確。</reflection>"
     "<reward>0.9</reward>"
 )
-TOOLS = [
-    {
-        "type": "function",
-        "function": {
-            "name": "get_weather",
-            "description": "Weather now.",
-            "parameters": {
-                "type": "object",
-                "properties": {"location": {"type": "string"}},
-                "required": ["location"],
-            },
-        },
-    }
-]
-
-
-def reply(request: dict[str, Any]) -> str:
-    """The scripted model: a call first, the answer once a tool result is in the history."""
-    return ANSWER if request["messages"][-1]["role"] == "tool" else CALL
+EXPECTED = "台北現在 23°C。"
+API_KEY = "bench-key"
+MODEL = "foxbrain"
+WIDTH = 64
+_CALL_ID = re.compile(rb"chatcmpl-tool-[0-9a-f]+")
 
 
 def weather(location: str) -> dict[str, Any]:
+    """Weather now.
+
+    Args:
+        location: City.
+    """
     return {"location": location, "temperature": 23, "unit": "celsius"}
 
 
-def serve() -> None:
-    """Child process: run the fake server until stdin closes, printing its base URL first."""
-    from foxagent.testing import FakeVLLMServer
+async def weather_async(location: str) -> dict[str, Any]:
+    """Weather now.
 
-    with FakeVLLMServer(reply) as server:
-        print(server.base_url, flush=True)
-        sys.stdin.read()
-
-
-# --- the three clients ---------------------------------------------------------------------
+    Args:
+        location: City.
+    """
+    return weather(location)
 
 
-class AiohttpLoop:
-    name = "aiohttp loop"
+def _pin(core: int) -> None:
+    if hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) > 1:
+        os.sched_setaffinity(0, {core})
 
-    def __init__(self, base_url: str) -> None:
+
+# --- the stub server (child process) --------------------------------------------------------
+
+
+def _bodies() -> tuple[bytes, bytes]:
+    """The call reply and the answer reply, as vLLM 0.32 sends them with ``logprobs``."""
+    from foxagent._tokens import estimate_tokens
+    from foxagent.testing._fake_logprobs import logprobs_content
+    from foxagent.testing._vllm_llama3_json import server_message
+
+    tools = [{"type": "function", "function": {"name": "get_weather", "parameters": {}}}]
+    bodies = []
+    for text in (CALL, ANSWER):
+        message, finish = server_message(
+            text, generation="brace", tools=tools, id_factory=lambda: "chatcmpl-tool-1"
+        )
+        tokens = estimate_tokens(text) + 1
+        choice = {
+            "index": 0,
+            "message": message,
+            "logprobs": {"content": logprobs_content(text, tokens, stopped=True)},
+            "finish_reason": finish,
+        }
+        usage = {"prompt_tokens": 900, "completion_tokens": tokens, "total_tokens": 900 + tokens}
+        document = {"id": "chatcmpl-1", "object": "chat.completion", "model": MODEL}
+        document |= {"choices": [choice], "usage": usage}
+        bodies.append(json.dumps(document, ensure_ascii=False).encode())
+    return bodies[0], bodies[1]
+
+
+def _response(body: bytes) -> bytes:
+    head = (
+        b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
+        b"content-length: " + str(len(body)).encode() + b"\r\n\r\n"
+    )
+    return head + body
+
+
+class _Stub(asyncio.Protocol):
+    """HTTP/1.1 keep-alive, Content-Length bodies only: just enough for the two clients."""
+
+    call = answer = b""
+    captured: list[bytes] | None = None
+
+    def connection_made(self, transport: Any) -> None:
+        self.transport = transport
+        self.buffer = b""
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        while True:
+            end = self.buffer.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            head = self.buffer[:end].lower()
+            at = head.find(b"content-length:")
+            length = int(head[at + 15 :].split(b"\r\n", 1)[0]) if at >= 0 else 0
+            if len(self.buffer) < end + 4 + length:
+                return
+            body = self.buffer[end + 4 : end + 4 + length]
+            self.buffer = self.buffer[end + 4 + length :]
+            self.transport.write(self._reply(head, body))
+
+    def _reply(self, head: bytes, body: bytes) -> bytes:
+        if head.startswith(b"post /v1/chat/completions"):
+            if _Stub.captured is not None:
+                _Stub.captured.append(body)
+            # The answer once a tool result is the last message (same test for both clients).
+            last = body.rfind(b'"role"')
+            tool = body.startswith(b'"tool"', last + 7) or body.startswith(b'"tool"', last + 8)
+            return _Stub.answer if tool else _Stub.call
+        if head.startswith(b"post /v1/capture"):
+            _Stub.captured = []
+            return _response(b"{}")
+        if head.startswith(b"get /v1/capture"):
+            captured, _Stub.captured = _Stub.captured or [], None
+            return _response(json.dumps([b.decode() for b in captured]).encode())
+        return _response(b'{"object": "list", "data": [{"id": "foxbrain"}]}')
+
+
+def serve(core: int) -> None:
+    """Child process: run the stub until stdin closes, printing its base URL first."""
+    _pin(core)
+    call, answer = _bodies()
+    _Stub.call, _Stub.answer = _response(call), _response(answer)
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        server = await loop.create_server(_Stub, "127.0.0.1", 0, backlog=1024)
+        port = server.sockets[0].getsockname()[1]
+        print(f"http://127.0.0.1:{port}/v1", flush=True)
+        await loop.run_in_executor(None, sys.stdin.read)
+        server.close()
+
+    asyncio.run(main())
+
+
+# --- the clients ----------------------------------------------------------------------------
+
+
+def _foxagent_tool(sync_tool: bool) -> Any:
+    from foxagent import tool
+
+    return tool(name="get_weather")(weather if sync_tool else weather_async)
+
+
+class CarefulLoop:
+    """The hand-written loop: the least a client sending these bytes can do."""
+
+    def __init__(self, base_url: str, *, system_prompt: bool, sync_tool: bool) -> None:
         import aiohttp
+        import orjson
 
+        from foxagent import ModelSettings, Toolset
+        from foxagent._prompts import DEFAULT_SYSTEM_PROMPT
+
+        self.name = f"loop, {'sync' if sync_tool else 'async'} tool"
+        self.orjson = orjson
         self.url = base_url + "/chat/completions"
-        self.session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=512))
+        self.system = DEFAULT_SYSTEM_PROMPT if system_prompt else None
+        self.sync_tool = sync_tool
+        # The same fields in the same order as foxagent (the settings are the guide's).
+        self.fields = ModelSettings().request_fields()
+        self.tools = Toolset([_foxagent_tool(sync_tool)]).schemas
+        headers = {"Content-Type": "application/json", "Authorization": f"Bearer {API_KEY}"}
+        self.session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=512), headers=headers
+        )
 
     async def run(self) -> str:
-        messages: list[dict[str, Any]] = [{"role": "user", "content": QUESTION}]
+        dumps, loads = self.orjson.dumps, self.orjson.loads
+        messages: list[dict[str, Any]] = []
+        if self.system:
+            messages.append({"role": "system", "content": self.system})
+        messages.append({"role": "user", "content": QUESTION})
         for _ in range(4):
-            body = {"model": "foxbrain", "messages": messages, "tools": TOOLS}
-            async with self.session.post(self.url, json=body) as response:
-                message = (await response.json())["choices"][0]["message"]
+            body = {"model": MODEL, "messages": messages, **self.fields}
+            body |= {"tools": self.tools, "tool_choice": "auto", "logprobs": True}
+            async with self.session.post(self.url, data=dumps(body)) as response:
+                if response.status != 200:
+                    raise RuntimeError(f"HTTP {response.status}")
+                message = loads(await response.read())["choices"][0]["message"]
             calls = message.get("tool_calls") or []
             if not calls:
                 text = message["content"]
-                return text[text.index("<answer>") + 8 : text.index("</answer>")]
-            messages.append(message)
+                return str(text[text.index("<answer>") + 8 : text.index("</answer>")])
             for call in calls:
-                result = weather(**json.loads(call["function"]["arguments"]))
+                function = call["function"]
+                arguments = json.loads(function["arguments"])
+                if self.sync_tool:
+                    result = weather(**arguments)
+                else:
+                    result = await weather_async(**arguments)
+                arguments_text = json.dumps(arguments, ensure_ascii=False)
+                turn = {"name": function["name"], "arguments": arguments_text}
                 messages.append(
-                    {"role": "tool", "tool_call_id": call["id"], "content": json.dumps(result)}
+                    {
+                        "role": "assistant",
+                        "content": None,
+                        "tool_calls": [{"id": call["id"], "type": "function", "function": turn}],
+                    }
+                )
+                messages.append(
+                    {
+                        "role": "tool",
+                        "tool_call_id": call["id"],
+                        "name": function["name"],
+                        "content": json.dumps(result, ensure_ascii=False),
+                    }
                 )
         raise RuntimeError("no answer")
 
@@ -109,52 +253,15 @@ class AiohttpLoop:
         await self.session.close()
 
 
-class OpenAILoop:
-    name = "openai SDK loop"
-
-    def __init__(self, base_url: str) -> None:
-        import openai
-
-        self.client = openai.AsyncOpenAI(base_url=base_url, api_key="none")
-
-    async def run(self) -> str:
-        messages: list[Any] = [{"role": "user", "content": QUESTION}]
-        for _ in range(4):
-            completion = await self.client.chat.completions.create(
-                model="foxbrain",
-                messages=messages,
-                tools=TOOLS,  # type: ignore[arg-type]
-            )
-            message = completion.choices[0].message
-            if not message.tool_calls:
-                text = message.content or ""
-                return text[text.index("<answer>") + 8 : text.index("</answer>")]
-            messages.append(message.model_dump(exclude_none=True))
-            for call in message.tool_calls:
-                result = weather(**json.loads(call.function.arguments))  # type: ignore[union-attr]
-                messages.append(
-                    {"role": "tool", "tool_call_id": call.id, "content": json.dumps(result)}
-                )
-        raise RuntimeError("no answer")
-
-    async def close(self) -> None:
-        await self.client.close()
-
-
-async def weather_async(location: str) -> dict[str, Any]:
-    return weather(location)
-
-
 class FoxagentClient:
-    def __init__(self, base_url: str, *, sync_tool: bool = False) -> None:
-        from foxagent import Agent, tool
+    def __init__(self, base_url: str, *, system_prompt: bool, sync_tool: bool) -> None:
+        from foxagent import Agent
         from foxagent.models.vllm import VLLMModel
 
-        self.name = "foxagent, sync tool" if sync_tool else "foxagent"
-        function = weather if sync_tool else weather_async
-        get_weather = tool(name="get_weather")(function)
-        model = VLLMModel(base_url, api_key="none", model_name="foxbrain")
-        self.agent = Agent(tools=[get_weather], model=model, system_prompt=None)
+        self.name = f"foxagent, {'sync' if sync_tool else 'async'} tool"
+        model = VLLMModel(base_url, api_key=API_KEY, model_name=MODEL)
+        kwargs: dict[str, Any] = {} if system_prompt else {"system_prompt": None}
+        self.agent = Agent(tools=[_foxagent_tool(sync_tool)], model=model, **kwargs)
 
     async def run(self) -> str:
         return (await self.agent.arun(QUESTION)).answer
@@ -163,7 +270,7 @@ class FoxagentClient:
         await self.agent.aclose()
 
 
-# --- measuring -------------------------------------------------------------------------------
+# --- measuring ------------------------------------------------------------------------------
 
 
 async def sequential(run: Callable[[], Awaitable[str]], count: int) -> list[float]:
@@ -172,7 +279,7 @@ async def sequential(run: Callable[[], Awaitable[str]], count: int) -> list[floa
         started = time.perf_counter()
         answer = await run()
         latencies.append(time.perf_counter() - started)
-        assert answer == "台北現在 23°C。", answer
+        assert answer == EXPECTED, answer
     return latencies
 
 
@@ -192,72 +299,118 @@ async def concurrent(
     return count / wall, cpu / count * 1000
 
 
+async def same_bytes(base_url: str, loop: CarefulLoop, agent: FoxagentClient) -> str:
+    """Record one run of each client at the stub; compare the request bodies."""
+    import aiohttp
+
+    async with aiohttp.ClientSession() as session:
+
+        async def record(run: Callable[[], Awaitable[str]]) -> list[bytes]:
+            async with session.post(base_url + "/capture", data=b"{}"):
+                pass
+            await run()
+            async with session.get(base_url + "/capture") as response:
+                return [b.encode() for b in json.loads(await response.read())]
+
+        mine, theirs = await record(agent.run), await record(loop.run)
+    # foxagent names the call it decided from the generated tokens itself; the loop keeps the
+    # server's id. Only that value may differ.
+    mine = [_CALL_ID.sub(b"chatcmpl-tool-ID", body) for body in mine]
+    theirs = [_CALL_ID.sub(b"chatcmpl-tool-ID", body) for body in theirs]
+    if mine == theirs:
+        return "byte-identical (but for the tool call's id)"
+    parsed = [json.loads(b) for b in mine] == [json.loads(b) for b in theirs]
+    if not parsed:
+        for a, b in zip(mine, theirs, strict=False):
+            print(" foxagent:", a.decode()[-900:], "\n loop:   ", b.decode()[-900:])
+        raise AssertionError("the clients send different requests: fix the loop or foxagent")
+    sizes = ", ".join(f"{len(a)} vs {len(b)} B" for a, b in zip(mine, theirs, strict=False))
+    return f"the same JSON, not the same bytes ({sizes})"
+
+
 async def measure(base_url: str, rounds: int, sequential_runs: int, concurrent_runs: int) -> None:
-    clients = [
-        AiohttpLoop(base_url),
-        OpenAILoop(base_url),
-        FoxagentClient(base_url),
-        FoxagentClient(base_url, sync_tool=True),
-    ]
-    results: dict[str, dict[str, list[float]]] = {
-        c.name: {"p50": [], "p90": [], "rps": [], "cpu": []} for c in clients
-    }
+    pairs: list[tuple[str, CarefulLoop, FoxagentClient]] = []
+    for system_prompt in (True, False):
+        for sync_tool in (True, False):
+            label = f"{'system prompt' if system_prompt else 'no system prompt'}, " + (
+                "sync tool" if sync_tool else "async tool"
+            )
+            options = {"system_prompt": system_prompt, "sync_tool": sync_tool}
+            pairs.append(
+                (label, CarefulLoop(base_url, **options), FoxagentClient(base_url, **options))
+            )
+    results: dict[tuple[str, str], dict[str, list[float]]] = {}
     try:
-        for client in clients:
-            await sequential(client.run, 20)  # warm-up: connections, imports, caches
+        for label, loop, agent in pairs:
+            print(f"{label}: requests {await same_bytes(base_url, loop, agent)}")
+            for client in (loop, agent):
+                await sequential(client.run, 20)  # warm-up: connections, imports, caches
+                results[label, client.name] = {"p50": [], "rps": [], "cpu": []}
         for _ in range(rounds):
-            for client in clients:
-                latencies = sorted(await sequential(client.run, sequential_runs))
-                rps, cpu = await concurrent(client.run, concurrent_runs, 64)
-                row = results[client.name]
-                row["p50"].append(latencies[len(latencies) // 2] * 1000)
-                row["p90"].append(latencies[int(len(latencies) * 0.9)] * 1000)
-                row["rps"].append(rps)
-                row["cpu"].append(cpu)
+            for label, loop, agent in pairs:
+                for client in (loop, agent):
+                    latencies = sorted(await sequential(client.run, sequential_runs))
+                    rps, cpu = await concurrent(client.run, concurrent_runs, WIDTH)
+                    row = results[label, client.name]
+                    row["p50"].append(latencies[len(latencies) // 2] * 1000)
+                    row["rps"].append(rps)
+                    row["cpu"].append(cpu)
     finally:
-        for client in clients:
-            await client.close()
-    report(results)
+        for _, loop, agent in pairs:
+            await loop.close()
+            await agent.close()
+    report(results, [label for label, _, _ in pairs])
 
 
-def report(results: dict[str, dict[str, list[float]]]) -> None:
+def report(results: dict[tuple[str, str], dict[str, list[float]]], labels: list[str]) -> None:
     median = {
-        name: {k: statistics.median(v) for k, v in row.items()} for name, row in results.items()
+        key: {k: statistics.median(v) for k, v in row.items()} for key, row in results.items()
     }
-    base = median["aiohttp loop"]
     print(
-        f"{'client':<18}{'p50 ms':>9}{'p90 ms':>9}{'runs/s@64':>11}{'CPU ms/run':>12}"
+        f"{'':<30}{'client':<22}{'p50 ms':>8}{'runs/s@64':>11}{'CPU ms/run':>12}"
         f"{'CPU ×':>8}{'runs/s ×':>10}"
     )
-    for name, row in median.items():
-        print(
-            f"{name:<22}{row['p50']:>9.2f}{row['p90']:>9.2f}{row['rps']:>11.0f}{row['cpu']:>12.2f}"
-            f"{row['cpu'] / base['cpu']:>8.2f}{row['rps'] / base['rps']:>10.2f}"
-        )
+    for label in labels:
+        rows = [(name, row) for (lab, name), row in median.items() if lab == label]
+        base = rows[0][1]
+        for name, row in rows:
+            ratios = (
+                f"{row['cpu'] / base['cpu']:>8.2f}{row['rps'] / base['rps']:>10.2f}"
+                if name.startswith("foxagent")
+                else ""
+            )
+            print(
+                f"{label:<30}{name:<22}{row['p50']:>8.2f}{row['rps']:>11.0f}{row['cpu']:>12.3f}"
+                + ratios
+            )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--quick", action="store_true", help="small counts (a smoke test)")
-    parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--rounds", type=int, default=None, help="interleaved rounds")
+    parser.add_argument("--serve", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.serve:
-        serve()
+    if args.serve is not None:
+        serve(args.serve)
         return
     child = subprocess.Popen(
-        [sys.executable, __file__, "--serve"],
+        [sys.executable, "-m", "benchmarks.bench_agent", "--serve", "1"],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
         env={**os.environ, "PYTHONPATH": os.getcwd()},
     )
+    _pin(0)
     try:
         assert child.stdout is not None
         base_url = child.stdout.readline().strip()
-        rounds, seq, conc = (1, 20, 128) if args.quick else (5, 100, 640)
+        rounds, seq, conc = (1, 20, 256) if args.quick else (5, 100, 640)
+        rounds = args.rounds or rounds
         print(
-            f"server {base_url} (separate process); {rounds} rounds, {seq} sequential, "
-            f"{conc} concurrent runs per client per round"
+            f"stub {base_url} (separate process, core 1; client core 0); {rounds} interleaved "
+            f"rounds, {seq} sequential and {conc} concurrent runs (C={WIDTH}) per client per "
+            "round; medians over rounds"
         )
         asyncio.run(measure(base_url, rounds, seq, conc))
     finally:

@@ -23,6 +23,7 @@ import time
 from typing import Any
 
 from foxagent import ModelSettings
+from foxagent._json_text import loads_json
 from foxagent._reask import Settled, decide_calls, settle
 from foxagent._recovery import ToolIndex
 from foxagent._tokens import estimate_tokens
@@ -79,11 +80,11 @@ class Reasks:
 
     async def __call__(self, reason: str) -> Any:
         self.count += 1
-        return _parse_completion(json.loads(self._body))
+        return _parse_completion(loads_json(self._body))
 
 
 async def handle(raw: bytes, reask: Reasks) -> int:
-    response = _parse_completion(json.loads(raw))
+    response = _parse_completion(loads_json(raw))  # the backend's decoder
     settled: Settled = await settle(response, SETTINGS, INDEX, reask, tools=True)
     recovery = await decide_calls(settled, INDEX, SETTINGS)
     return len(recovery.calls)

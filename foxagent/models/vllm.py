@@ -25,10 +25,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
 import aiohttp
+import orjson
 
 from foxagent._environment import DEFAULT_BASE_URL, first_env
 from foxagent._exceptions import (
@@ -39,7 +41,7 @@ from foxagent._exceptions import (
     ModelTimeoutError,
     UserError,
 )
-from foxagent._json_text import utf8_json
+from foxagent._json_text import compact_json, loads_json
 from foxagent._messages import (
     ModelResponse,
     ModelRetry,
@@ -166,6 +168,8 @@ class VLLMModel(Model):
             )
         self.max_concurrent_requests = max_concurrent_requests
         self._slots: asyncio.Semaphore | None = None
+        self._templates: dict[tuple[int, int, str, bool], _Template] = {}
+        self._fragments: dict[str, orjson.Fragment] = {}  # system prompts, encoded
         self._session: aiohttp.ClientSession | None = None
         self._session_loop: asyncio.AbstractEventLoop | None = None
 
@@ -181,8 +185,8 @@ class VLLMModel(Model):
         tools: Sequence[Mapping[str, Any]],
         settings: ModelSettings,
     ) -> ModelResponse:
-        body = await self._body(messages, tools, settings)
-        data = await self._call("POST", "/chat/completions", body, slotted=True)
+        payload = await self._payload(messages, tools, settings, stream=False)
+        data = await self._call("POST", "/chat/completions", payload, slotted=True)
         return _parse_completion(data)
 
     async def stream(
@@ -192,11 +196,8 @@ class VLLMModel(Model):
         settings: ModelSettings,
     ) -> AsyncIterator[StreamEvent]:
         """Stream a reply as server-sent events (retries only before the first chunk)."""
-        body = await self._body(messages, tools, settings)
-        body["stream"] = True
-        body["stream_options"] = {"include_usage": True}
+        payload = await self._payload(messages, tools, settings, stream=True)
         url = self.base_url + "/chat/completions"
-        payload = utf8_json(body)
         assembler = _StreamAssembler()
         started = asyncio.get_running_loop().time()
         attempt = 0
@@ -253,18 +254,39 @@ class VLLMModel(Model):
         messages: Sequence[Mapping[str, Any]],
         tools: Sequence[Mapping[str, Any]],
         settings: ModelSettings,
+        *,
+        stream: bool = False,
     ) -> dict[str, Any]:
-        body: dict[str, Any] = {
-            "model": self.model_name or await self.served_model(),
-            "messages": list(messages),
-            **settings.request_fields(),
-        }
-        if tools:
-            body["tools"] = settings.request_tools(tools)
-            body["tool_choice"] = settings.tool_choice
-            if settings.asks_generated_tokens(tools=True):
-                body.setdefault("logprobs", True)  # see foxagent.models._generated
-        return body
+        """The request as a dict (`_payload` sends the same JSON, encoded faster)."""
+        model = self.model_name or await self.served_model()
+        return _request_body(model, list(messages), tools, settings, stream=stream)
+
+    async def _payload(
+        self,
+        messages: Sequence[Mapping[str, Any]],
+        tools: Sequence[Mapping[str, Any]],
+        settings: ModelSettings,
+        *,
+        stream: bool,
+    ) -> bytes:
+        """``compact_json(await self._body(...))``, byte for byte, with the part that does not
+        change between requests (model, settings, tool schemas) encoded once: the cached
+        `_Template` is split where the messages go, and only the messages are encoded per
+        request (a system prompt as long as FoxBrain's once per prompt, as an orjson fragment).
+
+        The cache holds the ``tools`` list and ``settings`` themselves and is used only for
+        those very objects: ``Agent`` sends ``Toolset.schemas``, a new list whenever the tools
+        change, and frozen settings (a list changed in place would be sent stale: don't).
+        """
+        model = self.model_name or await self.served_model()
+        key = (id(settings), id(tools), model, stream)
+        template = self._templates.get(key)
+        if template is None or template.settings is not settings or template.tools is not tools:
+            if len(self._templates) >= 16:
+                self._templates.clear()
+            template = _Template(model, tools, settings, stream=stream)
+            self._templates[key] = template
+        return template.encode(messages, self._fragments)
 
     async def count_tokens(
         self, messages: Sequence[Mapping[str, Any]], tools: Sequence[Mapping[str, Any]]
@@ -276,10 +298,10 @@ class VLLMModel(Model):
         root = self.base_url.removesuffix("/v1")
         url = root + "/tokenize"
         try:
-            async with self._client().post(url, data=utf8_json(body)) as response:
+            async with self._client().post(url, data=compact_json(body)) as response:
                 ok = response.status == 200
                 raw = await _read_capped(response, self.max_response_bytes, url) if ok else b""
-            data = json.loads(raw) if raw else {}
+            data = loads_json(raw) if raw else {}
         except (aiohttp.ClientError, asyncio.TimeoutError, ValueError, ModelResponseError):
             data = {}
         count = data.get("count") if isinstance(data, dict) else None
@@ -318,7 +340,6 @@ class VLLMModel(Model):
                 connector=connector,
                 timeout=self._timeout,
                 headers=self._headers(),
-                json_serialize=json.dumps,
             )
             self._session_loop = loop
             # Like the session, a semaphore belongs to the loop it was first used in.
@@ -334,8 +355,9 @@ class VLLMModel(Model):
         assert self._slots is not None
         return self._slots
 
-    async def _call(self, method: str, path: str, body: Any, *, slotted: bool = False) -> Any:
-        payload = None if body is None else utf8_json(body)
+    async def _call(
+        self, method: str, path: str, payload: bytes | None, *, slotted: bool = False
+    ) -> Any:
         started = asyncio.get_running_loop().time()
         attempt = 0
         while True:
@@ -393,7 +415,7 @@ class VLLMModel(Model):
                 f"Cannot talk to the model server at {url}: {reason}"
             ) from None
         try:
-            return json.loads(raw)  # bytes: no separate decode step
+            return loads_json(raw)  # bytes: no separate decode step
         except ValueError:
             # Cut short or not JSON at all (a proxy's HTML page, a worker that died mid-write):
             # broken on the way, so worth another attempt.
@@ -471,6 +493,80 @@ class _LineSplitter:
             )
 
 
+class _Template:
+    """A chat request's fixed part, encoded once and split where the messages go."""
+
+    __slots__ = ("head", "model", "settings", "stream", "tail", "tools")
+
+    def __init__(
+        self,
+        model: str,
+        tools: Sequence[Mapping[str, Any]],
+        settings: ModelSettings,
+        *,
+        stream: bool,
+    ) -> None:
+        self.model, self.tools, self.settings, self.stream = model, tools, settings, stream
+        marker = f"foxagent-messages-{uuid.uuid4().hex}"
+        encoded = compact_json(_request_body(model, marker, tools, settings, stream=stream))
+        head, found, tail = encoded.partition(b'"' + marker.encode() + b'"')
+        # Not found: extra_body replaced the messages (each body is then encoded whole).
+        self.head: bytes | None = head if found else None
+        self.tail = tail
+
+    def encode(
+        self, messages: Sequence[Mapping[str, Any]], fragments: dict[str, orjson.Fragment]
+    ) -> bytes:
+        if self.head is None:
+            body = _request_body(
+                self.model, list(messages), self.tools, self.settings, stream=self.stream
+            )
+            return compact_json(body)
+        first = messages[0] if messages else None
+        if (
+            type(first) is dict
+            and len(first) == 2
+            and first.get("role") == "system"
+            and next(iter(first)) == "role"
+            and type(content := first.get("content")) is str
+            and len(content) >= 256
+        ):
+            fragment = fragments.get(content)
+            if fragment is None:
+                if len(fragments) >= 8:
+                    fragments.clear()
+                fragment = fragments[content] = orjson.Fragment(compact_json(first))
+            listed: list[Any] = [fragment, *messages[1:]]
+        else:
+            listed = list(messages)
+        try:
+            encoded = orjson.dumps(listed)
+        except orjson.JSONEncodeError:
+            encoded = compact_json(list(messages))  # a lone surrogate: escapes, as before
+        return self.head + encoded + self.tail
+
+
+def _request_body(
+    model: str,
+    messages: Any,
+    tools: Sequence[Mapping[str, Any]],
+    settings: ModelSettings,
+    *,
+    stream: bool,
+) -> dict[str, Any]:
+    """The chat request, fields in the order the server has always seen them."""
+    body: dict[str, Any] = {"model": model, "messages": messages, **settings.request_fields()}
+    if tools:
+        body["tools"] = settings.request_tools(tools)
+        body["tool_choice"] = settings.tool_choice
+        if settings.asks_generated_tokens(tools=True):
+            body.setdefault("logprobs", True)  # see foxagent.models._generated
+    if stream:
+        body["stream"] = True
+        body["stream_options"] = {"include_usage": True}
+    return body
+
+
 def _http_error(status: int, text: str, retry_after: str | None) -> ModelHTTPError:
     message = text[:500]
     try:
@@ -537,7 +633,7 @@ class _StreamAssembler:
         if payload == b"[DONE]":
             return []
         try:
-            chunk = json.loads(payload)
+            chunk = loads_json(payload)
         except ValueError:
             # A line cut short or not JSON: broken on the way (retried before the first chunk).
             raise garbled(ModelResponseError(f"bad stream chunk: {payload[:200]!r}")) from None
