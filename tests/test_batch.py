@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import json
+import sys
 import tracemalloc
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from foxagent import Agent
+from foxagent import Agent, UserError
 from foxagent.batch import BatchInputError, BatchOutputError, BatchSummary, run_batch
 from foxagent.batch._job import BatchJob
 from foxagent.models.vllm import VLLMModel
@@ -346,3 +347,14 @@ def test_the_facade_table_all_and_type_checking_imports_agree() -> None:
     assert _type_checking_imports(module) == exports
     for name, home in exports.items():
         assert getattr(module, name) is getattr(importlib.import_module(home), name)
+
+
+def test_ray_without_its_extra_names_the_extra(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from foxagent.batch import run_batch_on_ray
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray raises ImportError
+    questions = write_questions(tmp_path / "q.jsonl", [{"id": 1, "question": "x"}])
+    with pytest.raises(UserError, match=r"pip install 'foxagent\[ray\]'"):
+        run_batch_on_ray(lambda: Agent(model=FunctionModel(str)), questions, tmp_path / "a.jsonl")
