@@ -19,7 +19,7 @@ $(DEMO_STAMP): pyproject.toml | $(BIN)/python
 	touch $@
 
 $(DEV_STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e ".[dev,local,postgres]"
+	$(BIN)/python -m pip install --quiet -e ".[dev,local,postgres,ray]"
 	touch $@ $(DEMO_STAMP)
 
 # The main job on the embedded default: no GPU, no server; the local model is pulled on first use.

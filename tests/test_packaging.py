@@ -11,7 +11,7 @@
   downloaded); stderr shows one line per stage, or a live line with a spinner then a bar on a
   terminal, then the result (path, size, sha256 verified); a failure quotes the end of pip's
   output.
-* ``make``: the demo installs foxagent[local] only, the tests foxagent[dev,local,postgres];
+* ``make``: the demo installs foxagent[local] only, the tests foxagent[dev,local,postgres,ray];
   only ``make postgres-deps`` installs system packages; the PostgreSQL tests stop the server
   they start, and skip saying why when PostgreSQL is not installed.
 """
@@ -424,7 +424,7 @@ def test_make_demo_installs_the_local_extra_only(tmp_path: Path) -> None:
         f'{tmp_path / "fresh-venv"}/bin/python -m pip install --quiet -e ".[local]"'
     ]
     test = _make_dry_run("test", tmp_path)
-    assert '-e ".[dev,local,postgres]"' in test
+    assert '-e ".[dev,local,postgres,ray]"' in test
     for commands in (demo, test):
         assert "apt-get" not in commands and "postgres.sh" not in commands
     assert "bash .ci/postgres.sh install" in _make_dry_run("postgres-deps", tmp_path)
