@@ -26,6 +26,7 @@ from dataclasses import replace
 from typing import Any
 
 from foxagent import _execution as execution, _tracing as tracing
+from foxagent._affinity import run_affinity
 from foxagent._answer import FoxBrainAnswer, parse_answer
 from foxagent._approval import Approver, PausedRun
 from foxagent._events import (
@@ -198,7 +199,8 @@ class Agent:
         """
         if session is None:
             state = self._state(self._opening(question, history), 0, deps, on_event, None)
-            return await self._run(state, timeout)
+            with run_affinity(state.run_id):  # every request of the run: one replica
+                return await self._run(state, timeout)
         if history is not None:
             raise UserError("Pass either history or session to arun, not both.")
         # Runs of one session take turns: in this process (the lock) and across processes
@@ -216,7 +218,8 @@ class Agent:
             if stored:
                 opening.append({"role": "user", "content": question})
             state = self._state(opening, len(stored), deps, on_event, session)
-            return await self._run(state, timeout)
+            with run_affinity(state.run_id, session.session_id):  # every run of the session
+                return await self._run(state, timeout)
 
     async def resume(
         self,
@@ -243,7 +246,8 @@ class Agent:
             paused = await session.claim_paused()
             history = await session.messages()
             state = self._state(history, len(history), deps, on_event, session)
-            return await self._run(state, timeout, paused)
+            with run_affinity(state.run_id, session.session_id):
+                return await self._run(state, timeout, paused)
 
     def _state(
         self,

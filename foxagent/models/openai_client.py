@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from foxagent._affinity import DEFAULT_AFFINITY_HEADERS, affinity_header_names, affinity_headers
 from foxagent._exceptions import (
     ModelConnectionError,
     ModelHTTPError,
@@ -38,6 +39,8 @@ class OpenAIClientModel(Model):
         client: the user's client (its ``base_url`` and ``api_key`` are used as they are).
         model_name: the served model's name; ``None`` asks the server's ``/models``.
         close_client: close the client in `aclose` (off: the client is the user's).
+        affinity_headers: header names that carry the run's session-affinity id on every
+            request, as for `VLLMModel`. ``None`` or empty: no such header.
     """
 
     def __init__(
@@ -46,8 +49,13 @@ class OpenAIClientModel(Model):
         model_name: str | None = None,
         *,
         close_client: bool = False,
+        affinity_headers: str | Sequence[str] | None = DEFAULT_AFFINITY_HEADERS,
     ) -> None:
         _require_openai()
+        try:
+            self.affinity_headers = affinity_header_names(affinity_headers)
+        except ValueError as error:
+            raise UserError(f"OpenAIClientModel: {error}") from None
         self.client = client
         self.model_name = model_name
         self.close_client = close_client
@@ -79,6 +87,7 @@ class OpenAIClientModel(Model):
                 model=self.model_name or await self._served_model(),
                 messages=list(messages),  # type: ignore[arg-type]
                 extra_body=extra or None,
+                extra_headers=affinity_headers(self.affinity_headers),
                 **arguments,
             )
         except openai.APITimeoutError:

@@ -32,6 +32,7 @@ from typing import Any
 import aiohttp
 import orjson
 
+from foxagent._affinity import DEFAULT_AFFINITY_HEADERS, affinity_header_names, affinity_headers
 from foxagent._environment import DEFAULT_BASE_URL, first_env
 from foxagent._exceptions import (
     ModelConnectionError,
@@ -100,6 +101,11 @@ class VLLMModel(Model):
         max_concurrent_requests: chat requests this model sends at once; more wait their turn
             (in order) instead of failing. ``None``: as many as the pool allows. One vLLM
             deployment shared by thousands of runs in a process is the case for it.
+        affinity_headers: header names that carry the run's session-affinity id on every
+            request (the session's when the run has one, else the run's; see
+            ``foxagent._affinity``), for routers that keep a conversation on one replica
+            (vllm-router and Ray Serve read ``x-session-id``, NVIDIA Dynamo
+            ``X-Dynamo-Session-ID``). ``None`` or empty: no such header.
     """
 
     def __init__(
@@ -137,8 +143,13 @@ class VLLMModel(Model):
         max_stream_line_bytes: int = _MIB,
         max_connections: int = 512,
         max_concurrent_requests: int | None = None,
+        affinity_headers: str | Sequence[str] | None = DEFAULT_AFFINITY_HEADERS,
     ) -> None:
         self.base_url, self._api_key = resolve_endpoint(base_url, api_key)
+        try:
+            self.affinity_headers = affinity_header_names(affinity_headers)
+        except ValueError as error:
+            raise UserError(f"VLLMModel: {error}") from None
         self.model_name = model_name
         self.max_retries = max_retries
         self.backoff = backoff
@@ -206,7 +217,9 @@ class VLLMModel(Model):
             try:
                 async with (
                     self._slot(),
-                    self._client().post(url, data=payload, timeout=timeout) as response,
+                    self._client().post(
+                        url, data=payload, timeout=timeout, headers=self._affinity()
+                    ) as response,
                 ):
                     if response.status >= 400:
                         raw = await _read_capped(response, _MAX_ERROR_BYTES, url, truncate=True)
@@ -330,6 +343,10 @@ class VLLMModel(Model):
             headers["Authorization"] = f"Bearer {self._api_key}"
         return headers
 
+    def _affinity(self) -> dict[str, str] | None:
+        """This request's session-affinity headers (per request: they follow the run)."""
+        return affinity_headers(self.affinity_headers)
+
     def _client(self) -> aiohttp.ClientSession:
         loop = asyncio.get_running_loop()
         if self._session is None or self._session.closed or self._session_loop is not loop:
@@ -400,7 +417,7 @@ class VLLMModel(Model):
         url = self.base_url + path
         try:
             async with self._client().request(
-                method, url, data=payload, timeout=timeout
+                method, url, data=payload, timeout=timeout, headers=self._affinity()
             ) as response:
                 if response.status >= 400:
                     raw = await _read_capped(response, _MAX_ERROR_BYTES, url, truncate=True)
