@@ -132,8 +132,10 @@ def run_batch_on_ray(
         concurrency: questions in flight per actor.
         batch_size: questions per batch handed to an actor (default ``4 * concurrency``).
         num_cpus: CPUs each actor reserves.
-        retry_errors, on_progress, on_start, fsync: as for `run_batch` (``on_progress`` after
-            each batch; ``on_start`` before Ray starts).
+        retry_errors: as for `run_batch`.
+        on_progress: as for `run_batch`, called after each batch.
+        on_start: as for `run_batch`, called before Ray starts.
+        fsync: as for `run_batch`.
         init_options: more keyword arguments for ``ray.init``.
 
     Raises:
