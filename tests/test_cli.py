@@ -120,7 +120,17 @@ def test_help_lists_exactly_the_tables_commands(capsys: pytest.CaptureFixture[st
     ]
     assert names == [command.name for command in COMMANDS]
     # Pinned, so dropping a command from the table cannot pass unnoticed.
-    assert names == ["tools", "run", "eval", "serve", "doctor", "models", "template", "mcp", "batch"]
+    assert names == [
+        "tools",
+        "run",
+        "eval",
+        "serve",
+        "doctor",
+        "models",
+        "template",
+        "mcp",
+        "batch",
+    ]
 
 
 @pytest.mark.parametrize(("path", "command"), LEAVES, ids=[" ".join(p) for p, _ in LEAVES])
