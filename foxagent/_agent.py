@@ -20,9 +20,9 @@ import asyncio
 import contextlib
 import functools
 import time
-import uuid
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import replace
+from random import getrandbits
 from typing import Any
 
 from foxagent import _execution as execution, _tracing as tracing
@@ -258,7 +258,7 @@ class Agent:
         session: Session | None,
     ) -> RunState:
         return RunState(
-            run_id=uuid.uuid4().hex,
+            run_id=f"{getrandbits(128):032x}",  # a name, not a secret (new_call_id)
             messages=messages,
             deps=deps,
             on_event=on_event,
@@ -273,7 +273,9 @@ class Agent:
         started = time.perf_counter()
         deadline = self.run_timeout if timeout is None else timeout
         conversation = state.session.session_id if state.session is not None else None
-        with reporting_retries(on_event), tracing.run_span(state.run_id, conversation) as span:
+        state.traced = tracing.recording()  # once per run, not per span
+        run_span = tracing.run_span(state.run_id, conversation, traced=state.traced)
+        with reporting_retries(on_event), run_span as span:
             try:
                 await self._commit(state)  # the question, before anything can fail
                 work = self._steps(state) if paused is None else self._resumed(state, paused)
@@ -398,7 +400,7 @@ class Agent:
         settings = self._settings_after_calls if state.records else self.settings
         tools = bool(self.toolset.schemas)
         model_name = getattr(self.model, "model_name", None)
-        with tracing.chat_span(model_name, settings, self._server) as span:
+        with tracing.chat_span(model_name, settings, self._server, traced=state.traced) as span:
             try:
                 response = await self._request(state, settings)
             except ModelHTTPError as error:  # a server-side parse failure discards the reply
@@ -406,10 +408,11 @@ class Agent:
                     raise
                 reply = await self._reask(state, f"the server failed: {error}")
                 return Settled(reply, "reasked_raw")
-            if model_name is None:  # the backend learnt the served model's name on the way
-                model_name = getattr(self.model, "model_name", None)
-                span.rename(f"chat {model_name}")
-            span.set(tracing.response_attributes(model_name, response))
+            if state.traced:
+                if model_name is None:  # the backend learnt the served model's name on the way
+                    model_name = getattr(self.model, "model_name", None)
+                    span.rename(f"chat {model_name}")
+                span.set(tracing.response_attributes(model_name, response))
         reask = functools.partial(self._reask, state)
         return await settle(response, settings, self.toolset.index, reask, tools=tools)
 

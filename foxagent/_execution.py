@@ -20,16 +20,17 @@ import asyncio
 import json
 import sys
 import time
-import uuid
 from collections.abc import Coroutine, Mapping, Sequence
 from typing import Any, Protocol
+
+import orjson
 
 from foxagent import _tracing as tracing
 from foxagent._approval import Approver, PausedRun, PendingCall, ask, denial_message
 from foxagent._events import RunWarning, ToolCallDetected, ToolFinished, ToolStarted
 from foxagent._exceptions import ToolCallError, ToolRetryError
 from foxagent._messages import ModelSettings
-from foxagent._recovery import RecoveredCall, Recovery, RejectedCall
+from foxagent._recovery import RecoveredCall, Recovery, RejectedCall, new_call_id
 from foxagent._run import CallStatus, RunState, ToolCallRecord, safe_str
 from foxagent._threads import tool_threads
 from foxagent._tools import ToolContext
@@ -213,8 +214,12 @@ async def _execute_all(
     return records
 
 
-def _repeat_key(name: str, arguments: Mapping[str, Any]) -> str:
-    return name + "\x00" + json.dumps(arguments, sort_keys=True, ensure_ascii=False)
+def _repeat_key(name: str, arguments: Mapping[str, Any]) -> str | bytes:
+    """The same key for the same tool and arguments (in any key order); orjson when it can."""
+    try:
+        return name.encode() + b"\x00" + orjson.dumps(arguments, option=orjson.OPT_SORT_KEYS)
+    except (orjson.JSONEncodeError, UnicodeEncodeError):  # a lone surrogate, a huge integer
+        return name + "\x00" + json.dumps(arguments, sort_keys=True, ensure_ascii=False)
 
 
 async def _execute(
@@ -229,13 +234,17 @@ async def _execute(
         )
         return _record(call, step, "rejected", error=message)
     tool = settings.toolset[call.name]
-    context = ToolContext(
-        run_id=state.run_id, tool_call_id=call.id, messages=state.messages, deps=state.deps
+    context = (
+        ToolContext(
+            run_id=state.run_id, tool_call_id=call.id, messages=state.messages, deps=state.deps
+        )
+        if getattr(tool, "wants_context", True)
+        else None  # a @tool without a ToolContext parameter: none to build
     )
     timeout = tool.timeout if tool.timeout is not None else settings.tool_timeout
     if state.on_event is not None:
         state.on_event(ToolStarted(id=call.id, name=call.name, arguments=call.arguments, step=step))
-    with tracing.tool_span(call.name, call.id) as span:
+    with tracing.tool_span(call.name, call.id, traced=state.traced) as span:
         if call.repairs:
             span.set({"foxagent.tool.repairs": list(call.repairs)})
         record = await _invoke(call, step, tool, context, timeout)
@@ -253,9 +262,20 @@ async def _execute(
 
 
 async def _invoke(
-    call: RecoveredCall, step: int, tool: Any, context: ToolContext, timeout: float
+    call: RecoveredCall, step: int, tool: Any, context: ToolContext | None, timeout: float
 ) -> ToolCallRecord:
     started = time.perf_counter()
+    if call.checked is not None and getattr(tool, "runs_inline", False):
+        # A cheap sync tool (declared or measured, Tool.runs_inline): called right here, with
+        # no thread and no timeout, which could not stop it anyway; same records as below.
+        try:
+            result = tool.call_inline(call.checked, context)
+        except ToolCallError as failure:
+            return _record(call, step, "error", error=str(failure), started=started)
+        except Exception as failure:  # a tool's bug must not kill the run: tell the model
+            error = f"Tool '{call.name}' failed: {type(failure).__name__}: {failure}"
+            return _record(call, step, "error", error=error, started=started)
+        return _record(call, step, "ok", result=result, started=started)
     # Recovery validated the arguments; a call rebuilt from a stored paused run is checked here.
     work = (
         tool.run_checked(call.checked, context)
@@ -310,7 +330,7 @@ def _record(
 
 def _refused_record(rejected: RejectedCall, step: int) -> ToolCallRecord:
     return ToolCallRecord(
-        id=rejected.id or f"chatcmpl-tool-{uuid.uuid4().hex}",
+        id=rejected.id or new_call_id(),
         name=rejected.name or "unknown",
         arguments={},
         status="rejected",

@@ -173,7 +173,14 @@ def _from_text(response: ModelResponse, text: str) -> ModelResponse:
     # max_tokens; the usage still tells a cut (recovery's was_cut).
     finish = "stop" if response.finish_reason == "tool_calls" else response.finish_reason
     message = {"role": "assistant", "content": text}
-    return replace(response, message=message, finish_reason=finish, generated_text=text)
+    # Built directly: dataclasses.replace reads the fields anew on every call (a few µs).
+    return ModelResponse(
+        message=message,
+        finish_reason=finish,
+        usage=response.usage,
+        model=response.model,
+        generated_text=text,
+    )
 
 
 async def _same_calls(

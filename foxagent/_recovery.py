@@ -53,9 +53,9 @@ from __future__ import annotations
 
 import json
 import re
-import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from random import getrandbits
 from typing import Any, Literal
 
 from foxagent._call_syntax import (
@@ -169,8 +169,12 @@ class Recovery:
 
 
 def new_call_id() -> str:
-    """A tool-call id in the form vLLM generates: ``chatcmpl-tool-`` + 32 hex characters."""
-    return f"chatcmpl-tool-{uuid.uuid4().hex}"
+    """A tool-call id in the form vLLM generates: ``chatcmpl-tool-`` + 32 hex characters.
+
+    From ``random`` (reseeded after a fork), not ``uuid4``: an id names a call, it guards
+    nothing, and ``os.urandom`` cost ~18 µs a call here, twice per run.
+    """
+    return f"chatcmpl-tool-{getrandbits(128):032x}"
 
 
 def recover_tool_calls(
@@ -384,6 +388,9 @@ def _decode_arguments(
 def _from_content(content: str, index: ToolIndex, truncated: bool) -> Recovery:
     if not content:
         return Recovery()
+    flat = _one_plain_call(content, index)
+    if flat is not None:
+        return flat
     budget = ReplyBudget(len(content))
     candidates = find_candidates(content, budget)
     accepted: list[RecoveredCall] = []
@@ -406,6 +413,52 @@ def _from_content(content: str, index: ToolIndex, truncated: bool) -> Recovery:
     return Recovery(
         calls=_dedupe(accepted), rejected=tuple(rejected), text=_clean(_cut(content, spans))
     )
+
+
+# What sends a reply down the general path even when it is one JSON call: markers another finder
+# or a wrapper reacts to ("[" starts pythonic lists, "\\" may need LaTeX restored, "<|" special
+# tokens, "(" after a python tag...), so the flat path never decides what the ladder would not.
+_NOT_FLAT = ("[", "\\", "<|", "```", "Action", "<function=", ".call", "<tool_call>")
+_FLAT_MAX_CHARS = 4_096
+
+
+def _one_plain_call(content: str, index: ToolIndex) -> Recovery | None:
+    """The common reply, one ``{"name": ..., "parameters": {...}}`` object and nothing else,
+    judged without the search: the `Recovery` the general path returns for it, or ``None``
+    for any other reply.
+
+    For such a text the finders find exactly one candidate, the whole object: the ReAct,
+    function-tag and pythonic finders need a marker in `_NOT_FLAT` (a bare call must start
+    with a letter), the object decodes strictly (no repair, no LaTeX to restore without a
+    backslash, no nesting past ``MAX_DEPTH`` without more brackets than that), no example cue
+    or wrapper surrounds it, and its name and arguments are read from those two keys. What
+    remains is the gate, which both paths share; ``tests/test_hot_path_recovery.py`` holds
+    them to the same answers.
+    """
+    text = content.strip()
+    if (
+        len(text) > _FLAT_MAX_CHARS
+        or not text.startswith('{"name"')
+        or not text.endswith("}")
+        or text.count("{") > MAX_DEPTH
+        or any(marker in text for marker in _NOT_FLAT)
+    ):
+        return None
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return None
+    if type(value) is not dict or len(value) != 2:
+        return None
+    name, arguments = value.get("name"), value.get("parameters")
+    if type(name) is not str or type(arguments) is not dict:
+        return None
+    outcome = _gate(
+        index, name, arguments, (), new_call_id(), text, False, "content", ("content:json",)
+    )
+    if isinstance(outcome, RecoveredCall):
+        return Recovery(calls=(outcome,))
+    return Recovery(rejected=(outcome,))
 
 
 def _dropped_as_code(candidate: Candidate, index: ToolIndex) -> bool:
@@ -634,4 +687,8 @@ def _cut(text: str, spans: list[tuple[int, int]]) -> str:
 
 
 def _clean(text: str) -> str:
-    return re.sub(r"\n{3,}", "\n\n", strip_special_tokens(text)).strip()
+    text = strip_special_tokens(text)
+    return (_BLANK_LINES.sub("\n\n", text) if "\n\n\n" in text else text).strip()
+
+
+_BLANK_LINES = re.compile(r"\n{3,}")

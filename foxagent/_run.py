@@ -131,6 +131,8 @@ class RunState:
         repeats: how often each (tool, arguments) pair ran (the repeat guard).
         session: the stored conversation the run commits to, if any.
         committed: ``messages[:committed]`` are stored in the session.
+        traced: spans are recorded (a tracer provider was installed when the run started):
+            decided once per run, not per span.
     """
 
     run_id: str
@@ -142,9 +144,10 @@ class RunState:
     timings: Timings = field(default_factory=Timings)
     failures: dict[str, int] = field(default_factory=dict)
     tool_errors: dict[str, str] = field(default_factory=dict)
-    repeats: dict[str, int] = field(default_factory=dict)
+    repeats: dict[str | bytes, int] = field(default_factory=dict)
     session: Session | None = None
     committed: int = 0
+    traced: bool = False
 
 
 def safe_str(value: Any) -> str:

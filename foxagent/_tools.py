@@ -9,12 +9,14 @@ the middle of a run.
 
 from __future__ import annotations
 
+import contextvars
 import copy
 import dataclasses
 import functools
 import inspect
 import json
 import re
+import time
 from collections.abc import Callable, Mapping, Sequence
 from types import UnionType
 from typing import (
@@ -47,6 +49,12 @@ R = TypeVar("R")
 JsonDict = dict[str, Any]
 
 _NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$")
+#: A sync tool (``inline=None``) runs on the event loop once this many calls in a row, run in
+#: a thread, each took under `INLINE_LIMIT` seconds and never waited (see `Tool.runs_inline`).
+TRIAL_CALLS = 8
+#: The most CPU seconds a sync call may use, on the loop or in its trial, to stay (or become)
+#: inline.
+INLINE_LIMIT = 0.001
 _INFERABLE_DEFAULTS = (bool, int, float, str)
 _KEYWORD = inspect.Parameter.VAR_KEYWORD
 
@@ -126,6 +134,10 @@ class Tool(Generic[P, R]):
         strict: when true, arguments are validated without coercion.
         requires_approval: a person must approve each call before it runs (see
             ``Agent(approver=...)`` and ``Agent.resume``).
+        inline: for a sync function, where its calls run. ``True``: on the event loop, no
+            thread (declared cheap: it never blocks, and its ``timeout`` cannot stop it);
+            ``False``: always in a worker thread; ``None`` (the default): measured, see
+            `runs_inline`.
     """
 
     def __init__(
@@ -137,10 +149,14 @@ class Tool(Generic[P, R]):
         timeout: float | None = None,
         strict: bool = False,
         requires_approval: bool = False,
+        inline: bool | None = None,
     ) -> None:
         if not callable(function):
             raise UserError(f"@tool needs a function, got {function!r}.")
         self.function = function
+        self.inline = inline
+        self._fast_calls = 0  # trial calls in a row that were cheap (inline=None)
+        self._demoted = False  # a call was slow or waited: threads from now on
         self.name = name if name is not None else function.__name__
         self.timeout = timeout
         self.strict = strict
@@ -199,12 +215,64 @@ class Tool(Generic[P, R]):
         self, checked: CheckedArguments, context: ToolContext | None = None
     ) -> Any:
         """Run the function with arguments `check_arguments` accepted (no second validation)."""
-        call = self._bind(checked.native, context)
         if self.is_async:
-            return await call()
+            return await self._bind(checked.native, context)()
+        if self.runs_inline:
+            return self.call_inline(checked, context)
+        call = self._bind(checked.native, context)
         # Daemon threads, not the loop's executor: a hanging call past its timeout is abandoned
         # instead of holding `asyncio.run` and the interpreter's exit (see foxagent._threads).
-        return await tool_threads.run(call, name=self.name)
+        if self.inline is not None or self._demoted:
+            return await tool_threads.run(call, name=self.name)
+        trial = _Timed(call)  # measured in its thread: may the next calls skip the hop?
+        try:
+            return await tool_threads.run(trial, name=self.name)
+        finally:
+            self._observe(trial)
+
+    @property
+    def wants_context(self) -> bool:
+        """Whether the function takes a `ToolContext` (the loop builds one only then)."""
+        return self._context_param is not None
+
+    @property
+    def runs_inline(self) -> bool:
+        """Whether the next call of this sync tool runs on the event loop, without a thread.
+
+        Declared with ``inline=True``/``False``. Otherwise measured: the first calls run in a
+        worker thread, measured there; after `TRIAL_CALLS` in a row that each used under
+        `INLINE_LIMIT` of CPU and never waited (no sleep, I/O or lock wait: a function that
+        never lets go of the GIL gains nothing from a thread but its timeout, which a call that
+        short never meets), the calls run inline. Every inline call is measured too: one that
+        used more CPU, or waited, sends the tool back to threads for good, as does any trial
+        call that did (or that timed out). A tool that ever blocked is therefore never run
+        inline; the cost is that a tool cheap for its first calls that blocks later stalls the
+        loop once, for that call (declare such a tool ``inline=False``).
+        """
+        if self.is_async:
+            return False
+        if self.inline is not None:
+            return self.inline
+        return not self._demoted and self._fast_calls >= TRIAL_CALLS
+
+    def call_inline(self, checked: CheckedArguments, context: ToolContext | None = None) -> Any:
+        """Run the sync function here, on the caller's thread (when `runs_inline` says so), in
+        a copy of the context variables, as a worker thread would."""
+        call = self._bind(checked.native, context)
+        if self.inline:
+            return contextvars.copy_context().run(call)
+        timed = _Timed(call)
+        try:
+            return contextvars.copy_context().run(timed)
+        finally:
+            self._observe(timed)
+
+    def _observe(self, call: _Timed) -> None:
+        """Count a cheap call towards inline; demote for good on a slow or waiting one."""
+        if call.cpu is None or call.cpu > INLINE_LIMIT or call.waited:
+            self._demoted = True  # also abandoned calls (timeout, cancelled): never finished
+        else:
+            self._fast_calls += 1
 
     def _bind(self, instance: pydantic.BaseModel, context: ToolContext | None) -> Callable[[], Any]:
         names = instance.model_fields_set.union(self._always_pass)
@@ -236,6 +304,7 @@ def tool(
     timeout: float | None = None,
     strict: bool = False,
     requires_approval: bool = False,
+    inline: bool | None = None,
 ) -> Callable[[Callable[P, R]], Tool[P, R]]: ...
 
 
@@ -248,6 +317,7 @@ def tool(
     timeout: float | None = None,
     strict: bool = False,
     requires_approval: bool = False,
+    inline: bool | None = None,
 ) -> Tool[P, R] | Callable[[Callable[P, R]], Tool[P, R]]:
     """Turn a typed function (sync or async) into a `Tool`.
 
@@ -271,6 +341,9 @@ def tool(
         timeout: seconds a call may take before it is stopped.
         strict: validate arguments without coercing ``"5"`` to ``5`` and the like.
         requires_approval: each call waits for a person's approval before it runs.
+        inline: a sync function's calls run on the event loop (``True``: declared cheap), in
+            a worker thread (``False``), or, by default, inline once measured cheap
+            (`Tool.runs_inline`).
 
     Raises:
         UserError: the signature cannot be expressed as a tool schema; the message names the
@@ -285,9 +358,53 @@ def tool(
             timeout=timeout,
             strict=strict,
             requires_approval=requires_approval,
+            inline=inline,
         )
 
     return decorate(function) if function is not None else decorate
+
+
+class _Timed:
+    """A call that notes whether it was cheap: its CPU time (the thread's) and whether it
+    waited, that is, gave up the CPU by itself (sleep, I/O, a lock). Where the system counts
+    a thread's voluntary context switches (Linux), that count says it; a preemption by the
+    scheduler on a busy machine is involuntary and does not count. Elsewhere, wall time well
+    past CPU time stands for waiting."""
+
+    __slots__ = ("call", "cpu", "waited")
+
+    def __init__(self, call: Callable[[], Any]) -> None:
+        self.call = call
+        self.cpu: float | None = None  # None: it never finished
+        self.waited = False
+
+    def __call__(self) -> Any:
+        switches = _voluntary_switches()
+        wall, cpu = time.perf_counter(), time.thread_time()
+        try:
+            return self.call()
+        finally:
+            self.cpu = time.thread_time() - cpu
+            if switches is not None:
+                self.waited = (_voluntary_switches() or 0) > switches
+            else:
+                wall = time.perf_counter() - wall
+                self.waited = wall - self.cpu > max(0.25 * wall, 50e-6)
+
+
+def _voluntary_switches() -> int | None:
+    """This thread's voluntary context switches so far (``None`` where not counted)."""
+    if _RUSAGE_THREAD is None:
+        return None
+    return int(resource.getrusage(_RUSAGE_THREAD).ru_nvcsw)
+
+
+try:
+    import resource
+
+    _RUSAGE_THREAD: int | None = resource.RUSAGE_THREAD  # Linux
+except (ImportError, AttributeError):  # pragma: no cover - not Linux
+    _RUSAGE_THREAD = None
 
 
 def _where(function: Callable[..., Any]) -> str:

@@ -29,6 +29,7 @@ from urllib.parse import urlsplit
 __all__ = [
     "chat_span",
     "enabled",
+    "recording",
     "response_attributes",
     "run_span",
     "server_attributes",
@@ -45,9 +46,13 @@ enabled = _trace is not None
 _TRACER: Any = _trace.get_tracer("foxagent") if _trace is not None else None
 
 
-def _recording() -> bool:
+def recording() -> bool:
     """A tracer provider is installed (the API alone gives no-op spans, which still cost ~20
-    µs each on the hot path: skip them until a service sets a provider up)."""
+    µs each on the hot path: skip them until a service sets a provider up).
+
+    Asking costs a few µs (``get_tracer_provider`` reads the environment), so a run asks once,
+    when it starts (``RunState.traced``), and passes the answer to each span.
+    """
     return _trace is not None and not isinstance(
         _trace.get_tracer_provider(), _trace.ProxyTracerProvider
     )
@@ -109,9 +114,11 @@ def server_attributes(base_url: str | None) -> dict[str, Any]:
     return {"server.address": parts.hostname, "server.port": port}
 
 
-def run_span(run_id: str, conversation_id: str | None) -> contextlib.AbstractContextManager[_Span]:
-    """The span of a whole run."""
-    if not _recording():
+def run_span(
+    run_id: str, conversation_id: str | None, *, traced: bool | None = None
+) -> contextlib.AbstractContextManager[_Span]:
+    """The span of a whole run (``traced``: `recording`'s answer, when the caller has it)."""
+    if not (recording() if traced is None else traced):
         return contextlib.nullcontext(_NOTHING)
     attributes = {
         "gen_ai.operation.name": "invoke_agent",
@@ -123,10 +130,10 @@ def run_span(run_id: str, conversation_id: str | None) -> contextlib.AbstractCon
 
 
 def chat_span(
-    model: str | None, settings: Any, server: Mapping[str, Any]
+    model: str | None, settings: Any, server: Mapping[str, Any], *, traced: bool | None = None
 ) -> contextlib.AbstractContextManager[_Span]:
     """The span of one model request (``settings``: the request's ``ModelSettings``)."""
-    if not _recording():
+    if not (recording() if traced is None else traced):
         return contextlib.nullcontext(_NOTHING)
     attributes = {
         "gen_ai.operation.name": "chat",
@@ -152,9 +159,11 @@ def response_attributes(model: str | None, response: Any) -> dict[str, Any]:
     }
 
 
-def tool_span(name: str, call_id: str) -> contextlib.AbstractContextManager[_Span]:
+def tool_span(
+    name: str, call_id: str, *, traced: bool | None = None
+) -> contextlib.AbstractContextManager[_Span]:
     """The span of one tool call."""
-    if not _recording():
+    if not (recording() if traced is None else traced):
         return contextlib.nullcontext(_NOTHING)
     attributes = {
         "gen_ai.operation.name": "execute_tool",

@@ -124,3 +124,16 @@ def test_compact_json_falls_back_for_what_orjson_refuses() -> None:
     assert json.loads(compact_json("\udc00")) == "\udc00"
     with pytest.raises(TypeError):
         compact_json(object())
+
+
+def test_trailing_special_tokens_are_cut_as_the_pattern_cuts_them() -> None:
+    import random
+
+    from foxagent.models._generated import _TRAILING_SPECIAL, _without_trailing_special
+
+    rng = random.Random(7)
+    parts = ["a", " ", "\n", "\u3000", "\x1c", "<|eot_id|>", "<|eom_id|>", "<|end_of_text|>"]
+    parts += ["<|im_end|>", "<|endoftext|>", "<|other|>", "|>", "<|", "eot_id|>"]
+    for _ in range(20_000):
+        text = "".join(rng.choice(parts) for _ in range(rng.randint(0, 8)))
+        assert _without_trailing_special(text) == _TRAILING_SPECIAL.sub("", text), repr(text)

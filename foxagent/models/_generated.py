@@ -23,6 +23,9 @@ __all__ = ["GeneratedTokens", "generated_text"]
 _TOKEN_ID = re.compile(r"token_id:\d+\Z")
 # End-of-turn tokens the engine counts and lists but that are not part of the reply's text.
 _TRAILING_SPECIAL = re.compile(r"(?:<\|(?:eot_id|eom_id|end_of_text|im_end|endoftext)\|>\s*)+\Z")
+_END_TOKENS = tuple(
+    f"<|{name}|>" for name in ("eot_id", "eom_id", "end_of_text", "im_end", "endoftext")
+)
 
 
 def generated_text(logprobs: Any) -> str | None:
@@ -64,4 +67,19 @@ class GeneratedTokens:
         """The generated text, without its end-of-turn tokens; ``None`` when unknown."""
         if not self._seen or not self._usable:
             return None
-        return _TRAILING_SPECIAL.sub("", "".join(self._tokens))
+        return _without_trailing_special("".join(self._tokens))
+
+
+def _without_trailing_special(text: str) -> str:
+    """``_TRAILING_SPECIAL.sub("", text)`` without trying the pattern at every position of a
+    long reply: end-of-turn tokens, each with the whitespace after it, cut from the end."""
+    while True:
+        end = text.rstrip()
+        if not end.endswith("|>"):
+            return text
+        for token in _END_TOKENS:
+            if end.endswith(token):
+                text = end[: -len(token)]
+                break
+        else:
+            return text

@@ -415,9 +415,11 @@ class VLLMModel(Model):
         self, method: str, path: str, payload: bytes | None, timeout: aiohttp.ClientTimeout
     ) -> Any:
         url = self.base_url + path
+        # The first attempt's timeout is the session's own: not passing it saves aiohttp work.
+        options: dict[str, Any] = {} if timeout is self._timeout else {"timeout": timeout}
         try:
             async with self._client().request(
-                method, url, data=payload, timeout=timeout, headers=self._affinity()
+                method, url, data=payload, headers=self._affinity(), **options
             ) as response:
                 if response.status >= 400:
                     raw = await _read_capped(response, _MAX_ERROR_BYTES, url, truncate=True)
@@ -448,6 +450,8 @@ async def _read_capped(
     length = response.content_length
     if length is not None and length > limit and not truncate:
         raise _too_large(url, limit)  # said up front: no need to read it
+    if length is not None and length <= limit:
+        return await response.read()  # the parser stops at Content-Length: within the cap
     chunks: list[bytes] = []
     size = 0
     async for chunk in response.content.iter_any():
