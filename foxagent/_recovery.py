@@ -69,6 +69,7 @@ from foxagent._call_syntax import (
     nesting_depth,
     strip_special_tokens,
 )
+from foxagent._envelope import unwrap_schema_envelope
 from foxagent._exceptions import ToolArgumentsError
 from foxagent._placeholders import placeholder_problem
 from foxagent._schema_tool import SchemaTool
@@ -120,8 +121,8 @@ class RecoveredCall:
             it came from (``server``, ``content:json``, ``content:pythonic``, ``content:react``,
             ``content:function_tag``, ``python_tag``, ``code_fence``), and each change
             (``repaired_json``, ``completed``, ``renamed:<as written>``,
-            ``coerced:<argument>``, ``deduplicated``). Counted per run, they say which
-            failure families a deployment meets.
+            ``coerced:<argument>``, ``unwrapped_schema``, ``deduplicated``). Counted per run,
+            they say which failure families a deployment meets.
     """
 
     id: str
@@ -580,6 +581,8 @@ def _gate(
     if isinstance(mapped, str):
         reason = f"Invalid arguments for tool '{tool.name}': {mapped}."
         return RejectedCall(kind="invalid_arguments", reason=reason, name=name, id=call_id, raw=raw)
+    unwrapped = unwrap_schema_envelope(tool.parameters, mapped)
+    mapped = mapped if unwrapped is None else unwrapped
     if (stand_in := placeholder_problem(tool.name, tool.parameters, mapped)) is not None:
         return RejectedCall(kind="placeholder", reason=stand_in, name=name, id=call_id, raw=raw)
     try:
@@ -593,6 +596,8 @@ def _gate(
     elif renamed:
         source = "repaired"
     changes = [*origin, "repaired_json"] if repaired else list(origin)
+    if unwrapped is not None:
+        changes.append("unwrapped_schema")
     if renamed:
         changes.append(f"renamed:{name}")
     changes.extend(f"coerced:{key}" for key in _coerced(mapped, checked.arguments))
