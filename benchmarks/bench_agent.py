@@ -33,6 +33,7 @@ import argparse
 import asyncio
 import json
 import os
+import random
 import re
 import statistics
 import subprocess
@@ -208,6 +209,8 @@ class CarefulLoop:
 
     async def run(self) -> str:
         dumps, loads = self.orjson.dumps, self.orjson.loads
+        # foxagent names each run to session-affine routers (x-session-id): so does the loop.
+        affinity = {"x-session-id": f"{random.getrandbits(128):032x}"}
         messages: list[dict[str, Any]] = []
         if self.system:
             messages.append({"role": "system", "content": self.system})
@@ -215,7 +218,7 @@ class CarefulLoop:
         for _ in range(4):
             body = {"model": MODEL, "messages": messages, **self.fields}
             body |= {"tools": self.tools, "tool_choice": "auto", "logprobs": True}
-            async with self.session.post(self.url, data=dumps(body)) as response:
+            async with self.session.post(self.url, data=dumps(body), headers=affinity) as response:
                 if response.status != 200:
                     raise RuntimeError(f"HTTP {response.status}")
                 message = loads(await response.read())["choices"][0]["message"]

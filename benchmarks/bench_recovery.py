@@ -66,6 +66,13 @@ LONG_REPLY = (
     + "</answer>\n<reflection>計算正確。</reflection>\n<reward>0.9</reward>"
 )
 
+# Issue 18's case: a 4 KB tagged answer (UTF-8) whose steps hold parentheses, sets and LaTeX,
+# so the pythonic and JSON finders have something to look at and still find no call.
+TAGGED_4KB = (
+    LONG_REPLY + "<step>另外 (a+b)^2 = a^2 + 2ab + b^2，f(x) 在 x=1 時為 {x: 1}。</step>\n" * 24
+)
+assert len(TAGGED_4KB.encode()) >= 4096
+
 
 def _json_attempt(text: str) -> None:
     try:
@@ -84,6 +91,11 @@ CASES: list[tuple[str, Callable[[], object], Callable[[], object]]] = [
         "call in FoxBrain content",
         lambda: recover_tool_calls({"content": CONTENT_CALL, "tool_calls": []}, TOOLS),
         lambda: _json_attempt(CONTENT_CALL),
+    ),
+    (
+        f"4 KB tagged answer ({len(TAGGED_4KB.encode()):,} B)",
+        lambda: recover_tool_calls({"content": TAGGED_4KB, "tool_calls": []}, TOOLS),
+        lambda: _json_attempt(TAGGED_4KB),
     ),
     (
         f"long reply, no call ({len(LONG_REPLY)} chars)",

@@ -304,7 +304,7 @@ def _partial_tag_start(text: str) -> int:
     ``<ans `` does not, since a space can only follow a complete tag name.
     """
     start = text.rfind("<", max(0, len(text) - _PARTIAL_TAG_WINDOW))
-    if start < 0:
+    if start < 0 or ">" in text[start:]:  # nothing, or a whole tag (or text) after the last "<"
         return len(text)
     tail = text[start + 1 :].removeprefix("/")
     name = tail.rstrip(" \t").lower()
@@ -390,6 +390,8 @@ def _parse_count(element: _Element) -> int | None:
 
 
 def _count(text: str) -> int | None:
+    if text.isascii() and text.isdigit() and len(text) <= 18:
+        return int(text)  # the usual "3": what _INT_RE would accept, read the same
     text = text.translate(_FULL_WIDTH) if not text.isascii() else text
     return int(text) if _INT_RE.fullmatch(text) else None
 
@@ -405,6 +407,15 @@ def _parse_reward(element: _Element) -> float | None:
 
 
 def _reward(text: str) -> float | None:
+    head, _, tail = text.partition(".")
+    if (
+        text.isascii()
+        and (head.isdigit() or (not head and tail))
+        and (not tail or tail.isdigit())
+        and len(head) <= 18
+        and len(tail) <= 18
+    ):
+        return float(text)  # the usual "0.9": what _REWARD_RE would accept, read the same
     match = _REWARD_RE.fullmatch(text.translate(_FULL_WIDTH) if not text.isascii() else text)
     if match is None:
         return None

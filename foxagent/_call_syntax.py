@@ -371,7 +371,13 @@ def _any_finder_looks(text: str) -> bool:
     """The negative pre-check: false when every finder would return at its own first test
     (ReAct needs "Action", tags "<function=", pythonic calls "(", JSON objects a call key's
     letters), so a reply without any of them holds no candidate."""
-    return "(" in text or "Action" in text or "<function=" in text or bool(_CALL_HINT.search(text))
+    return "(" in text or "Action" in text or "<function=" in text or _call_hint(text)
+
+
+def _call_hint(text: str) -> bool:
+    """``_CALL_HINT.search(text)``, as four substring searches (the alternation costs ~9 µs on
+    4 KB of CJK, these well under one)."""
+    return "name" in text or "function" in text or "tool" in text or "action" in text
 
 
 def _might_hold_calls(text: str) -> bool:
@@ -617,7 +623,7 @@ def _dotted_name(node: ast.expr) -> str | None:
 
 def _find_json(scan: _Scan) -> list[Candidate]:
     text = scan.text
-    if not _CALL_HINT.search(text):
+    if not _call_hint(text):
         return []
     found: list[Candidate] = []
     position = 0

@@ -18,8 +18,6 @@ import json
 import re
 from typing import Any, Final, NamedTuple
 
-import json_repair
-
 from foxagent._latex import restore_latex
 
 __all__ = [
@@ -176,6 +174,8 @@ def decode_json(text: str, budget: ReplyBudget | None = None) -> Decoded:
         return Decoded(None, True, too_deep())
     if budget is not None:
         budget.repair_chars -= charge
+    import json_repair  # only replies that need repair pay for its import (~6 ms)
+
     try:
         value = json_repair.loads(ascii_structure)
     except Exception:  # json_repair is third-party: any failure just means "cannot repair"

@@ -8,13 +8,14 @@ with the same phrasing of refusals.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
-
-import jsonschema
+from typing import TYPE_CHECKING, Any
 
 from foxagent._coercion import describe_expected, loosen_object, short_repr
 from foxagent._exceptions import ArgumentProblem, ToolArgumentsError, UserError
 from foxagent._tools import CheckedArguments
+
+if TYPE_CHECKING:  # jsonschema is imported by the first SchemaTool (~35 ms, not at import)
+    import jsonschema
 
 __all__ = ["SchemaTool"]
 
@@ -38,6 +39,8 @@ class SchemaTool:
         self.description: str = str(function.get("description") or "")
         parameters = function.get("parameters") or {"type": "object", "properties": {}}
         self.parameters: JsonDict = dict(parameters)
+        import jsonschema  # see TYPE_CHECKING above
+
         validator_class = jsonschema.validators.validator_for(self.parameters)
         try:
             validator_class.check_schema(self.parameters)

@@ -22,6 +22,7 @@ Without OpenTelemetry every helper is a no-op context manager.
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator, Mapping
 from typing import Any
 from urllib.parse import urlsplit
@@ -53,9 +54,20 @@ def recording() -> bool:
     Asking costs a few µs (``get_tracer_provider`` reads the environment), so a run asks once,
     when it starts (``RunState.traced``), and passes the answer to each span.
     """
-    return _trace is not None and not isinstance(
-        _trace.get_tracer_provider(), _trace.ProxyTracerProvider
-    )
+    if not enabled:
+        return False
+    # No provider set and none named in the environment: get_tracer_provider() would hand out
+    # its proxy (after reading os.environ several times); say so from the module's own state.
+    if (
+        getattr(_trace, "_TRACER_PROVIDER", _UNKNOWN) is None
+        and _PROVIDER_VARIABLE not in os.environ
+    ):
+        return False
+    return not isinstance(_trace.get_tracer_provider(), _trace.ProxyTracerProvider)
+
+
+_UNKNOWN = object()  # an opentelemetry-api without the module global: ask it each time
+_PROVIDER_VARIABLE = "OTEL_PYTHON_TRACER_PROVIDER"
 
 
 class _Span:

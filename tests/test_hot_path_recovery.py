@@ -168,3 +168,11 @@ def test_the_flat_path_is_taken_for_the_common_call() -> None:
     assert [c.name for c in recovery.calls] == ["get_weather"]
     assert recovery.calls[0].repairs == ("content:json",)
     assert _call_syntax._any_finder_looks("<answer>台北 23°C。</answer>") is False
+
+
+def test_the_call_hint_is_the_pattern() -> None:
+    rng = random.Random(11)
+    pieces = ["name", "nam", "function", "tool", "too", "action", "Action", "台北", " ", "x"]
+    for _ in range(5_000):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 6)))
+        assert _call_syntax._call_hint(text) == bool(_call_syntax._CALL_HINT.search(text))

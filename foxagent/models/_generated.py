@@ -14,6 +14,7 @@ that is no text at all, and is read as none.
 
 from __future__ import annotations
 
+import operator
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -21,6 +22,7 @@ from typing import Any
 __all__ = ["GeneratedTokens", "generated_text"]
 
 _TOKEN_ID = re.compile(r"token_id:\d+\Z")
+_TOKEN = operator.itemgetter("token")
 # End-of-turn tokens the engine counts and lists but that are not part of the reply's text.
 _TRAILING_SPECIAL = re.compile(r"(?:<\|(?:eot_id|eom_id|end_of_text|im_end|endoftext)\|>\s*)+\Z")
 _END_TOKENS = tuple(
@@ -52,13 +54,12 @@ class GeneratedTokens:
             return
         self._seen = True
         try:  # one pass in C for the common case; a malformed entry makes the text unknown
-            tokens = [entry["token"] for entry in content]
-            joined = "".join(tokens)
+            joined = "".join(map(_TOKEN, content))
         except (KeyError, TypeError):
             self._usable = False
             return
         # --return-tokens-as-token-ids spells every token so: checking the first one suffices.
-        if tokens and _TOKEN_ID.match(tokens[0]):
+        if content and _TOKEN_ID.match(content[0]["token"]):
             self._usable = False
             return
         self._tokens.append(joined)

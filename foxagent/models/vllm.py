@@ -382,7 +382,9 @@ class VLLMModel(Model):
             try:
                 # Each attempt takes its own place among max_concurrent_requests: a run that
                 # waits to retry (Retry-After can be a minute) must not hold one meanwhile.
-                async with self._slot() if slotted else contextlib.nullcontext():
+                if not slotted or self.max_concurrent_requests is None:
+                    return await self._once(method, path, payload, timeout)
+                async with self._slot():
                     return await self._once(method, path, payload, timeout)
             except ModelError as error:
                 delay = self._retry_delay(error, attempt, started)
