@@ -94,20 +94,23 @@ def template_command(flags: Mapping[str, Any], *, out: TextIO, err: TextIO) -> i
 
 
 def models_command(flags: Mapping[str, Any], *, out: TextIO, err: TextIO) -> int:
-    """Run ``foxagent models``: fetch the default local model (``pull``) or list the cache.
+    """Run ``foxagent models``: fetch a local model (``pull [NAME]``, the default one without a
+    name) or list the known models and the cache (``list``).
 
     Returns:
-        ``OK``; ``USAGE`` when the model cannot be fetched.
+        ``OK``; ``USAGE`` when the model is unknown or cannot be fetched.
     """
     from foxagent.models import _gguf_cache
 
+    name = flags.get("name")
     if flags["action"] == "pull":
         # pip's output is captured; stderr shows the stages (a live line with a bar on a
         # terminal) and ends with one result line. stdout gets the path alone, for scripts.
         display = _gguf_cache.PullDisplay(err)
         try:
+            spec = _gguf_cache.model_spec(name) if name else None
             try:
-                path = _gguf_cache.pull(progress=display.step, download=display.download)
+                path = _gguf_cache.pull(progress=display.step, spec=spec, download=display.download)
             finally:  # the live line ends before anything else is written (or on Ctrl-C)
                 display.close()
         except UserError as error:
@@ -118,6 +121,28 @@ def models_command(flags: Mapping[str, Any], *, out: TextIO, err: TextIO) -> int
             err.write(f"Already in the cache: {path} ({cached}, sha256 verified)\n")
         out.write(f"{path}\n")
         return ExitCode.OK
-    for path, size in _gguf_cache.list_models():
-        out.write(f"{path}  {size / 1e6:.1f} MB\n")
+    _list_models(out)
     return ExitCode.OK
+
+
+def _list_models(out: TextIO) -> None:
+    """The known models (size, download, cached or not, the default marked), then every GGUF
+    file in the cache (``PATH  SIZE``)."""
+    from foxagent.models import _gguf_cache
+
+    entries = _gguf_cache.available_models()
+    width = max(len(entry.spec.name) + len(" (default)") * entry.default for entry in entries) + 2
+    out.write(f"{'NAME':<{width}}{'SIZE':>10}  {'DOWNLOAD':>10}  STATUS\n")
+    for entry in entries:
+        spec = entry.spec
+        download = _gguf_cache.megabytes(spec.download_size) if spec.download_size else "-"
+        status = f"cached at {entry.path}" if entry.cached else "not cached"
+        default = " (default)" if entry.default else ""
+        out.write(
+            f"{spec.name + default:<{width}}{_gguf_cache.megabytes(spec.size):>10}  "
+            f"{download:>10}  {status}\n"
+        )
+    cached = _gguf_cache.list_models()
+    out.write(f"\nGGUF files in {_gguf_cache.cache_dir()}:\n" if cached else "")
+    for path, size in cached:
+        out.write(f"{path}  {size / 1e6:.1f} MB\n")
