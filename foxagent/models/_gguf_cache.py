@@ -172,8 +172,9 @@ MODELS: dict[str, GGUFSpec] = {
     spec.name: spec for spec in (SMOLLM2_135M, QWEN25_CODER_05B, QWEN25_CODER_15B)
 }
 
-#: The model used when none is named.
-DEFAULT_MODEL = SMOLLM2_135M
+#: The model used when none is named: the best on the local suite within the budget (download
+#: at most 500 MB, first answer within 10 s on 2 cores); benchmarks/results/local_models.md.
+DEFAULT_MODEL = QWEN25_CODER_05B
 
 
 def model_spec(name: str) -> GGUFSpec:

@@ -1,24 +1,38 @@
 """A small GGUF model on this machine's CPU: llama.cpp's server through ``xllamacpp``.
 
 Meant for trying foxagent and testing agents end to end without FoxBrain or a GPU. The default
-model is SmolLM2-135M-Instruct (98 MB, fetched once into the cache by
-`foxagent.models._gguf_cache.pull`). ``pip install 'foxagent[local]'`` installs
-``xllamacpp``, a prebuilt llama.cpp; it is imported on first use only.
+model is Qwen2.5-Coder-0.5B-Instruct (Q4_K_M, 491 MB; ``model="smollm2-135m"`` or
+``"qwen2.5-coder-1.5b"`` for the others), fetched once into the cache by
+`foxagent.models._gguf_cache.pull`. ``pip install 'foxagent[local]'`` installs ``xllamacpp``, a
+prebuilt llama.cpp; it is imported on first use only. The choice and every step below were
+measured on the local suite (``benchmarks/local_models.py``; the numbers are in
+``benchmarks/results/local_models.md``).
 
-How a small model is made to call tools. SmolLM2's chat template has no tools and the model
-never emits a call on its own, so when tools are offered each request carries a JSON schema
-(llama.cpp's ``response_format``) that allows exactly two kinds of reply::
+How a small model is made to call tools, in three parts:
 
-    {"name": "<one of the tools>", "parameters": {...that tool's parameters...}}
-    {"answer": "<text>"}
+1. **The first reply in the model's own format.** When the model's chat template takes tools
+   (Qwen2.5's does; llama.cpp's ``/props`` says so) and ``tool_choice`` is ``"auto"``, the user's
+   question goes out with the tools in that template, greedily. Its answer is the reply; when it
+   calls a tool instead (Qwen2.5-Coder writes the call as bare or fenced JSON), only the tool's
+   name is kept and its arguments are asked for through the schema (2.). Asked this way,
+   Qwen2.5-Coder-0.5B chose right far more often than inside the schema, where it answered every
+   arithmetic question itself.
+2. **The schema.** Every other reply with tools carries a JSON schema (llama.cpp's
+   ``response_format``) that allows exactly these replies, narrowed by ``tool_choice``::
 
-and a short system message lists the tools and says when to use which. A call comes back as its
-JSON text in ``content`` (the shape of a llama3_json call, which the agent loop's recovery turns
-into a tool call); an answer comes back as its text. Tool results go back to the model as user
-messages (``Tool result for calculator: 391``) and earlier calls as assistant text, since the
-template knows neither ``tool`` messages nor ``tool_calls``. FoxBrain's own system prompt (the
-agent's default) is written for a 70B reasoning model and is left out; any other system prompt is
-kept.
+       {"name": "<one of the tools>", "parameters": {...that tool's parameters...}}
+       {"answer": "<text>"}
+
+   with a short system message listing the tools. A call comes back as its JSON text in
+   ``content`` (the shape of a llama3_json call, which the agent loop's recovery turns into a
+   tool call); an answer comes back as its text. SmolLM2's template has no tools, so it gets
+   the schema for every reply.
+3. **An answer grounded in the result.** After a tool result only an answer is allowed (see
+   ``answer_after_tool``); the result goes back as a user message that repeats the question
+   (``Tool result for calculator: 391`` and "Using this result, answer my question ..."), and
+   a short plain result must open the answer (a schema ``pattern``: ``391 ...``). Earlier calls
+   go back as assistant text. FoxBrain's own system prompt (the agent's default) is written for
+   a 70B reasoning model and is left out; any other system prompt is kept.
 
 The server runs in this process on 127.0.0.1 (a free port), starts on the first request and
 stops in `LocalGGUFModel.aclose` (or when the model is garbage-collected, or at exit).
@@ -31,7 +45,9 @@ import dataclasses
 import importlib
 import json
 import os
+import re
 import threading
+import urllib.request
 import weakref
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -49,18 +65,38 @@ __all__ = ["LocalGGUFModel", "default_threads"]
 _INSTALL_HINT = "pip install 'foxagent[local]'"
 
 _TOOLS_PROMPT = """\
-You are a helpful assistant with these tools:
+You are a helpful assistant. You can call these tools:
 {tools}
 
-Reply with JSON only.
-- If a tool is needed and its result is not in the conversation yet, call it: \
-{{"name": "<tool name>", "parameters": {{...}}}}
-- Otherwise answer the user: {{"answer": "<your answer>"}}"""
+Reply with JSON only, in one of two forms:
+- call a tool: {{"name": "<tool name>", "parameters": {{...}}}}
+- answer the user: {{"answer": "<your answer>"}}
+
+When the question asks for something one of the tools does, call that tool, even when you \
+think you know the result: never compute, convert or guess yourself what a tool gives. \
+Otherwise (greetings, thanks, jokes, general knowledge) answer directly, without a tool. \
+Answer in the language of the user's question."""
 
 _AFTER_RESULT = (
-    "The tool result is above. Do not call the tool again: answer the user's question with it, "
-    'as {"answer": "..."}.'
+    'Using this result, answer my question "{question}" in one short sentence, in the '
+    'language of the question, as {{"answer": "..."}}. Do not call the tool again.'
 )
+# The longest answer the schema allows (characters): a small model may otherwise write until
+# max_tokens, which takes a minute on a 2-core machine.
+_MAX_ANSWER = 600
+# The system message of the reply in the model's own format, when the caller gives none.
+_NATIVE_SYSTEM = "You are a helpful assistant. Always reply in the language the user wrote in."
+# The longest first reply in the model's own format (tokens): a call takes under 100, and a
+# small model caught in a loop ("水的化学式是水的化学式是...") stops within seconds.
+_MAX_NATIVE_TOKENS = 400
+# A tool result this short, of these characters only, must appear in the answer written after
+# it (a schema pattern); the class keeps the pattern inside llama.cpp's regex dialect.
+_GROUNDED = re.compile(r"[\w .,:%+-]{1,40}")
+
+
+def _asks(messages: Sequence[Mapping[str, Any]]) -> bool:
+    """Whether the conversation ends with the user's message (the run's first step)."""
+    return bool(messages) and messages[-1].get("role") == "user"
 
 
 def default_threads() -> int:
@@ -76,6 +112,7 @@ class _Server:
     def __init__(self) -> None:
         self.handle: Any = None
         self.url = ""
+        self.native_tools = False  # the model's chat template takes tools
         self.lock = threading.Lock()
 
     def start(self, model_file: Path, threads: int, context: int, seed: int) -> str:
@@ -83,6 +120,7 @@ class _Server:
             if self.handle is None:
                 self.handle = _launch(model_file, threads, context, seed)
                 self.url = str(self.handle.listening_address).rstrip("/")
+                self.native_tools = _template_takes_tools(self.url)
             return self.url
 
     def stop(self) -> None:
@@ -106,10 +144,22 @@ def _launch(model_file: Path, threads: int, context: int, seed: int) -> Any:
     params.hostnames = ["127.0.0.1"]
     params.port = 0  # the OS picks a free port; listening_address reports it
     params.verbosity = -1
+    params.use_jinja = True  # the model's own chat template, with its tools section if any
     try:
         return xllamacpp.Server(params)
     except Exception as error:  # xllamacpp raises plain RuntimeErrors
         raise ModelError(f"llama.cpp could not serve {model_file}: {error}") from None
+
+
+def _template_takes_tools(url: str) -> bool:
+    """Whether the served model's chat template renders tools (llama.cpp's ``/props``)."""
+    try:
+        with urllib.request.urlopen(url + "/props", timeout=10) as response:
+            props = json.loads(response.read())
+    except (OSError, ValueError):
+        return False
+    caps = props.get("chat_template_caps") if isinstance(props, dict) else None
+    return bool(isinstance(caps, dict) and caps.get("supports_tools"))
 
 
 class LocalGGUFModel(Model):
@@ -121,40 +171,55 @@ class LocalGGUFModel(Model):
         >>> agent.run("What is 17 * 23? Use the calculator.").answer  # doctest: +SKIP
 
     Args:
-        model_file: the ``.gguf`` to serve; ``None`` fetches SmolLM2-135M-Instruct into the
-            cache on first use (see `foxagent.models._gguf_cache.pull`).
+        model_file: the ``.gguf`` to serve; ``None`` serves ``model``.
+        model: a known model's name (``"qwen2.5-coder-0.5b"``, see
+            `foxagent.models._gguf_cache.MODELS`), fetched into the cache on first use (see
+            `foxagent.models._gguf_cache.pull`); ``None``: the default model. Not together
+            with ``model_file``.
         threads: CPU threads for llama.cpp (see `default_threads`).
         context: the context window in tokens.
         seed: the sampling seed when the settings give none.
         answer_after_tool: after a tool result that is not an error, allow only an answer (a
             small model otherwise calls the same tool again and again); ``False`` allows
             chains of calls.
+        native_tools: when the model's chat template takes tools (Qwen2.5's does, SmolLM2's
+            does not) and ``tool_choice`` is ``"auto"``, the reply to the user's question is
+            the model's own, with the tools in its template: a call (as JSON text) or an
+            answer; the JSON schema is used after a tool result, or to redo a call whose
+            arguments were not JSON. ``False``: the schema for every reply.
     """
 
     def __init__(
         self,
         model_file: str | Path | None = None,
         *,
+        model: str | None = None,
         threads: int | None = None,
         context: int = 4096,
         seed: int = 42,
         answer_after_tool: bool = True,
+        native_tools: bool = True,
     ) -> None:
         self.model_file = Path(model_file) if model_file is not None else None
         if self.model_file is not None and not self.model_file.is_file():
             raise UserError(f"LocalGGUFModel: no model file at {self.model_file}")
+        if self.model_file is not None and model is not None:
+            raise UserError("LocalGGUFModel: give a model_file or a model name, not both.")
+        self.spec = _gguf_cache.model_spec(model) if model is not None else None
         self.threads = threads if threads is not None else default_threads()
         if self.threads < 1:
             raise UserError(f"LocalGGUFModel: threads must be at least 1, got {self.threads}")
         self.context = context
         self.seed = seed
         self.answer_after_tool = answer_after_tool
+        self.native_tools = native_tools
         self._server = _Server()
         self._transport: VLLMModel | None = None
         self._finalizer = weakref.finalize(self, self._server.stop)
 
     def __repr__(self) -> str:
-        name = self.model_file.name if self.model_file else _gguf_cache.DEFAULT_MODEL.file_name
+        spec = self.spec or _gguf_cache.DEFAULT_MODEL
+        name = self.model_file.name if self.model_file else spec.file_name
         return f"LocalGGUFModel({name!r}, threads={self.threads}, context={self.context})"
 
     @property
@@ -170,14 +235,66 @@ class LocalGGUFModel(Model):
     ) -> ModelResponse:
         transport = await self._start()
         answer_only = self.answer_after_tool and _after_result(messages)
+        native = self.native_tools and self._server.native_tools
+        if native and tools and settings.tool_choice == "auto" and _asks(messages):
+            # The model's own tool format decides; the schema only fixes a call it botched.
+            reply, redo = await self._native(transport, messages, tools, settings)
+            if reply is not None:
+                return reply
+            # A known tool: its call through the schema; a call to no tool there is: an answer.
+            choice = {"type": "function", "function": {"name": redo}} if redo else "none"
+            settings = dataclasses.replace(settings, tool_choice=choice)
         response = await transport.request(
             render_messages(messages, tools),
             (),
-            self._settings(settings, tools, answer_only=answer_only),
+            self._settings(
+                settings,
+                tools,
+                answer_only=answer_only,
+                answer_text=grounded_answer(messages) if answer_only else None,
+            ),
         )
         if not tools:
             return response
         return _decode(response)
+
+    async def _native(
+        self,
+        transport: VLLMModel,
+        messages: Sequence[Mapping[str, Any]],
+        tools: Sequence[Mapping[str, Any]],
+        settings: ModelSettings,
+    ) -> tuple[ModelResponse | None, str]:
+        """The model's own reply, with the tools in its own chat template: its answer
+        (``(reply, "")``), or ``(None, name)`` when it called a tool: the caller then asks
+        for that call's arguments through the schema (measured on the local suite,
+        a small model's own arguments are less often right: "5 miles * 1.609 kilometers")."""
+        conversation = [
+            dict(m)
+            for m in messages
+            if not (m.get("role") == "system" and m.get("content") == DEFAULT_SYSTEM_PROMPT)
+        ]
+        if not any(m.get("role") == "system" for m in conversation):
+            conversation.insert(0, {"role": "system", "content": _NATIVE_SYSTEM})
+        native = dataclasses.replace(
+            settings,
+            seed=settings.seed if settings.seed is not None else self.seed,
+            temperature=0.0,  # the choice a small model is surest of
+            max_tokens=min(settings.max_tokens or _MAX_NATIVE_TOKENS, _MAX_NATIVE_TOKENS),
+            stop=(),
+            generated_tokens=False,
+            strict_tools=False,
+        )
+        response = await transport.request(conversation, tools, native)
+        names = {t.get("function", t)["name"] for t in tools}
+        name = _native_call(response.message, names)
+        if name == "":
+            return None, ""
+        if name is None:
+            text = _text(response.message.get("content")).strip()
+            message = {"role": "assistant", "content": text}
+            return dataclasses.replace(response, message=message), ""
+        return None, name
 
     async def aclose(self) -> None:
         """Close the HTTP session and stop the server (the next request starts it again)."""
@@ -195,18 +312,25 @@ class LocalGGUFModel(Model):
         return self._transport
 
     def _launch(self) -> str:
-        model_file = self.model_file or _gguf_cache.pull()
+        model_file = self.model_file or _gguf_cache.pull(spec=self.spec)
         return self._server.start(model_file, self.threads, self.context, self.seed)
 
     def _settings(
-        self, settings: ModelSettings, tools: Sequence[Mapping[str, Any]], *, answer_only: bool
+        self,
+        settings: ModelSettings,
+        tools: Sequence[Mapping[str, Any]],
+        *,
+        answer_only: bool,
+        answer_text: Mapping[str, Any] | None = None,
     ) -> ModelSettings:
         seed = settings.seed if settings.seed is not None else self.seed
         if not tools:
             return dataclasses.replace(settings, seed=seed)
         schema = {
             "type": "json_schema",
-            "json_schema": {"schema": _choice_schema(settings.tool_choice, tools, answer_only)},
+            "json_schema": {
+                "schema": _choice_schema(settings.tool_choice, tools, answer_only, answer_text)
+            },
         }
         extra = {**settings.extra_body, "response_format": schema}
         # Stop strings could cut the JSON short; the schema ends the reply by itself.
@@ -214,25 +338,35 @@ class LocalGGUFModel(Model):
 
 
 def _choice_schema(
-    choice: str | Mapping[str, Any], tools: Sequence[Mapping[str, Any]], answer_only: bool
+    choice: str | Mapping[str, Any],
+    tools: Sequence[Mapping[str, Any]],
+    answer_only: bool,
+    answer_text: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The reply schema that honours ``tool_choice`` as a vLLM server would: ``"none"`` allows
-    only an answer, ``"required"`` only a call, a named function only a call to it."""
+    only an answer, ``"required"`` only a call, a named function only a call to it.
+    ``answer_text``: the answer's string schema (`grounded_answer`)."""
     if choice == "none" or (answer_only and choice == "auto"):
-        return reply_schema(())
+        return reply_schema((), answer_text=answer_text)
     if isinstance(choice, Mapping):
         wanted = (choice.get("function") or {}).get("name")
         named = [t for t in tools if t.get("function", t).get("name") == wanted]
         if not named:
             raise UserError(f"tool_choice names {wanted!r}, which is not one of the tools.")
         return reply_schema(named, answer=False)
-    return reply_schema(tools, answer=choice != "required")
+    return reply_schema(tools, answer=choice != "required", answer_text=answer_text)
 
 
-def reply_schema(tools: Sequence[Mapping[str, Any]], *, answer: bool = True) -> dict[str, Any]:
+def reply_schema(
+    tools: Sequence[Mapping[str, Any]],
+    *,
+    answer: bool = True,
+    answer_text: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
     """The JSON schema of a reply: a call to one of ``tools``, or ``{"answer": text}``.
 
     With no tools, only the answer; with ``answer=False`` (and tools), only a call.
+    ``answer_text`` is the answer's string schema (default: at most `_MAX_ANSWER` characters).
     """
     branches: list[dict[str, Any]] = []
     for tool in tools:
@@ -248,7 +382,7 @@ def reply_schema(tools: Sequence[Mapping[str, Any]], *, answer: bool = True) -> 
         )
     answer_schema = {
         "type": "object",
-        "properties": {"answer": {"type": "string"}},
+        "properties": {"answer": answer_text or {"type": "string", "maxLength": _MAX_ANSWER}},
         "required": ["answer"],
         "additionalProperties": False,
     }
@@ -260,7 +394,7 @@ def reply_schema(tools: Sequence[Mapping[str, Any]], *, answer: bool = True) -> 
 def render_messages(
     messages: Sequence[Mapping[str, Any]], tools: Sequence[Mapping[str, Any]]
 ) -> list[Message]:
-    """The conversation in a shape SmolLM2's template takes (system, user, assistant only)."""
+    """The conversation in a shape any chat template takes (system, user, assistant only)."""
     rendered: list[Message] = []
     systems = [
         str(m.get("content") or "")
@@ -286,8 +420,31 @@ def render_messages(
         else:
             rendered.append({"role": str(role), "content": _text(message.get("content"))})
     if tools and messages and messages[-1].get("role") == "tool":
-        rendered[-1]["content"] += "\n" + _AFTER_RESULT
+        question = _question(messages)
+        rendered[-1]["content"] += "\n" + _AFTER_RESULT.format(question=question)
     return rendered
+
+
+def _question(messages: Sequence[Mapping[str, Any]]) -> str:
+    """The user's last message (empty when there is none)."""
+    for message in reversed(messages):
+        if message.get("role") == "user":
+            return _text(message.get("content"))
+    return ""
+
+
+def grounded_answer(messages: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """The answer's string schema after the conversation's last tool result: a short plain
+    result (``391``, ``12.5``) must open the answer (``391 is 17 times 23``); anything else
+    only bounds the answer's length. A result that may appear anywhere let a small model write
+    digits until the answer's end ("18372045...") and never reach it."""
+    result = _text(messages[-1].get("content")).strip() if messages else ""
+    if messages and messages[-1].get("role") == "tool" and _GROUNDED.fullmatch(result):
+        # Each character in a class of its own: no escape is needed, whatever it is; the
+        # text around it never holds a quote or a backslash, so the JSON stays valid.
+        literal = "".join(f"[{c}]" if not c.isalnum() else c for c in result)
+        return {"type": "string", "pattern": f'^{literal}[^"\\\\]{{0,300}}$'}
+    return {"type": "string", "maxLength": _MAX_ANSWER}
 
 
 def _after_result(messages: Sequence[Mapping[str, Any]]) -> bool:
@@ -338,6 +495,26 @@ def _text(content: Any) -> str:
     if isinstance(content, list):  # OpenAI content parts
         return "".join(str(p.get("text", "")) for p in content if isinstance(p, Mapping))
     return "" if content is None else str(content)
+
+
+_NAMED = re.compile(r'"name"\s*:\s*"([^"]+)"')
+
+
+def _native_call(message: Mapping[str, Any], names: set[str]) -> str | None:
+    """The tool a reply in the model's own format calls: the server's parsed ``tool_calls``,
+    else a ``"name": "<tool>"`` in its text (Qwen2.5-Coder writes its calls as bare or fenced
+    JSON, not inside ``<tool_call>`` tags). ``""``: a call to a tool that is not in
+    ``names`` (``{"name": "hello", ...}``); ``None``: no call."""
+    for call in message.get("tool_calls") or ():
+        name = (call.get("function") or {}).get("name")
+        return str(name) if name in names else ""
+    text = _text(message.get("content")).strip().removeprefix("```json").lstrip()
+    named = _NAMED.search(text)
+    if named is None:
+        return None
+    if named.group(1) in names:
+        return named.group(1)
+    return "" if text.startswith("{") else None
 
 
 def _decode(response: ModelResponse) -> ModelResponse:
