@@ -68,4 +68,5 @@ def test_models_pull_is_idempotent_and_list_shows_it() -> None:
     assert path.is_file() and path.stat().st_size == _gguf_cache.DEFAULT_MODEL.size
     listing = io.StringIO()
     assert models_command({"action": "list"}, out=listing, err=err) == 0
-    assert f"{path}  98.4 MB" in listing.getvalue()
+    size = _gguf_cache.megabytes(_gguf_cache.DEFAULT_MODEL.size)
+    assert f"{path}  {size}" in listing.getvalue()

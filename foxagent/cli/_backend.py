@@ -28,7 +28,13 @@ __all__ = ["PROBE_TIMEOUT", "Backend", "choose_backend", "connect_problem", "pro
 #: Seconds the default server has to accept a connection and answer ``GET /v1/models``.
 PROBE_TIMEOUT = 0.5
 
-_LOCAL = "SmolLM2-135M on llama.cpp"
+
+def _local_name() -> str:
+    """The embedded default model, as stderr names it (the cache module is imported late: the
+    CLI's start-up does not pay for it)."""
+    from foxagent.models._gguf_cache import DEFAULT_MODEL
+
+    return f"{DEFAULT_MODEL.name} on llama.cpp"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -92,7 +98,7 @@ def choose_backend(
         if model_file is not None:
             line = f"using the local model file {model_file}" + (f" ({size})" if size else "")
         else:
-            line = f"using the embedded model ({_LOCAL}" + (f", {size})" if size else ")")
+            line = f"using the embedded model ({_local_name()}" + (f", {size})" if size else ")")
         return Backend(url=None, model_file=model_file, context_size=context_size, line=line)
     if configured_url is not None:
         url = configured_url.rstrip("/")
@@ -104,7 +110,7 @@ def choose_backend(
         return Backend(url=default_url, line=f"using the vLLM server at {default_url}")
     return Backend(
         url=None,
-        line=f"no server at {default_url} ({problem}); using the embedded model ({_LOCAL}). "
+        line=f"no server at {default_url} ({problem}); using the embedded model ({_local_name()}). "
         "Start a server with `foxagent serve MODEL_PATH` or point --base-url at one.",
     )
 
