@@ -270,11 +270,8 @@ async def _invoke(
         # no thread and no timeout, which could not stop it anyway; same records as below.
         try:
             result = tool.call_inline(call.checked, context)
-        except ToolCallError as failure:
-            return _record(call, step, "error", error=str(failure), started=started)
         except Exception as failure:  # a tool's bug must not kill the run: tell the model
-            error = f"Tool '{call.name}' failed: {type(failure).__name__}: {failure}"
-            return _record(call, step, "error", error=error, started=started)
+            return _failed(call, step, failure, started)
         return _record(call, step, "ok", result=result, started=started)
     # Recovery validated the arguments; a call rebuilt from a stored paused run is checked here.
     work = (
@@ -288,12 +285,18 @@ async def _invoke(
         ending = "was abandoned" if _runs_in_a_thread(tool) else "was stopped"
         error = f"Tool '{call.name}' did not finish within {timeout:g} s and {ending}."
         return _record(call, step, "timeout", error=error, started=started)
-    except ToolCallError as failure:
-        return _record(call, step, "error", error=str(failure), started=started)
     except Exception as failure:  # a tool's bug must not kill the run: tell the model
-        error = f"Tool '{call.name}' failed: {type(failure).__name__}: {failure}"
-        return _record(call, step, "error", error=error, started=started)
+        return _failed(call, step, failure, started)
     return _record(call, step, "ok", result=result, started=started)
+
+
+def _failed(call: RecoveredCall, step: int, failure: Exception, started: float) -> ToolCallRecord:
+    """The record of a call whose tool raised: its own words for a ``ToolCallError`` (a message
+    meant for the model), else the exception named."""
+    if isinstance(failure, ToolCallError):
+        return _record(call, step, "error", error=str(failure), started=started)
+    error = f"Tool '{call.name}' failed: {type(failure).__name__}: {failure}"
+    return _record(call, step, "error", error=error, started=started)
 
 
 def _runs_in_a_thread(tool: Any) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
@@ -14,7 +15,15 @@ if TYPE_CHECKING:  # type-only: events and sessions sit above this module
     from foxagent._events import RunEvent
     from foxagent.sessions._session import Session
 
-__all__ = ["CallStatus", "RunResult", "RunState", "Timings", "ToolCallRecord", "safe_str"]
+__all__ = [
+    "CallStatus",
+    "RunResult",
+    "RunState",
+    "Timings",
+    "ToolCallRecord",
+    "result_document",
+    "safe_str",
+]
 
 CallStatus = Literal["ok", "error", "rejected", "timeout", "denied"]
 
@@ -160,3 +169,30 @@ def safe_str(value: Any) -> str:
         return str(value)
     except Exception as error:
         return f"<{type(value).__name__} object; str() failed: {type(error).__name__}: {error}>"
+
+
+def result_document(result: RunResult) -> dict[str, Any]:
+    """``result`` as one JSON-ready object: what ``foxagent run --json`` prints and each line of
+    ``foxagent batch`` holds (answer, parsed, tool calls, usage per request and in total,
+    timings, steps)."""
+    total = result.total_usage
+    return {
+        "answer": result.answer,
+        "parsed": dataclasses.asdict(result.parsed),
+        "tool_calls": [dataclasses.asdict(call) for call in result.tool_calls],
+        "usage": {
+            "requests": [dataclasses.asdict(usage) for usage in result.usage],
+            "total": {
+                "prompt_tokens": total.prompt_tokens,
+                "completion_tokens": total.completion_tokens,
+                "total_tokens": total.total_tokens,
+            },
+        },
+        "timings": {
+            "total": result.timings.total,
+            "model": result.timings.model,
+            "tools": result.timings.tools,
+            "overhead": result.timings.overhead,
+        },
+        "steps": result.steps,
+    }

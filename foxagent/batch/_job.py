@@ -26,7 +26,7 @@ from typing import Any
 from foxagent._agent import Agent
 from foxagent._exceptions import UserError
 from foxagent._json_text import utf8_json
-from foxagent._run import RunResult
+from foxagent._run import RunResult, result_document
 from foxagent.batch._input import Question, read_questions, scan_questions
 from foxagent.batch._output import AnswersFile, Resumed
 
@@ -126,29 +126,7 @@ class BatchSummary:
 
 def result_row(identifier: str | int, result: RunResult) -> dict[str, Any]:
     """The answers line of a question that was answered."""
-    total = result.total_usage
-    return {
-        "id": identifier,
-        "answer": result.answer,
-        "parsed": dataclasses.asdict(result.parsed),
-        "tool_calls": [dataclasses.asdict(call) for call in result.tool_calls],
-        "usage": {
-            "requests": [dataclasses.asdict(usage) for usage in result.usage],
-            "total": {
-                "prompt_tokens": total.prompt_tokens,
-                "completion_tokens": total.completion_tokens,
-                "total_tokens": total.total_tokens,
-            },
-        },
-        "timings": {
-            "total": result.timings.total,
-            "model": result.timings.model,
-            "tools": result.timings.tools,
-            "overhead": result.timings.overhead,
-        },
-        "steps": result.steps,
-        "error": None,
-    }
+    return {"id": identifier, **result_document(result), "error": None}
 
 
 def error_row(identifier: str | int, error: BaseException, seconds: float) -> dict[str, Any]:

@@ -262,34 +262,7 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
         "FILE's .cases.jsonl next to it, and the same command resumes from them",
     )
     parser.add_argument("--html", metavar="FILE", help="also write a self-contained HTML report")
-    backend = parser.add_mutually_exclusive_group()
-    backend.add_argument(
-        "--base-url",
-        help="the server's /v1 URL (env FOXAGENT_BASE_URL); with none configured, the server "
-        f"at {DEFAULT_BASE_URL} if one answers, else the embedded local model",
-    )
-    backend.add_argument("--model-file", metavar="PATH", help="a local GGUF model instead")
-    parser.add_argument("--api-key", help="the server's API key (env FOXAGENT_API_KEY)")
-    parser.add_argument("--model", help="served model name (env FOXAGENT_MODEL; default: ask)")
-    parser.add_argument(
-        "--context-size", type=int, metavar="TOKENS", help="the embedded model's context window"
-    )
-    prompt = parser.add_mutually_exclusive_group()
-    prompt.add_argument(
-        "--system-prompt", metavar="TEXT|@FILE", help="system prompt, or @path to read it from"
-    )
-    prompt.add_argument(
-        "--no-system-prompt",
-        action="store_true",
-        default=None,
-        help="send no system prompt (FoxBrain's is the default on a server)",
-    )
-    parser.add_argument("--max-steps", type=int, help="model requests per case (8)")
-    parser.add_argument("--temperature", type=float, help="sampling temperature (0.5)")
-    parser.add_argument("--max-tokens", type=int, help="tokens per reply (2048)")
-    parser.add_argument(
-        "--request-timeout", type=float, metavar="SECONDS", help="seconds one request may take"
-    )
+    _add_agent_arguments(parser, "case")
 
 
 def add_batch_arguments(parser: argparse.ArgumentParser) -> None:
@@ -327,6 +300,19 @@ def add_batch_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--mcp", action="append", metavar="SERVER", default=None, help="add an MCP server's tools"
     )
+    _add_agent_arguments(parser, "question")
+    parser.add_argument("--tool-choice", metavar="CHOICE", help="auto, required, none or a tool")
+    parser.add_argument(
+        "--strict-tools", action="store_true", default=None, help="mark tools strict"
+    )
+
+
+__all__ += ["add_batch_arguments"]
+
+
+def _add_agent_arguments(parser: argparse.ArgumentParser, unit: str) -> None:
+    """The model and agent flags ``eval`` and ``batch`` share (``run`` has its own, longer
+    help); ``unit`` is what one agent run answers (``case``, ``question``)."""
     backend = parser.add_mutually_exclusive_group()
     backend.add_argument(
         "--base-url",
@@ -344,18 +330,14 @@ def add_batch_arguments(parser: argparse.ArgumentParser) -> None:
         "--system-prompt", metavar="TEXT|@FILE", help="system prompt, or @path to read it from"
     )
     prompt.add_argument(
-        "--no-system-prompt", action="store_true", default=None, help="send no system prompt"
+        "--no-system-prompt",
+        action="store_true",
+        default=None,
+        help="send no system prompt (FoxBrain's is the default on a server)",
     )
-    parser.add_argument("--max-steps", type=int, help="model requests per question (8)")
+    parser.add_argument("--max-steps", type=int, help=f"model requests per {unit} (8)")
     parser.add_argument("--temperature", type=float, help="sampling temperature (0.5)")
     parser.add_argument("--max-tokens", type=int, help="tokens per reply (2048)")
     parser.add_argument(
         "--request-timeout", type=float, metavar="SECONDS", help="seconds one request may take"
     )
-    parser.add_argument("--tool-choice", metavar="CHOICE", help="auto, required, none or a tool")
-    parser.add_argument(
-        "--strict-tools", action="store_true", default=None, help="mark tools strict"
-    )
-
-
-__all__ += ["add_batch_arguments"]

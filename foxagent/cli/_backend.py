@@ -17,13 +17,23 @@ import http.client
 import json
 import socket
 import urllib.parse
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TextIO
 
 from foxagent._environment import DEFAULT_BASE_URL, first_env
 from foxagent._exceptions import UserError
+from foxagent.cli._config import RunConfig
 
-__all__ = ["PROBE_TIMEOUT", "Backend", "choose_backend", "connect_problem", "probe"]
+__all__ = [
+    "PROBE_TIMEOUT",
+    "Backend",
+    "announce_backend",
+    "choose_backend",
+    "connect_problem",
+    "probe",
+]
 
 #: Seconds the default server has to accept a connection and answer ``GET /v1/models``.
 PROBE_TIMEOUT = 0.5
@@ -57,6 +67,24 @@ class Backend:
     def local(self) -> bool:
         """Whether the run uses the embedded local model."""
         return self.url is None
+
+
+def announce_backend(
+    command: str, flags: Mapping[str, Any], config: RunConfig, err: TextIO
+) -> Backend:
+    """`choose_backend` for a command's flags and resolved settings, said on ``err`` (one line:
+    which model ``foxagent COMMAND`` uses, and why)."""
+    backend = choose_backend(
+        flag_url=flags.get("base_url"),
+        configured_url=config.base_url,
+        config_source=config.source,
+        model_file=flags.get("model_file"),
+        context_size=flags.get("context_size"),
+        api_key=config.api_key,
+    )
+    err.write(f"foxagent {command}: {backend.line}\n")
+    err.flush()
+    return backend
 
 
 def choose_backend(

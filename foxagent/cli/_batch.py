@@ -24,7 +24,7 @@ from typing import Any, TextIO
 from foxagent._agent import Agent
 from foxagent._exceptions import RunError, UserError
 from foxagent.batch._job import BatchJob, BatchSummary
-from foxagent.cli._backend import Backend, choose_backend, connect_problem
+from foxagent.cli._backend import Backend, announce_backend, connect_problem
 from foxagent.cli._config import RunConfig
 from foxagent.cli._console import LiveView
 from foxagent.cli._exit import ExitCode, json_error
@@ -131,16 +131,7 @@ def _run_job(flags: Mapping[str, Any], progress: _Progress, err: TextIO) -> Batc
         raise UserError(f"--concurrency must be at least 1, got {concurrency}.")
     config = RunConfig.resolve(flags)
     _check_numbers(config)
-    backend = choose_backend(
-        flag_url=flags.get("base_url"),
-        configured_url=config.base_url,
-        config_source=config.source,
-        model_file=flags.get("model_file"),
-        context_size=flags.get("context_size"),
-        api_key=config.api_key,
-    )
-    err.write(f"foxagent batch: {backend.line}\n")
-    err.flush()
+    backend = announce_backend("batch", flags, config, err)
 
     def on_start(summary: BatchSummary) -> None:
         if summary.skipped:

@@ -18,7 +18,7 @@ from typing import Any, TextIO
 from foxagent._exceptions import UserError
 from foxagent._messages import ModelSettings
 from foxagent._prompts import DEFAULT_SYSTEM_PROMPT
-from foxagent.cli._backend import Backend, choose_backend
+from foxagent.cli._backend import Backend, announce_backend
 from foxagent.cli._config import RunConfig
 from foxagent.cli._exit import ExitCode
 from foxagent.cli._run import _local_model, _request_timeout, _system_prompt
@@ -42,16 +42,7 @@ def eval_command(flags: Mapping[str, Any], *, out: TextIO, err: TextIO) -> int:
     try:
         config = RunConfig.resolve(flags)
         plan = _plan(flags)
-        backend = choose_backend(
-            flag_url=flags.get("base_url"),
-            configured_url=config.base_url,
-            config_source=config.source,
-            model_file=flags.get("model_file"),
-            context_size=flags.get("context_size"),
-            api_key=config.api_key,
-        )
-        err.write(f"foxagent eval: {backend.line}\n")
-        err.flush()
+        backend = announce_backend("eval", flags, config, err)
         options = _options(config, backend, flags, err)
         plan = dataclasses.replace(plan, meta=_meta(config, backend, options))
         report = asyncio.run(_evaluate(plan, options, out, err))

@@ -37,9 +37,9 @@ from foxagent._exceptions import (
 from foxagent._jsonl_trace import JsonlTrace
 from foxagent._messages import ModelSettings
 from foxagent._prompts import DEFAULT_SYSTEM_PROMPT
-from foxagent._run import RunResult
+from foxagent._run import RunResult, result_document
 from foxagent._toolset import Toolset
-from foxagent.cli._backend import Backend, choose_backend, connect_problem
+from foxagent.cli._backend import Backend, announce_backend, connect_problem
 from foxagent.cli._config import RunConfig
 from foxagent.cli._console import LiveView
 from foxagent.cli._exit import ExitCode, json_error
@@ -96,16 +96,7 @@ def run_command(flags: Mapping[str, Any], *, out: TextIO, err: TextIO) -> int:
         config = RunConfig.resolve(flags)
         view.echo_text = config.stream and not as_json
         _check_numbers(config)
-        backend = choose_backend(
-            flag_url=flags.get("base_url"),
-            configured_url=config.base_url,
-            config_source=config.source,
-            model_file=flags.get("model_file"),
-            context_size=flags.get("context_size"),
-            api_key=config.api_key,
-        )
-        err.write(f"foxagent run: {backend.line}\n")
-        err.flush()
+        backend = announce_backend("run", flags, config, err)
         agent = _build_agent(config, backend, view, err)
         trace = JsonlTrace(flags["trace"]) if flags.get("trace") else None
         result = asyncio.run(_run(agent, question, view, trace))
@@ -127,7 +118,7 @@ def run_command(flags: Mapping[str, Any], *, out: TextIO, err: TextIO) -> int:
         return failure.code
     assert result is not None
     if as_json:
-        out.write(json.dumps(_as_json(result), ensure_ascii=False, default=str) + "\n")
+        out.write(json.dumps(result_document(result), ensure_ascii=False, default=str) + "\n")
         return ExitCode.OK
     if flags.get("steps") and result.parsed.tagged:
         err.write(result.parsed.pretty() + "\n")
@@ -376,27 +367,3 @@ def _local_advice(error: RunError, config: RunConfig | None) -> str:
             "(it costs memory and time)."
         )
     return f"the embedded model (llama.cpp in this process) failed: {error}"
-
-
-def _as_json(result: RunResult) -> dict[str, Any]:
-    total = result.total_usage
-    return {
-        "answer": result.answer,
-        "parsed": dataclasses.asdict(result.parsed),
-        "tool_calls": [dataclasses.asdict(call) for call in result.tool_calls],
-        "usage": {
-            "requests": [dataclasses.asdict(u) for u in result.usage],
-            "total": {
-                "prompt_tokens": total.prompt_tokens,
-                "completion_tokens": total.completion_tokens,
-                "total_tokens": total.total_tokens,
-            },
-        },
-        "timings": {
-            "total": result.timings.total,
-            "model": result.timings.model,
-            "tools": result.timings.tools,
-            "overhead": result.timings.overhead,
-        },
-        "steps": result.steps,
-    }
