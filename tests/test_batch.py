@@ -276,6 +276,25 @@ async def test_an_answers_file_with_a_foreign_line_is_not_touched(
     assert server.requests == [] and output.read_text(encoding="utf-8") == "some notes\n"
 
 
+async def test_a_second_job_on_the_same_answers_file_stops_before_asking(
+    server: FakeVLLMServer, tmp_path: Path
+) -> None:
+    # Two jobs on one file used to ask every question twice (384 lines for 200 questions).
+    from foxagent.batch._output import AnswersFile
+
+    questions = write_questions(tmp_path / "q.jsonl", [{"id": 1, "question": "x"}])
+    output = tmp_path / "a.jsonl"
+    first, _ = AnswersFile.open(output)  # a job in progress holds the file
+    try:
+        with pytest.raises(BatchOutputError, match="another foxagent batch is writing"):
+            await run(server, questions, output)
+        assert server.requests == []
+    finally:
+        await first.close()
+    await run(server, questions, output)  # released: the next job runs
+    assert [row["id"] for row in read_answers(output)] == [1]
+
+
 async def test_concurrency_is_the_cap_on_requests_in_flight(tmp_path: Path) -> None:
     questions = write_questions(
         tmp_path / "q.jsonl", [{"id": i, "question": f"slow {i}"} for i in range(24)]

@@ -14,6 +14,13 @@ disk); `AnswersFile.close` fsyncs whatever is left. A killed process loses nothi
 written (the kernel holds it); a power cut loses at most the last fsync's worth of lines, and
 those questions run again.
 
+One job at a time per answers file: `AnswersFile.open` takes an exclusive lock
+(``flock``) on a small file beside it (``.NAME.lock``; the answers file itself may be replaced
+by ``retry_errors``' rename), held until `AnswersFile.close`. A second ``foxagent batch`` on the
+same output stops at once with a clear error instead of asking every question a second time
+(two processes on one file wrote 384 lines for 200 questions before the lock). The lock is the
+kernel's: a killed job releases it. Where ``fcntl`` does not exist (Windows) there is no lock.
+
 With ``retry_errors``, error lines are dropped before the job (the file is rewritten to a
 temporary file, fsynced and renamed over the old one, so a crash leaves one or the other), and
 their questions run again.
@@ -61,9 +68,10 @@ class Resumed:
 class AnswersFile:
     """An answers file open for appending; build it with `AnswersFile.open`."""
 
-    def __init__(self, path: Path, fd: int, *, fsync: bool) -> None:
+    def __init__(self, path: Path, fd: int, *, fsync: bool, lock: int | None = None) -> None:
         self.path = path
         self._fd = fd
+        self._lock = lock
         self._fsync = fsync
         self._dirty = asyncio.Event() if fsync else None
         self._syncer: asyncio.Task[None] | None = None
@@ -85,12 +93,18 @@ class AnswersFile:
             UserError: the file or its directory cannot be read or written.
         """
         path = Path(path)
+        lock = None
         try:
+            lock = _lock(path)
             resumed = _resume(path, retry_errors)
             fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         except OSError as error:
+            _unlock(lock)
             raise UserError(f"Cannot use the answers file {path}: {error.strerror}") from None
-        return cls(path, fd, fsync=fsync), resumed
+        except BaseException:
+            _unlock(lock)
+            raise
+        return cls(path, fd, fsync=fsync, lock=lock), resumed
 
     def append(self, line: bytes) -> None:
         """Write one result line (``line`` ends with its newline), in one write.
@@ -150,6 +164,31 @@ class AnswersFile:
             self.sync()
         finally:
             os.close(self._fd)
+            _unlock(self._lock)
+
+
+def _lock(path: Path) -> int | None:
+    """An exclusive lock on ``path``'s lock file (its descriptor), or `BatchOutputError` when
+    another job holds it; ``None`` where the platform has no ``flock``."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: no advisory locks of this kind
+        return None
+    lock = os.open(path.with_name(f".{path.name}.lock"), os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(lock)
+        raise BatchOutputError(
+            f"another foxagent batch is writing {path}: wait for it to finish (or stop it), "
+            "or give this job another --output."
+        ) from None
+    return lock
+
+
+def _unlock(lock: int | None) -> None:
+    if lock is not None:
+        os.close(lock)  # closing the descriptor releases the flock
 
 
 def _resume(path: Path, retry_errors: bool) -> Resumed:
