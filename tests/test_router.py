@@ -11,8 +11,10 @@ retries off, by `VLLMModel`'s own).
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import os
+import warnings
 from collections.abc import Iterator
 from typing import Any
 
@@ -59,6 +61,19 @@ class RecordingServer(FakeVLLMServer):
 
 def _question(body: dict[str, Any]) -> str:
     return str(next(m["content"] for m in reversed(body["messages"]) if m["role"] == "user"))
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _sockets_the_router_raced_are_collected_here() -> Iterator[None]:
+    # The router health-checks its replicas every second. A check that connects just as a
+    # FakeVLLMServer stops leaves an accepted socket its stopping loop never closed; garbage
+    # collected later, it warned inside whatever test ran then (test_service, once in three CI
+    # runs). It is the stub's shutdown racing a live client, not foxagent's: collected at the end
+    # of this module, where it belongs, without failing an unrelated test.
+    yield
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        gc.collect()
 
 
 @pytest.fixture
