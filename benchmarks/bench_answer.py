@@ -26,6 +26,18 @@ SHORT = """<count>1</count>
 <reflection>回答直接。</reflection>
 <reward>0.9</reward>"""
 
+# Issue 18's reply (332 bytes, parse_answer ≤ 5 µs): two counted steps, a reflection and a reward,
+# the answer, the closing reflection and reward, in Traditional Chinese.
+TYPICAL = """<count>2</count>
+<step>查詢台北天氣：工具回報 23°C，多雲。</step>
+<count>1</count>
+<step>整理成簡短的回答。</step>
+<reflection>資料來自工具，可信。</reflection>
+<reward>0.8</reward>
+<answer>台北現在 23°C，多雲。</answer>
+<reflection>回答簡潔正確。</reflection>
+<reward>0.9</reward>"""
+
 _STEP = (
     "<count>{n}</count>\n<step>比較 a 與 b：若 a < b 則交換，"
     "程式碼 `if a < b: a, b = b, a`，型別 List<int>，x<y 且 a->b。</step>\n"
@@ -57,7 +69,7 @@ def median_us(function: Callable[[str], object], text: str, *, runs: int = 31) -
 def main() -> None:
     """Print one line per reply: size, parse time, findall baseline, ratio."""
     print(f"{'reply':<8}{'chars':>7}{'bytes':>7}{'parse µs':>11}{'findall µs':>12}{'ratio':>7}")
-    for name, text in (("short", SHORT), ("3 KB", LONG), ("no tags", PLAIN)):
+    for name, text in (("short", SHORT), ("typical", TYPICAL), ("3 KB", LONG), ("no tags", PLAIN)):
         parse = median_us(parse_answer, text)
         baseline = median_us(_TAGS.findall, text)
         size = len(text.encode())

@@ -64,10 +64,14 @@ Where this differs from the guide's two parsers, and why:
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
+import operator
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
-from typing import Final, NamedTuple
+from typing import Final, NamedTuple, TypeVar
 
 __all__ = ["MAX_ANSWER_CHARS", "FoxBrainAnswer", "parse_answer"]
 
@@ -215,7 +219,8 @@ def parse_answer(text: str) -> FoxBrainAnswer:
             f"MAX_ANSWER_CHARS ({MAX_ANSWER_CHARS:,}); it was not parsed]",
             truncated=True,
         )
-    end = _partial_tag_start(text)
+    # A reply ending in ">" cannot end inside a tag (the usual "...</reward>").
+    end = len(text) if text[-1:] == ">" else _partial_tag_start(text)
     if end == len(text) and (fast := _parse_paired(text)) is not None:
         return fast
     return _parse_scanned(text, end)
@@ -226,45 +231,186 @@ def _parse_paired(text: str) -> FoxBrainAnswer | None:
     lower case, nothing quoted inside): the same result as `_parse_scanned` from one
     ``re.split`` in C; ``None`` for any other reply (and for one without tags), which then
     takes the general path."""
-    parts = _TAG_RE.split(text)
-    # One tag is three parts (its slash, its name, the text after it); a pair is six.
-    if len(parts) == 1 or (len(parts) - 1) % 6:
+    parts = _PAIR_RE.split(text)
+    # Text, tag, text, tag, ..., text: a pair of tags is four parts, the element's text the
+    # one between them.
+    if len(parts) == 1 or (len(parts) - 1) % 4:
         return None
-    names = parts[2::6]
-    if (
-        names != parts[5::6]  # each close tag names the element just opened...
-        or any(parts[1::6])  # ...which an open tag started...
-        or not all(parts[4::6])  # ...and a close tag ended
-        or not _LOWER_NAMES.issuperset(names)  # in lower case (else: the general path)
+    tags = parts[1::2]
+    key = " ".join(tags)
+    try:
+        plan = _PLANS[key]
+    except KeyError:
+        plan = _new_plan(key, tags)
+    if plan is None:
+        return None
+    (
+        pick,
+        answers_at,
+        counts_at,
+        steps_at,
+        reflections_at,
+        rewards_at,
+        clarifications_at,
+        complete,
+    ) = plan
+    bodies = tuple(map(str.strip, pick(parts)))
+    answers = bodies[answers_at]
+    try:  # the usual numbers ("3", "0.9"), each one read before
+        counts = tuple(map(_COUNT_OF, bodies[counts_at]))
+        rewards = tuple(map(_REWARD_OF, bodies[rewards_at]))
+        budget = counts[0] if counts else None
+    except KeyError:
+        budget, counts, rewards = _numbers(bodies[counts_at], bodies[rewards_at])
+    clarifications = bodies[clarifications_at]
+    outside = parts[::4]  # usually only the line breaks between elements
+    return _answer_of(
+        answers[-1] if answers else "",
+        answers,
+        budget,
+        counts,
+        bodies[steps_at],
+        bodies[reflections_at],
+        rewards,
+        clarifications[-1] if clarifications else None,
+        complete,
+        _outside_text(outside) if "".join(outside).strip() else "",
+    )
+
+
+# A tag as one group ("step" or "/step"): `_TAG_RE`'s matches, split into half the parts.
+_PAIR_RE: Final = re.compile(rf"<(/?(?:{'|'.join(_TAG_NAMES)}))[ \t]*>", re.ASCII | re.IGNORECASE)
+# Plans by tag sequence: replies to one system prompt share a handful of shapes. The cache is
+# bounded in entries and in key length, so no reply can make it grow.
+_PLANS: Final[dict[str, _Plan | None]] = {}  # by the tags joined with spaces
+_PLANS_KEPT: Final = 256
+_PLAN_TAGS: Final = 64
+
+
+class _Plan(NamedTuple):
+    """How the element texts of one tag sequence group into `FoxBrainAnswer`'s fields.
+
+    ``pick`` takes the parts of a `_PAIR_RE` split to the texts of every element ordered by
+    field (answers, counts, steps, reflections, rewards, clarifications; in reply order within
+    each), and each slice is one field's share of them.
+    """
+
+    pick: Callable[[list[str]], tuple[str, ...]]
+    answers: slice
+    counts: slice
+    steps: slice
+    reflections: slice
+    rewards: slice
+    clarifications: slice
+    complete: bool
+
+
+_FIELD_ORDER: Final = ("answer", "count", "step", "reflection", "reward", "clarification")
+
+
+def _new_plan(key: str, tags: list[str]) -> _Plan | None:
+    """`_plan` of ``tags``, kept under ``key`` unless the sequence is too long to keep."""
+    plan = _plan(tags)
+    if len(tags) <= _PLAN_TAGS:
+        if len(_PLANS) >= _PLANS_KEPT:
+            _PLANS.clear()
+        _PLANS[key] = plan
+    return plan
+
+
+def _plan(tags: list[str]) -> _Plan | None:
+    """The plan of a sequence of tags, or ``None`` unless each element is opened by a
+    lower-case tag and closed by its own close tag right after."""
+    opens, closes = tags[::2], tags[1::2]
+    if not _LOWER_NAMES.issuperset(opens) or any(
+        close != "/" + name for name, close in zip(opens, closes, strict=True)
     ):
         return None
-    found: dict[str, list[str]] = {}
-    for name, body in zip(names, parts[3::6], strict=True):
-        if name in found:
-            found[name].append(body.strip())
-        else:
-            found[name] = [body.strip()]
-    outside = [piece for piece in map(str.strip, [parts[0], *parts[6::6]]) if piece]
-    no: list[str] = []
-    answers = found.get("answer", no)
-    counted = [_count(text) for text in found.get("count", no)]
-    counts = tuple(count for count in counted if count is not None)
-    rewards = [reward for text in found.get("reward", no) if (reward := _reward(text)) is not None]
-    clarifications = found.get("clarification")
-    return FoxBrainAnswer(
-        answer=answers[-1] if answers else "",
-        answers=tuple(answers),
-        budget=counted[0] if counted else None,
-        counts=counts,
-        steps=tuple(found.get("step", no)),
-        reflections=tuple(found.get("reflection", no)),
-        rewards=tuple(rewards),
-        clarification=clarifications[-1] if clarifications else None,
-        complete=all(name in found for name in _CORE_TAGS),
-        truncated=False,
-        tagged=True,
-        outside_text="\n".join(outside),
+    positions: dict[str, list[int]] = {name: [] for name in _FIELD_ORDER}
+    for element, name in enumerate(opens):
+        positions[name].append(2 + 4 * element)  # the part after the element's open tag
+    order = [position for name in _FIELD_ORDER for position in positions[name]]
+    bounds = list(itertools.accumulate((len(positions[name]) for name in _FIELD_ORDER), initial=0))
+    answers, counts, steps, reflections, rewards, clarifications = map(
+        slice, bounds[:-1], bounds[1:]
     )
+    return _Plan(
+        pick=_picker(order),
+        answers=answers,
+        counts=counts,
+        steps=steps,
+        reflections=reflections,
+        rewards=rewards,
+        clarifications=clarifications,
+        complete=_CORE_NAMES.issubset(opens),
+    )
+
+
+def _picker(positions: list[int]) -> Callable[[list[str]], tuple[str, ...]]:
+    """``parts`` → the tuple of ``parts[i]`` for each position (``itemgetter`` in C, which
+    returns a bare item for a single position)."""
+    if len(positions) == 1:
+        (position,) = positions
+        return lambda parts: (parts[position],)
+    return operator.itemgetter(*positions)
+
+
+_CORE_NAMES: Final = frozenset(_CORE_TAGS)
+
+
+def _answer_of(
+    answer: str,
+    answers: tuple[str, ...],
+    budget: int | None,
+    counts: tuple[int, ...],
+    steps: tuple[str, ...],
+    reflections: tuple[str, ...],
+    rewards: tuple[float, ...],
+    clarification: str | None,
+    complete: bool,
+    outside_text: str,
+) -> FoxBrainAnswer:
+    """``FoxBrainAnswer(...)`` of a tagged, untruncated reply, built directly: the frozen
+    dataclass's ``__init__`` goes through ``object.__setattr__`` for each of its twelve fields
+    (a lookup of the name on the class each time), where each slot's own setter does the same
+    in about 0.3 µs less per parse."""
+    reply: FoxBrainAnswer = _NEW(FoxBrainAnswer)
+    _SET_ANSWER(reply, answer)
+    _SET_ANSWERS(reply, answers)
+    _SET_BUDGET(reply, budget)
+    _SET_COUNTS(reply, counts)
+    _SET_STEPS(reply, steps)
+    _SET_REFLECTIONS(reply, reflections)
+    _SET_REWARDS(reply, rewards)
+    _SET_CLARIFICATION(reply, clarification)
+    _SET_COMPLETE(reply, complete)
+    _SET_TRUNCATED(reply, False)
+    _SET_TAGGED(reply, True)
+    _SET_OUTSIDE_TEXT(reply, outside_text)
+    return reply
+
+
+_NEW: Final = object.__new__
+# The slots' member descriptors' setters, in field order (a new field fails here, at import).
+(
+    _SET_ANSWER,
+    _SET_ANSWERS,
+    _SET_BUDGET,
+    _SET_COUNTS,
+    _SET_STEPS,
+    _SET_REFLECTIONS,
+    _SET_REWARDS,
+    _SET_CLARIFICATION,
+    _SET_COMPLETE,
+    _SET_TRUNCATED,
+    _SET_TAGGED,
+    _SET_OUTSIDE_TEXT,
+) = (getattr(FoxBrainAnswer, field.name).__set__ for field in dataclasses.fields(FoxBrainAnswer))
+
+
+def _outside_text(pieces: list[str]) -> str:
+    """The non-empty stripped ``pieces`` joined by newlines."""
+    return "\n".join([piece for piece in map(str.strip, pieces) if piece])
 
 
 def _parse_scanned(text: str, end: int) -> FoxBrainAnswer:
@@ -426,6 +572,46 @@ def _reward(text: str) -> float | None:
         return value
     denominator = float(match["denominator"])
     return value / denominator if denominator else None
+
+
+def _numbers(
+    count_texts: tuple[str, ...], reward_texts: tuple[str, ...]
+) -> tuple[int | None, tuple[int, ...], tuple[float, ...]]:
+    """``budget``, ``counts`` and ``rewards`` from the texts of the closed ``<count>`` and
+    ``<reward>`` elements, each read anew (and remembered when short)."""
+    counted = [_count(text) for text in count_texts]
+    rewards = [_reward(text) for text in reward_texts]
+    _learn(_KNOWN_COUNTS, count_texts, counted)
+    _learn(_KNOWN_REWARDS, reward_texts, rewards)
+    return (
+        counted[0] if counted else None,
+        tuple([count for count in counted if count is not None]),
+        tuple([reward for reward in rewards if reward is not None]),
+    )
+
+
+_NumberT = TypeVar("_NumberT", int, float)
+
+
+def _learn(
+    known: dict[str, _NumberT], texts: tuple[str, ...], values: list[_NumberT | None]
+) -> None:
+    """Remember the short texts that read as numbers (bounded: cleared when full)."""
+    if len(known) >= _KNOWN_KEPT:
+        known.clear()
+    for text, value in zip(texts, values, strict=True):
+        if value is not None and len(text) <= _KNOWN_CHARS:
+            known[text] = value
+
+
+# Texts of counts and rewards that read as numbers ("1", "0.9"): they repeat from reply to
+# reply, so each is read once. Bounded in entries and in key length.
+_KNOWN_COUNTS: Final[dict[str, int]] = {}
+_KNOWN_REWARDS: Final[dict[str, float]] = {}
+_COUNT_OF: Final = _KNOWN_COUNTS.__getitem__
+_REWARD_OF: Final = _KNOWN_REWARDS.__getitem__
+_KNOWN_KEPT: Final = 256
+_KNOWN_CHARS: Final = 24
 
 
 def _add_section(
