@@ -19,7 +19,10 @@ goes back, FoxBrain answers with its tags. What users run, as issue 18 asked:
   prints whether the bodies are byte-identical (and fails if they differ beyond whitespace);
 - foxagent is ``Agent.arun`` (recovery, validation, the generated-token check, transcript,
   answer parsing, tracing decision included), with a sync (``def``) and an async tool, with and
-  without the system prompt; each against the loop doing the same.
+  without the system prompt; each against the loop doing the same. foxagent talks to an
+  ``http://`` server through its own lean HTTP/1.1 client; the row "foxagent, sync tool,
+  aiohttp" sends the same requests through aiohttp, as the loop does (and as foxagent does for
+  ``https://``), so the agent layer's own cost shows too.
 
 For each client: p50 latency of sequential runs, runs/s with 64 concurrent runs, and CPU ms per
 run (the process's CPU time during the concurrent phase / runs). Rounds interleave the clients
@@ -257,12 +260,20 @@ class CarefulLoop:
 
 
 class FoxagentClient:
-    def __init__(self, base_url: str, *, system_prompt: bool, sync_tool: bool) -> None:
+    """``Agent.arun``; ``over_aiohttp``: its requests through aiohttp (as for an https:// URL)
+    instead of foxagent's lean HTTP/1.1 client, to show the agent layer's cost on its own."""
+
+    def __init__(
+        self, base_url: str, *, system_prompt: bool, sync_tool: bool, over_aiohttp: bool = False
+    ) -> None:
         from foxagent import Agent
         from foxagent.models.vllm import VLLMModel
 
         self.name = f"foxagent, {'sync' if sync_tool else 'async'} tool"
+        self.name += ", aiohttp" if over_aiohttp else ""
         model = VLLMModel(base_url, api_key=API_KEY, model_name=MODEL)
+        if over_aiohttp:
+            model._origin = None  # the benchmark's switch, not an option
         kwargs: dict[str, Any] = {} if system_prompt else {"system_prompt": None}
         self.agent = Agent(tools=[_foxagent_tool(sync_tool)], model=model, **kwargs)
 
@@ -332,26 +343,28 @@ async def same_bytes(base_url: str, loop: CarefulLoop, agent: FoxagentClient) ->
 
 
 async def measure(base_url: str, rounds: int, sequential_runs: int, concurrent_runs: int) -> None:
-    pairs: list[tuple[str, CarefulLoop, FoxagentClient]] = []
+    pairs: list[tuple[str, CarefulLoop, list[FoxagentClient]]] = []
     for system_prompt in (True, False):
         for sync_tool in (True, False):
             label = f"{'system prompt' if system_prompt else 'no system prompt'}, " + (
                 "sync tool" if sync_tool else "async tool"
             )
             options = {"system_prompt": system_prompt, "sync_tool": sync_tool}
-            pairs.append(
-                (label, CarefulLoop(base_url, **options), FoxagentClient(base_url, **options))
-            )
+            agents = [FoxagentClient(base_url, **options)]
+            if system_prompt and sync_tool:  # issue 18's row: also over aiohttp, like the loop
+                agents.append(FoxagentClient(base_url, **options, over_aiohttp=True))
+            pairs.append((label, CarefulLoop(base_url, **options), agents))
     results: dict[tuple[str, str], dict[str, list[float]]] = {}
     try:
-        for label, loop, agent in pairs:
-            print(f"{label}: requests {await same_bytes(base_url, loop, agent)}")
-            for client in (loop, agent):
+        for label, loop, agents in pairs:
+            for agent in agents:
+                print(f"{label}: requests {await same_bytes(base_url, loop, agent)} ({agent.name})")
+            for client in (loop, *agents):
                 await sequential(client.run, 20)  # warm-up: connections, imports, caches
                 results[label, client.name] = {"p50": [], "rps": [], "cpu": []}
         for _ in range(rounds):
-            for label, loop, agent in pairs:
-                for client in (loop, agent):
+            for label, loop, agents in pairs:
+                for client in (loop, *agents):
                     latencies = sorted(await sequential(client.run, sequential_runs))
                     rps, cpu = await concurrent(client.run, concurrent_runs, WIDTH)
                     row = results[label, client.name]
@@ -359,9 +372,10 @@ async def measure(base_url: str, rounds: int, sequential_runs: int, concurrent_r
                     row["rps"].append(rps)
                     row["cpu"].append(cpu)
     finally:
-        for _, loop, agent in pairs:
+        for _, loop, agents in pairs:
             await loop.close()
-            await agent.close()
+            for agent in agents:
+                await agent.close()
     report(results, [label for label, _, _ in pairs])
 
 
@@ -370,7 +384,7 @@ def report(results: dict[tuple[str, str], dict[str, list[float]]], labels: list[
         key: {k: statistics.median(v) for k, v in row.items()} for key, row in results.items()
     }
     print(
-        f"{'':<30}{'client':<22}{'p50 ms':>8}{'runs/s@64':>11}{'CPU ms/run':>12}"
+        f"{'':<30}{'client':<31}{'p50 ms':>8}{'runs/s@64':>11}{'CPU ms/run':>12}"
         f"{'CPU ×':>8}{'runs/s ×':>10}"
     )
     for label in labels:
@@ -383,7 +397,7 @@ def report(results: dict[tuple[str, str], dict[str, list[float]]], labels: list[
                 else ""
             )
             print(
-                f"{label:<30}{name:<22}{row['p50']:>8.2f}{row['rps']:>11.0f}{row['cpu']:>12.3f}"
+                f"{label:<30}{name:<31}{row['p50']:>8.2f}{row['rps']:>11.0f}{row['cpu']:>12.3f}"
                 + ratios
             )
 

@@ -256,9 +256,11 @@ async def test_a_wait_that_would_end_past_the_budget_is_not_taken() -> None:
 
 def test_the_defaults_bound_a_stall() -> None:
     model = VLLMModel("http://127.0.0.1:1/v1")
-    assert (model._timeout.total, model._timeout.sock_connect) == (300.0, 5.0)
-    assert model._timeout.connect is None  # waiting for a pooled connection is not a failure
-    assert model._stream_timeout.sock_read == 60.0
+    assert (model._timeout.total, model._timeout.connect) == (300.0, 5.0)
+    session_timeout = model._timeout.aiohttp()  # aiohttp's (streams, https://)
+    assert (session_timeout.total, session_timeout.sock_connect) == (300.0, 5.0)
+    assert session_timeout.connect is None  # waiting for a pooled connection is not a failure
+    assert model._stream_timeout.aiohttp().sock_read == 60.0
     assert model.retry_budget == 300.0
     assert (model.max_response_bytes, model.max_stream_line_bytes) == (16 << 20, 1 << 20)
     with pytest.raises(UserError, match="retry_budget"):

@@ -9,7 +9,8 @@ import pytest
 
 from foxagent import ModelHTTPError, ModelResponseError, ModelSettings
 from foxagent._messages import TextDelta, ToolCallDelta
-from foxagent.models.vllm import VLLMModel, _http_error, _parse_completion, _StreamAssembler
+from foxagent.models._sse import StreamAssembler
+from foxagent.models.vllm import VLLMModel, _http_error, _parse_completion
 
 
 def sse(chunk: dict[str, Any]) -> bytes:
@@ -21,7 +22,7 @@ def delta(**fields: Any) -> dict[str, Any]:
 
 
 def test_stream_assembles_vllm_tool_call_deltas_with_empty_fragments() -> None:
-    assembler = _StreamAssembler()
+    assembler = StreamAssembler()
     lines = [
         sse(delta(role="assistant", content="")),
         sse(
@@ -73,7 +74,7 @@ def test_stream_assembles_vllm_tool_call_deltas_with_empty_fragments() -> None:
 
 
 def test_stream_text_deltas_and_keepalive_lines() -> None:
-    assembler = _StreamAssembler()
+    assembler = StreamAssembler()
     events = []
     for line in [
         b": keep-alive\n",
@@ -88,7 +89,7 @@ def test_stream_text_deltas_and_keepalive_lines() -> None:
 
 def test_bad_stream_chunk_is_a_response_error() -> None:
     with pytest.raises(ModelResponseError, match="bad stream chunk"):
-        _StreamAssembler().feed(b"data: {not json\n")
+        StreamAssembler().feed(b"data: {not json\n")
 
 
 @pytest.mark.parametrize(

@@ -1,11 +1,14 @@
-"""The default backend: a vLLM (or any OpenAI-compatible) server over a lean aiohttp client.
+"""The default backend: a vLLM (or any OpenAI-compatible) server over a lean HTTP client.
 
-Why aiohttp and not the openai SDK or httpx: measured on a 2-core machine (issue 4), one tool call
-plus a final answer against a local stub costs ~0.6–0.9 ms of CPU per run on a hand-written
-aiohttp loop, ~3 ms on httpx and ~6 ms on the openai SDK, and only aiohttp keeps its throughput
-at 64 concurrent runs. A backend that embeds thousands of runs in one process cannot give that
-away. Users who already hold an ``openai.AsyncOpenAI`` client can still bring it (a separate
-adapter); this module is the hot path.
+Why not the openai SDK or httpx: measured on a 2-core machine (issue 4), one tool call plus a
+final answer against a local stub costs ~0.6–0.9 ms of CPU per run on a hand-written aiohttp
+loop, ~3 ms on httpx and ~6 ms on the openai SDK. Replies read whole from an ``http://`` server
+(every request that is not streamed) go through foxagent's own keep-alive HTTP/1.1 client
+(``foxagent.models._http1``), which costs about a third of aiohttp's CPU per request (issue 18);
+streams, ``https://`` servers and the token-count endpoint use aiohttp. A backend that embeds
+thousands of runs in one process cannot give that away. Users who already hold an
+``openai.AsyncOpenAI`` client can still bring it (a separate adapter); this module is the hot
+path.
 
 Behaviour:
 - ``base_url`` from the argument, else ``FOXAGENT_BASE_URL``, else ``OPENAI_BASE_URL``, else
@@ -25,11 +28,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import urllib.parse
 import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
-from typing import Any
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
 
-import aiohttp
 import orjson
 
 from foxagent._affinity import DEFAULT_AFFINITY_HEADERS, affinity_header_names, affinity_headers
@@ -49,19 +53,24 @@ from foxagent._messages import (
     ModelSettings,
     StreamEnd,
     StreamEvent,
-    TextDelta,
-    ToolCallDelta,
     Usage,
 )
 from foxagent.models._base import Model
-from foxagent.models._generated import GeneratedTokens, generated_text
+from foxagent.models._generated import generated_text
+from foxagent.models._http1 import Http1Pool, ReplyTooLarge, TransportError, within_seconds
 from foxagent.models._retry import RetryPolicy, garbled, report_retry
+from foxagent.models._sse import LineSplitter, StreamAssembler, too_large
+
+if TYPE_CHECKING:
+    import aiohttp  # imported when first used: an http:// server never needs it (streams do)
 
 __all__ = ["DEFAULT_BASE_URL", "VLLMModel", "resolve_endpoint"]
 
 _MIB = 1024 * 1024
 # An error status's body is only read for its message (500 characters of it are kept).
 _MAX_ERROR_BYTES = 64 * 1024
+# What the lean client adds to the session's headers (aiohttp adds its own equivalents).
+_LEAN_HEADERS = {"User-Agent": "foxagent", "Accept": "application/json"}
 
 
 def resolve_endpoint(base_url: str | None, api_key: str | None) -> tuple[str, str | None]:
@@ -166,12 +175,8 @@ class VLLMModel(Model):
         self.retry_budget = retry_budget
         self.max_response_bytes = max_response_bytes
         self.max_stream_line_bytes = max_stream_line_bytes
-        # sock_connect, not connect: aiohttp's connect also counts the wait for a free pooled
-        # connection, and runs that queue for the pool should wait, not fail.
-        self._timeout = aiohttp.ClientTimeout(total=timeout, sock_connect=connect_timeout)
-        self._stream_timeout = aiohttp.ClientTimeout(
-            total=timeout, sock_connect=connect_timeout, sock_read=read_timeout
-        )
+        self._timeout = _Timeout(timeout, connect_timeout)
+        self._stream_timeout = _Timeout(timeout, connect_timeout, read_timeout)
         self._max_connections = max_connections
         if max_concurrent_requests is not None and max_concurrent_requests < 1:
             raise UserError(
@@ -183,6 +188,11 @@ class VLLMModel(Model):
         self._fragments: dict[str, orjson.Fragment] = {}  # system prompts, encoded
         self._session: aiohttp.ClientSession | None = None
         self._session_loop: asyncio.AbstractEventLoop | None = None
+        # Replies read whole from an http:// server go through the lean client (_http1).
+        self._origin = _plain_origin(self.base_url)
+        self._connect_timeout = connect_timeout
+        self._pool: Http1Pool | None = None
+        self._pool_loop: asyncio.AbstractEventLoop | None = None
 
     def __repr__(self) -> str:
         key = "set" if self._api_key else "none"
@@ -207,9 +217,11 @@ class VLLMModel(Model):
         settings: ModelSettings,
     ) -> AsyncIterator[StreamEvent]:
         """Stream a reply as server-sent events (retries only before the first chunk)."""
+        import aiohttp
+
         payload = await self._payload(messages, tools, settings, stream=True)
         url = self.base_url + "/chat/completions"
-        assembler = _StreamAssembler()
+        assembler = StreamAssembler()
         started = asyncio.get_running_loop().time()
         attempt = 0
         while True:
@@ -218,7 +230,7 @@ class VLLMModel(Model):
                 async with (
                     self._slot(),
                     self._client().post(
-                        url, data=payload, timeout=timeout, headers=self._affinity()
+                        url, data=payload, timeout=timeout.aiohttp(), headers=self._affinity()
                     ) as response,
                 ):
                     if response.status >= 400:
@@ -228,7 +240,7 @@ class VLLMModel(Model):
                             raw.decode("utf-8", "replace"),
                             response.headers.get("Retry-After"),
                         )
-                    lines = _LineSplitter(url, self.max_response_bytes, self.max_stream_line_bytes)
+                    lines = LineSplitter(url, self.max_response_bytes, self.max_stream_line_bytes)
                     async for data in response.content.iter_any():
                         for line in lines.feed(data):
                             for event in assembler.feed(line):
@@ -306,6 +318,8 @@ class VLLMModel(Model):
     ) -> int:
         """The prompt's exact length from vLLM's ``/tokenize`` (chat template applied); an
         estimate when the server has no such endpoint or it fails."""
+        import aiohttp
+
         body: dict[str, Any] = {"model": self.model_name or await self.served_model()}
         body |= {"messages": list(messages), "tools": list(tools) or None}
         root = self.base_url.removesuffix("/v1")
@@ -333,6 +347,9 @@ class VLLMModel(Model):
         return self.model_name
 
     async def aclose(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            await pool.aclose()
         session, self._session = self._session, None
         if session is not None and not session.closed:
             await session.close()
@@ -348,6 +365,8 @@ class VLLMModel(Model):
         return affinity_headers(self.affinity_headers)
 
     def _client(self) -> aiohttp.ClientSession:
+        import aiohttp
+
         loop = asyncio.get_running_loop()
         if self._session is None or self._session.closed or self._session_loop is not loop:
             # A session belongs to one event loop; sync `run()` calls each start a new one.
@@ -355,7 +374,7 @@ class VLLMModel(Model):
             # Headers set once on the session: per-request header dicts cost a few µs each.
             self._session = aiohttp.ClientSession(
                 connector=connector,
-                timeout=self._timeout,
+                timeout=self._timeout.aiohttp(),
                 headers=self._headers(),
             )
             self._session_loop = loop
@@ -398,9 +417,7 @@ class VLLMModel(Model):
         policy = RetryPolicy(self.max_retries, self.backoff, self.retry_budget)
         return policy.delay(error, attempt, elapsed=asyncio.get_running_loop().time() - started)
 
-    def _attempt_timeout(
-        self, base: aiohttp.ClientTimeout, attempt: int, started: float
-    ) -> aiohttp.ClientTimeout:
+    def _attempt_timeout(self, base: _Timeout, attempt: int, started: float) -> _Timeout:
         """``base``, or for a retry ``base`` cut at the end of the retry budget."""
         if attempt == 0 or self.retry_budget is None:
             return base
@@ -408,17 +425,34 @@ class VLLMModel(Model):
         # RetryPolicy only retries when its wait ends inside the budget, so ``left`` is
         # positive but for the sleep's lateness; aiohttp reads total=0 as "no limit".
         left = max(left, 0.001)
-        total = left if base.total is None else min(base.total, left)
-        return aiohttp.ClientTimeout(
-            total=total, sock_connect=base.sock_connect, sock_read=base.sock_read
-        )
+        return replace(base, total=left if base.total is None else min(base.total, left))
 
-    async def _once(
-        self, method: str, path: str, payload: bytes | None, timeout: aiohttp.ClientTimeout
-    ) -> Any:
+    def _lean_pool(self) -> Http1Pool | None:
+        """The lean client's connections for this event loop (``None``: not http://)."""
+        if self._origin is None:
+            return None
+        loop = asyncio.get_running_loop()
+        if self._pool is None or self._pool_loop is not loop:
+            host, port, _ = self._origin
+            self._pool = Http1Pool(
+                host,
+                port,
+                {**_LEAN_HEADERS, **self._headers()},
+                max_connections=self._max_connections,
+                connect_timeout=self._connect_timeout,
+            )
+            self._pool_loop = loop
+        return self._pool
+
+    async def _once(self, method: str, path: str, payload: bytes | None, timeout: _Timeout) -> Any:
+        pool = self._lean_pool()
+        if pool is not None:
+            return await self._once_lean(pool, method, path, payload, timeout)
+        import aiohttp
+
         url = self.base_url + path
         # The first attempt's timeout is the session's own: not passing it saves aiohttp work.
-        options: dict[str, Any] = {} if timeout is self._timeout else {"timeout": timeout}
+        options: dict[str, Any] = {} if timeout is self._timeout else {"timeout": timeout.aiohttp()}
         try:
             async with self._client().request(
                 method, url, data=payload, headers=self._affinity(), **options
@@ -435,13 +469,81 @@ class VLLMModel(Model):
             raise ModelConnectionError(
                 f"Cannot talk to the model server at {url}: {reason}"
             ) from None
+        return _decoded_json(raw, url)
+
+    async def _once_lean(
+        self,
+        pool: Http1Pool,
+        method: str,
+        path: str,
+        payload: bytes | None,
+        timeout: _Timeout,
+    ) -> Any:
+        """`_once` through the lean client: the same errors, the same retries."""
+        url = self.base_url + path
+        assert self._origin is not None
+        request = pool.request(
+            method,
+            self._origin[2] + path,
+            payload,
+            self._affinity(),
+            limit=self.max_response_bytes,
+            error_limit=_MAX_ERROR_BYTES,
+        )
         try:
-            return loads_json(raw)  # bytes: no separate decode step
-        except ValueError:
-            # Cut short or not JSON at all (a proxy's HTML page, a worker that died mid-write):
-            # broken on the way, so worth another attempt.
-            failure = ModelResponseError(f"{url} answered with non-JSON: {raw[:200]!r}")
-            raise garbled(failure) from None
+            reply = await within_seconds(timeout.total, request)
+        except asyncio.TimeoutError:
+            raise ModelTimeoutError(f"{url} did not answer in time") from None
+        except ReplyTooLarge:
+            raise too_large(url, self.max_response_bytes) from None
+        except TransportError as error:
+            failure = f"Cannot talk to the model server at {url}: {error}"
+            raise ModelConnectionError(failure) from None
+        if reply.status >= 400:
+            text = reply.body.decode("utf-8", "replace")
+            raise _http_error(reply.status, text, reply.headers.get("retry-after"))
+        return _decoded_json(reply.body, url)
+
+
+@dataclass(frozen=True, slots=True)
+class _Timeout:
+    """An attempt's limits in seconds: in all, to connect, and a stream's silence."""
+
+    total: float | None
+    connect: float | None
+    read: float | None = None
+
+    def aiohttp(self) -> aiohttp.ClientTimeout:
+        import aiohttp
+
+        # sock_connect, not connect: aiohttp's connect also counts the wait for a free pooled
+        # connection, and runs that queue for the pool should wait, not fail.
+        return aiohttp.ClientTimeout(
+            total=self.total, sock_connect=self.connect, sock_read=self.read
+        )
+
+
+def _decoded_json(raw: bytes, url: str) -> Any:
+    try:
+        return loads_json(raw)  # bytes: no separate decode step
+    except ValueError:
+        # Cut short or not JSON at all (a proxy's HTML page, a worker that died mid-write):
+        # broken on the way, so worth another attempt.
+        failure = ModelResponseError(f"{url} answered with non-JSON: {raw[:200]!r}")
+        raise garbled(failure) from None
+
+
+def _plain_origin(base_url: str) -> tuple[str, int, str] | None:
+    """``(host, port, path)`` of an ``http://`` base URL the lean client can talk to, else
+    ``None`` (https, credentials or a query in the URL: aiohttp handles those)."""
+    try:
+        parts = urllib.parse.urlsplit(base_url)
+        port = parts.port or 80
+    except ValueError:
+        return None
+    if parts.scheme != "http" or not parts.hostname or parts.username or parts.query:
+        return None
+    return parts.hostname, port, parts.path.rstrip("/")
 
 
 async def _read_capped(
@@ -451,7 +553,7 @@ async def _read_capped(
     first ``limit`` bytes instead). Never holds more than ``limit`` plus one read's bytes."""
     length = response.content_length
     if length is not None and length > limit and not truncate:
-        raise _too_large(url, limit)  # said up front: no need to read it
+        raise too_large(url, limit)  # said up front: no need to read it
     if length is not None and length <= limit:
         return await response.read()  # the parser stops at Content-Length: within the cap
     chunks: list[bytes] = []
@@ -460,60 +562,11 @@ async def _read_capped(
         size += len(chunk)
         if size > limit:
             if not truncate:
-                raise _too_large(url, limit)
+                raise too_large(url, limit)
             chunks.append(chunk[: len(chunk) - (size - limit)])
             break
         chunks.append(chunk)
     return b"".join(chunks)  # one chunk (the usual case): that very object, no copy
-
-
-def _too_large(url: str, limit: int) -> ModelResponseError:
-    return ModelResponseError(
-        f"The reply from {url} is larger than max_response_bytes ({limit:,} bytes); "
-        "pass VLLMModel(max_response_bytes=...) a larger number if replies this long are expected"
-    )
-
-
-class _LineSplitter:
-    """Splits a stream's bytes into lines, holding the stream and each line to their caps."""
-
-    def __init__(self, url: str, max_bytes: int, max_line_bytes: int) -> None:
-        self._url = url
-        self._max_bytes = max_bytes
-        self._max_line = max_line_bytes
-        self._received = 0
-        self._pending = bytearray()  # the start of a line whose end has not arrived yet
-
-    def feed(self, data: bytes) -> list[bytes]:
-        """The lines ``data`` completes (without their ``\n``)."""
-        self._received += len(data)
-        if self._received > self._max_bytes:
-            raise _too_large(self._url, self._max_bytes)
-        lines = data.split(b"\n")
-        if len(lines) == 1:  # no line ends here
-            self._pending += data
-            self._check(len(self._pending))
-            return []
-        if self._pending:
-            self._pending += lines[0]
-            lines[0] = bytes(self._pending)
-        self._pending = bytearray(lines.pop())
-        for line in lines:
-            self._check(len(line))
-        self._check(len(self._pending))
-        return lines
-
-    def rest(self) -> bytes:
-        """The last line, when the stream did not end with ``\n``."""
-        return bytes(self._pending)
-
-    def _check(self, size: int) -> None:
-        if size > self._max_line:
-            raise ModelResponseError(
-                f"A line of the stream from {self._url} is longer than max_stream_line_bytes "
-                f"({self._max_line:,} bytes); pass VLLMModel(max_stream_line_bytes=...) a larger "
-                "number if chunks this long are expected"
-            )
 
 
 class _Template:
@@ -629,95 +682,3 @@ def _stream_failure(url: str, error: BaseException) -> ModelError:
     if isinstance(error, asyncio.TimeoutError):
         return ModelTimeoutError(f"{url} did not finish streaming in time")
     return ModelConnectionError(f"The stream from {url} broke: {type(error).__name__}")
-
-
-class _StreamAssembler:
-    """Turns SSE lines into events and, at the end, into one assistant message."""
-
-    def __init__(self) -> None:
-        self.started = False
-        self._text: list[str] = []
-        self._calls: dict[int, dict[str, Any]] = {}
-        self._finish_reason: str | None = None
-        self._usage = Usage()
-        self._model = ""
-        self._generated = GeneratedTokens()
-
-    @property
-    def finished(self) -> bool:
-        """A chunk carried the reply's finish_reason."""
-        return self._finish_reason is not None
-
-    def feed(self, line: bytes) -> list[StreamEvent]:
-        line = line.strip()
-        if not line.startswith(b"data:"):
-            return []
-        payload = line[5:].strip()
-        if payload == b"[DONE]":
-            return []
-        try:
-            chunk = loads_json(payload)
-        except ValueError:
-            # A line cut short or not JSON: broken on the way (retried before the first chunk).
-            raise garbled(ModelResponseError(f"bad stream chunk: {payload[:200]!r}")) from None
-        self.started = True
-        try:
-            self._model = str(chunk.get("model") or self._model)
-            if chunk.get("usage"):
-                self._usage = Usage.from_wire(chunk["usage"])
-            events: list[StreamEvent] = []
-            for choice in chunk.get("choices") or ():
-                events.extend(self._choice(choice))
-        except (AttributeError, TypeError, ValueError):
-            # JSON, but not a chat-completion chunk (a list, a number, choices of strings...).
-            raise ModelResponseError(f"not a chat completion chunk: {payload[:200]!r}") from None
-        return events
-
-    def _choice(self, choice: Mapping[str, Any]) -> list[StreamEvent]:
-        if choice.get("finish_reason"):
-            self._finish_reason = choice["finish_reason"]
-        self._generated.add(choice.get("logprobs"))
-        delta = choice.get("delta") or {}
-        events: list[StreamEvent] = []
-        text = delta.get("content")
-        if text is not None and not isinstance(text, str):
-            raise TypeError(f"content is {type(text).__name__}")  # reported as a bad chunk
-        if text:
-            self._text.append(text)
-            events.append(TextDelta(text=text))
-        for call in delta.get("tool_calls") or ():
-            events.append(self._tool_call(call))
-        return events
-
-    def _tool_call(self, call: Mapping[str, Any]) -> ToolCallDelta:
-        index = int(call.get("index") or 0)
-        function = call.get("function") or {}
-        slot = self._calls.setdefault(index, {"id": None, "name": None, "arguments": []})
-        slot["id"] = slot["id"] or call.get("id")
-        slot["name"] = slot["name"] or function.get("name")
-        fragment = function.get("arguments") or ""  # vLLM sends "" fragments too
-        if not isinstance(fragment, str):
-            raise TypeError(f"arguments are {type(fragment).__name__}")  # reported as a bad chunk
-        slot["arguments"].append(fragment)
-        return ToolCallDelta(
-            index=index, id=call.get("id"), name=function.get("name"), arguments=fragment
-        )
-
-    def response(self) -> ModelResponse:
-        calls = [
-            {
-                "id": slot["id"] or "",
-                "type": "function",
-                "function": {"name": slot["name"] or "", "arguments": "".join(slot["arguments"])},
-            }
-            for _, slot in sorted(self._calls.items())
-        ]
-        content = "".join(self._text) if self._text or not calls else None
-        message = {"role": "assistant", "content": content, "tool_calls": calls}
-        return ModelResponse(
-            message=message,
-            finish_reason=self._finish_reason,
-            usage=self._usage,
-            model=self._model,
-            generated_text=self._generated.text(),
-        )
