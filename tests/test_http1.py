@@ -17,6 +17,7 @@ from foxagent.models._http1 import (
     Disconnected,
     Http1Pool,
     ReplyTooLarge,
+    TransportError,
     _ReplyReader,
 )
 from tests.conftest import free_port
@@ -267,6 +268,7 @@ async def test_gzip_is_decoded_within_the_limit(pools: list[Http1Pool]) -> None:
     [
         (b"SSH-2.0-OpenSSH\r\n\r\n", "status line"),
         (b"HTTP/1.1 2x0 OK\r\n\r\n", "status line"),
+        (b"HTTP/1.1 099 Odd\r\n\r\n", "status line"),
         (b"HTTP/1.1 200 OK\r\nno colon here\r\n\r\n", "header line"),
         (b"HTTP/1.1 200 OK\r\n Folded: x\r\n\r\n", "header line"),
         (b"HTTP/1.1 200 OK\r\nContent-Length: -5\r\n\r\n", "content-length"),
@@ -290,6 +292,7 @@ async def test_hostile_floods_end_at_their_caps(pools: list[Http1Pool]) -> None:
     floods = [
         b"HTTP/1.1 200 OK\r\n" + b"{" * 256 * 1024,  # headers that never end
         b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + b"f" * 256 * 1024,
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + b"1\r\nx\r\n" * 20_000,
     ]
     for flood in floods:
 
@@ -410,3 +413,30 @@ def test_any_split_of_the_bytes_reads_the_same(which: int, cuts: list[int]) -> N
         outcome = reader.feed(data[start:end])
     assert outcome == whole
     assert whole.headers.get("x-a") in (None, "1, 2")
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    prefix=st.sampled_from(
+        [b"", b"HTTP/1.1 200 OK\r\n", b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"]
+    ),
+    noise=st.lists(st.binary(max_size=300), max_size=6),
+    end=st.booleans(),
+)
+def test_any_bytes_give_a_reply_or_a_named_refusal(
+    prefix: bytes, noise: list[bytes], end: bool
+) -> None:
+    reader = _ReplyReader(4096, 64, False)
+    try:
+        outcome = reader.feed(prefix)
+        for piece in noise:
+            if outcome is not None:
+                break
+            outcome = reader.feed(piece)
+        if outcome is None and end:
+            outcome = reader.end()
+    except TransportError as refused:  # the only way it may fail: named, never anything else
+        assert str(refused)
+        return
+    if outcome is not None:
+        assert len(outcome.body) <= 4096 and 100 <= outcome.status <= 999
