@@ -440,3 +440,31 @@ def test_any_bytes_give_a_reply_or_a_named_refusal(
         return
     if outcome is not None:
         assert len(outcome.body) <= 4096 and 100 <= outcome.status <= 999
+
+
+async def test_a_kept_connection_closed_as_the_request_went_out_is_retried_at_once(
+    pools: list[Http1Pool],
+) -> None:
+    async def answer_once_then_hang_up(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        await read_request(reader)
+        writer.write(reply())
+        await writer.drain()
+        await read_request(reader)  # the idle timeout won the race: closed, unanswered
+
+    async with RawServer(answer_once_then_hang_up) as server:
+        pool = make_pool(pools, server.port)
+        assert await ask(pool) == BODY
+        assert await ask(pool) == BODY  # sent again on a second connection, which answers
+        assert server.connections == 2
+
+
+async def test_a_new_connection_closed_unanswered_is_not_retried(pools: list[Http1Pool]) -> None:
+    async def hang_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+
+    async with RawServer(hang_up) as server:
+        with pytest.raises(Disconnected, match="no reply"):
+            await ask(make_pool(pools, server.port))
+        assert server.connections == 1  # the backend's retry policy decides, not the pool

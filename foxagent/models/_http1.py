@@ -71,9 +71,17 @@ class ConnectFailed(TransportError):
 
 
 class Disconnected(TransportError):
-    """The server closed the connection before the reply was complete."""
+    """The server closed the connection before the reply was complete.
+
+    ``unanswered``: not one byte of the reply came (a kept connection the server closed for
+    being idle just as the request went out looks like this).
+    """
 
     reason = "the server closed the connection"
+
+    def __init__(self, detail: str | None = None, *, unanswered: bool = False) -> None:
+        super().__init__(detail)
+        self.unanswered = unanswered
 
 
 class BadReply(TransportError):
@@ -108,6 +116,7 @@ class _Connection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.closed = False
         self.reusable = False
+        self.exchanges = 0  # replies read on it: a kept connection has one or more
         self._waiter: asyncio.Future[Reply] | None = None
         self._buffer = bytearray()
         self._reader: _ReplyReader | None = None
@@ -178,6 +187,7 @@ class _Connection(asyncio.Protocol):
         if waiter is None or waiter.done():
             return
         if isinstance(outcome, Reply):
+            self.exchanges += 1
             waiter.set_result(outcome)
         else:
             self.reusable = False
@@ -238,7 +248,9 @@ class _ReplyReader:
         """The connection ended: the reply, if what came is all of it."""
         if self._mode == "close":
             return self._reply()
-        raise Disconnected("before the reply was complete" if self._status else "no reply")
+        if self._status or self._buffer:
+            raise Disconnected("before the reply was complete")
+        raise Disconnected("no reply", unanswered=True)
 
     # --- head ---
 
@@ -470,12 +482,23 @@ class Http1Pool:
         else:
             parts.append(_CRLF)
         data = b"".join(parts)
-        connection = await self._acquire()
-        try:
-            reply = await connection.exchange(data, limit, error_limit, method == "HEAD")
-        except BaseException:
-            self._discard(connection)
-            raise
+        while True:
+            connection = await self._acquire()
+            kept = connection.exchanges > 0
+            try:
+                reply = await connection.exchange(data, limit, error_limit, method == "HEAD")
+            except Disconnected as error:
+                self._discard(connection)
+                if kept and error.unanswered:
+                    # The server closed this kept connection (its keep-alive timeout) as the
+                    # request went out, and nothing came back: the request goes again, at
+                    # once, on another connection (a new one ends this loop).
+                    continue
+                raise
+            except BaseException:
+                self._discard(connection)
+                raise
+            break
         if connection.reusable and connection.alive():
             self._release(connection)
         else:
