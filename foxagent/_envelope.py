@@ -30,10 +30,12 @@ def unwrap_schema_envelope(
     parameters: Mapping[str, Any], arguments: Mapping[str, Any]
 ) -> dict[str, Any] | None:
     """The values inside ``arguments``' copied envelope, or ``None`` when it is not one."""
+    if arguments.get("type") != "object":
+        return None  # the usual arguments, told apart first: one lookup
     known = parameters.get("properties") or {}
     if not isinstance(known, Mapping) or "type" in known or "properties" in known:
         return None
-    if arguments.get("type") != "object" or not set(arguments) <= _ENVELOPE_KEYS:
+    if not set(arguments) <= _ENVELOPE_KEYS:
         return None
     inner = arguments.get("properties")
     if not isinstance(inner, Mapping) or not inner or not set(inner) <= set(known):

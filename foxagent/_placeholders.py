@@ -31,6 +31,9 @@ _MAX_DEPTH = 8
 _STAND_IN_WORDS = frozenset({"todo", "tbd", "fixme", "placeholder", "unknown", "n/a"})
 _ONLY_MARKS = re.compile(r"[?？.…。]+")
 _BRACKETED = re.compile(r"<[\w\- ]{1,40}>|\{\{[\w\- ]{1,40}\}\}|\[[\w\- ]{1,40}\]")
+# The first characters `_ONLY_MARKS` and `_BRACKETED` can match, so most values skip both.
+_STAND_IN_STARTS = frozenset("?？.…。<{[")
+_LONGEST_WORD = max(map(len, _STAND_IN_WORDS))
 
 
 def placeholder_problem(tool: str, schema: Mapping[str, Any], arguments: Any) -> str | None:
@@ -59,13 +62,11 @@ def _stand_in(value: Any, depth: int) -> str | None:
         text = value.strip()
         if not text:
             return None
-        if (
-            _ONLY_MARKS.fullmatch(text)
-            or text.lower() in _STAND_IN_WORDS
-            or _BRACKETED.fullmatch(text)
-        ):
-            return text
-        return None
+        if text[0] in _STAND_IN_STARTS:  # marks only, or a name in brackets
+            marked = bool(_ONLY_MARKS.fullmatch(text) or _BRACKETED.fullmatch(text))
+        else:  # lower() never shortens a text: a longer one is no word
+            marked = len(text) <= _LONGEST_WORD and text.lower() in _STAND_IN_WORDS
+        return text if marked else None
     if depth >= _MAX_DEPTH:
         return None
     items = value.values() if isinstance(value, Mapping) else value

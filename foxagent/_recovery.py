@@ -51,6 +51,7 @@ The function never raises: on any input it returns a ``Recovery``.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -420,7 +421,11 @@ def _from_content(content: str, index: ToolIndex, truncated: bool) -> Recovery:
 # or a wrapper reacts to ("[" starts pythonic lists, "\\" may need LaTeX restored, "<|" special
 # tokens, "(" after a python tag...), so the flat path never decides what the ladder would not.
 _NOT_FLAT = ("[", "\\", "<|", "```", "Action", "<function=", ".call", "<tool_call>")
+_NOT_FLAT_RE = re.compile("|".join(map(re.escape, _NOT_FLAT)))  # one search, not eight
 _FLAT_MAX_CHARS = 4_096
+# What json.loads runs, without its outer wrapper: (value, end) of the JSON value a text starts
+# with (JSONDecodeError, a ValueError, when there is none).
+_RAW_DECODE = json.JSONDecoder().raw_decode
 
 
 def _one_plain_call(content: str, index: ToolIndex) -> Recovery | None:
@@ -442,12 +447,14 @@ def _one_plain_call(content: str, index: ToolIndex) -> Recovery | None:
         or not text.startswith('{"name"')
         or not text.endswith("}")
         or text.count("{") > MAX_DEPTH
-        or any(marker in text for marker in _NOT_FLAT)
+        or _NOT_FLAT_RE.search(text) is not None
     ):
         return None
-    try:
-        value = json.loads(text)
+    try:  # json.loads(text): the text has no white space around it to skip
+        value, end = _RAW_DECODE(text)
     except ValueError:
+        return None
+    if end != len(text):
         return None
     if type(value) is not dict or len(value) != 2:
         return None
@@ -591,6 +598,10 @@ def _gate(
         return RejectedCall(
             kind="invalid_arguments", reason=str(error), name=name, id=call_id, raw=raw
         )
+    accepted = checked.arguments
+    coerced = _coerced(mapped, accepted)
+    if not (repaired or renamed or unwrapped is not None or coerced):
+        return _recovered(call_id, tool.name, accepted, source, raw, checked, origin)  # as sent
     if (repaired or renamed) and source == "server":
         source = "repaired"
     elif renamed:
@@ -600,16 +611,8 @@ def _gate(
         changes.append("unwrapped_schema")
     if renamed:
         changes.append(f"renamed:{name}")
-    changes.extend(f"coerced:{key}" for key in _coerced(mapped, checked.arguments))
-    return RecoveredCall(
-        id=call_id,
-        name=tool.name,
-        arguments=checked.arguments,
-        source=source,
-        raw=raw,
-        checked=checked,
-        repairs=tuple(changes),
-    )
+    changes.extend(f"coerced:{key}" for key in coerced)
+    return _recovered(call_id, tool.name, accepted, source, raw, checked, tuple(changes))
 
 
 def _coerced(sent: Mapping[str, Any], accepted: Mapping[str, Any]) -> list[str]:
@@ -617,11 +620,46 @@ def _coerced(sent: Mapping[str, Any], accepted: Mapping[str, Any]) -> list[str]:
     return [key for key, value in accepted.items() if key in sent and sent[key] != value]
 
 
+def _recovered(
+    call_id: str,
+    name: str,
+    arguments: dict[str, Any],
+    source: CallSource,
+    raw: str,
+    checked: CheckedArguments,
+    repairs: tuple[str, ...],
+) -> RecoveredCall:
+    """``RecoveredCall(...)`` set slot by slot: the frozen dataclass's ``__init__`` looks
+    ``object.__setattr__`` up for each of its seven fields (about 0.4 µs more per call)."""
+    call: RecoveredCall = object.__new__(RecoveredCall)
+    _SET_ID(call, call_id)
+    _SET_NAME(call, name)
+    _SET_ARGUMENTS(call, arguments)
+    _SET_SOURCE(call, source)
+    _SET_RAW(call, raw)
+    _SET_CHECKED(call, checked)
+    _SET_REPAIRS(call, repairs)
+    return call
+
+
+# RecoveredCall's slots' setters, in field order (a new field fails here, at import).
+(
+    _SET_ID,
+    _SET_NAME,
+    _SET_ARGUMENTS,
+    _SET_SOURCE,
+    _SET_RAW,
+    _SET_CHECKED,
+    _SET_REPAIRS,
+) = (getattr(RecoveredCall, field.name).__set__ for field in dataclasses.fields(RecoveredCall))
+
+
 def _arguments_object(
     tool: ToolLike, arguments: Any, positional: tuple[Any, ...]
 ) -> dict[str, Any] | str:
     """The arguments as a dict, or a sentence saying why they cannot be one."""
-    properties = list(tool.parameters.get("properties") or ())
+    if type(arguments) is dict and not positional:
+        return dict(arguments)  # the usual JSON object: the checks below all pass it through
     if isinstance(arguments, _Undecodable):
         return f"the arguments {arguments.reason}; send them as a JSON object"
     if arguments is None:
@@ -639,6 +677,7 @@ def _arguments_object(
         return f"expected an object of arguments, got {type(arguments).__name__}"
     result = dict(arguments)
     if positional:
+        properties = list(tool.parameters.get("properties") or ())
         if len(positional) > len(properties):
             return f"too many positional arguments ({len(positional)} for {len(properties)})"
         for name, value in zip(properties, positional, strict=False):

@@ -203,7 +203,11 @@ class Tool(Generic[P, R]):
     def check_arguments(self, arguments: Mapping[str, Any] | str | None) -> CheckedArguments:
         """`validate_arguments`, also keeping the validated values to run with."""
         instance = self._validate(arguments)
-        return CheckedArguments(instance.model_dump(mode="json", exclude_unset=True), instance)
+        # instance.model_dump(mode="json", exclude_unset=True), without its dozen keywords
+        dumped = self._model.__pydantic_serializer__.to_python(
+            instance, mode="json", exclude_unset=True
+        )
+        return CheckedArguments(dumped, instance)
 
     async def invoke(
         self, arguments: Mapping[str, Any] | str | None, context: ToolContext | None = None
@@ -283,13 +287,15 @@ class Tool(Generic[P, R]):
         return functools.partial(self.function, *args, **kwargs)
 
     def _validate(self, arguments: Mapping[str, Any] | str | None) -> pydantic.BaseModel:
-        data = _arguments_mapping(self.name, arguments)
+        # A JSON object as decoded is only read on the way (loosening copies what it changes).
+        data = arguments if type(arguments) is dict else _arguments_mapping(self.name, arguments)
         if not self.strict:
             data = loosen_object(data, self.parameters)
-        try:
-            return self._model.model_validate(data)
+        try:  # the model's model_validate(data), without its keyword checks
+            instance: pydantic.BaseModel = self._model.__pydantic_validator__.validate_python(data)
         except pydantic.ValidationError as error:
             raise ToolArgumentsError(self.name, _problems(error, self.parameters)) from None
+        return instance
 
 
 @overload
