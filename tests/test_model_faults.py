@@ -55,6 +55,15 @@ CUT_STREAM = (
 HTML = "<html><body><h1>502 Bad Gateway</h1></body></html>"
 
 
+@pytest.fixture(autouse=True, params=["lean", "aiohttp"])
+def transport(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every fault through both clients: the lean one (http://) and aiohttp (https://, and
+    every stream); the promises are the backend's, whichever carries the bytes."""
+    if request.param == "aiohttp":
+        monkeypatch.setattr("foxagent.models.vllm._plain_origin", lambda url: None)
+    return str(request.param)
+
+
 def model_for(base_url: str, **options: Any) -> VLLMModel:
     return VLLMModel(base_url, model_name="foxbrain", **{"backoff": 0.01, **options})
 
