@@ -21,10 +21,10 @@ digits), stable across processes and machines, which is all a router needs.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-from collections.abc import Iterable, Iterator
-from contextvars import ContextVar
+from collections.abc import Iterable
+from contextlib import AbstractContextManager
+from contextvars import ContextVar, Token
 
 __all__ = [
     "DEFAULT_AFFINITY_HEADERS",
@@ -87,15 +87,28 @@ def current_affinity_id() -> str | None:
     return _CURRENT.get()
 
 
-@contextlib.contextmanager
-def run_affinity(run_id: str, session_id: str | None = None) -> Iterator[str]:
+def run_affinity(run_id: str, session_id: str | None = None) -> AbstractContextManager[str]:
     """Within the block, requests carry the session's affinity id, else ``run_id``."""
-    value = run_id if session_id is None else session_affinity_id(session_id)
-    token = _CURRENT.set(value)
-    try:
-        yield value
-    finally:
-        _CURRENT.reset(token)
+    return _Affinity(run_id if session_id is None else session_affinity_id(session_id))
+
+
+class _Affinity:
+    """`run_affinity`'s block: a class, not a generator context manager (a µs less per run)."""
+
+    __slots__ = ("_token", "_value")
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+        self._token: Token[str | None] | None = None
+
+    def __enter__(self) -> str:
+        self._token = _CURRENT.set(self._value)
+        return self._value
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._token is not None:
+            _CURRENT.reset(self._token)
+            self._token = None
 
 
 def affinity_headers(names: tuple[str, ...]) -> dict[str, str] | None:

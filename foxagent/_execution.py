@@ -17,6 +17,7 @@ validation. This module then
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import sys
 import time
@@ -134,7 +135,7 @@ def append_turns(
 ) -> None:
     """Append one assistant call turn and its tool result per record, and report them."""
     for position, record in enumerate(records):
-        arguments = json.dumps(record.arguments, ensure_ascii=False)
+        arguments = _ARGUMENTS_JSON(record.arguments)
         function = {"name": record.name, "arguments": arguments}
         call = {"id": record.id, "type": "function", "function": function}
         # The template drops content next to a call, but the transcript keeps the reasoning.
@@ -200,18 +201,26 @@ async def _execute_all(
 ) -> list[ToolCallRecord]:
     """Run ``calls`` concurrently, except the ``denied`` ones (id to the model's message)."""
 
-    async def one(call: RecoveredCall) -> ToolCallRecord:
-        if call.id in denied:
-            return _record(call, step, "denied", error=denied[call.id])
-        return await _execute(settings, state, call, step)
-
     started = time.perf_counter()
     if len(calls) == 1:  # the common case: no task, no gather (measurable per run)
-        records = [await one(calls[0])]
+        records = [await _execute_or_deny(settings, state, calls[0], denied, step)]
     else:
-        records = list(await asyncio.gather(*(one(call) for call in calls)))
+        work = (_execute_or_deny(settings, state, call, denied, step) for call in calls)
+        records = list(await asyncio.gather(*work))
     state.timings.tools += time.perf_counter() - started
     return records
+
+
+async def _execute_or_deny(
+    settings: ExecutionSettings,
+    state: RunState,
+    call: RecoveredCall,
+    denied: dict[str, str],
+    step: int,
+) -> ToolCallRecord:
+    if call.id in denied:
+        return _record(call, step, "denied", error=denied[call.id])
+    return await _execute(settings, state, call, step)
 
 
 def _repeat_key(name: str, arguments: Mapping[str, Any]) -> str | bytes:
@@ -245,7 +254,7 @@ async def _execute(
     if state.on_event is not None:
         state.on_event(ToolStarted(id=call.id, name=call.name, arguments=call.arguments, step=step))
     with tracing.tool_span(call.name, call.id, traced=state.traced) as span:
-        if call.repairs:
+        if call.repairs and state.traced:
             span.set({"foxagent.tool.repairs": list(call.repairs)})
         record = await _invoke(call, step, tool, context, timeout)
         if record.status != "ok":
@@ -318,17 +327,33 @@ def _record(
     started: float | None = None,
 ) -> ToolCallRecord:
     duration = time.perf_counter() - started if started is not None else 0.0
-    return ToolCallRecord(
-        id=call.id,
-        name=call.name,
-        arguments=call.arguments,
-        status=status,
-        result=result,
-        error=error,
-        duration=duration,
-        step=step,
-        repairs=call.repairs,
-    )
+    # ToolCallRecord(...) set slot by slot: the frozen dataclass's __init__ looks
+    # object.__setattr__ up for each of its nine fields (about 0.5 µs more per call).
+    record: ToolCallRecord = object.__new__(ToolCallRecord)
+    _SET_ID(record, call.id)
+    _SET_NAME(record, call.name)
+    _SET_ARGUMENTS(record, call.arguments)
+    _SET_STATUS(record, status)
+    _SET_RESULT(record, result)
+    _SET_ERROR(record, error)
+    _SET_DURATION(record, duration)
+    _SET_STEP(record, step)
+    _SET_REPAIRS(record, call.repairs)
+    return record
+
+
+# ToolCallRecord's slots' setters, in field order (a new field fails here, at import).
+(
+    _SET_ID,
+    _SET_NAME,
+    _SET_ARGUMENTS,
+    _SET_STATUS,
+    _SET_RESULT,
+    _SET_ERROR,
+    _SET_DURATION,
+    _SET_STEP,
+    _SET_REPAIRS,
+) = (getattr(ToolCallRecord, field.name).__set__ for field in dataclasses.fields(ToolCallRecord))
 
 
 def _refused_record(rejected: RejectedCall, step: int) -> ToolCallRecord:
@@ -368,6 +393,12 @@ def _result_text(record: ToolCallRecord) -> str:
     if isinstance(record.result, str):
         return record.result
     try:
-        return json.dumps(record.result, ensure_ascii=False, default=safe_str)
+        return _RESULT_JSON(record.result)
     except (TypeError, ValueError):  # e.g. a circular structure
         return safe_str(record.result)
+
+
+# json.dumps(value, ensure_ascii=False[, default=safe_str]) builds its encoder on every call
+# (about 1 µs); these are the same encoders, built once (encode keeps no state between calls).
+_ARGUMENTS_JSON = json.JSONEncoder(ensure_ascii=False).encode
+_RESULT_JSON = json.JSONEncoder(ensure_ascii=False, default=safe_str).encode

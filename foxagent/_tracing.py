@@ -91,6 +91,8 @@ class _Span:
 
 
 _NOTHING = _Span()
+# What every span helper returns when nothing is recorded: one shared, reentrant no-op.
+_NO_SPAN: contextlib.AbstractContextManager[_Span] = contextlib.nullcontext(_NOTHING)
 
 
 @contextlib.contextmanager
@@ -131,7 +133,7 @@ def run_span(
 ) -> contextlib.AbstractContextManager[_Span]:
     """The span of a whole run (``traced``: `recording`'s answer, when the caller has it)."""
     if not (recording() if traced is None else traced):
-        return contextlib.nullcontext(_NOTHING)
+        return _NO_SPAN
     attributes = {
         "gen_ai.operation.name": "invoke_agent",
         "gen_ai.agent.name": "foxagent",
@@ -146,7 +148,7 @@ def chat_span(
 ) -> contextlib.AbstractContextManager[_Span]:
     """The span of one model request (``settings``: the request's ``ModelSettings``)."""
     if not (recording() if traced is None else traced):
-        return contextlib.nullcontext(_NOTHING)
+        return _NO_SPAN
     attributes = {
         "gen_ai.operation.name": "chat",
         "gen_ai.provider.name": "vllm",
@@ -176,7 +178,7 @@ def tool_span(
 ) -> contextlib.AbstractContextManager[_Span]:
     """The span of one tool call."""
     if not (recording() if traced is None else traced):
-        return contextlib.nullcontext(_NOTHING)
+        return _NO_SPAN
     attributes = {
         "gen_ai.operation.name": "execute_tool",
         "gen_ai.tool.name": name,

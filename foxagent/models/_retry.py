@@ -21,9 +21,9 @@ applies its own per attempt, inside its concurrency cap.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from contextvars import ContextVar
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from contextvars import ContextVar, Token
 from dataclasses import dataclass
 from typing import Any
 
@@ -121,11 +121,25 @@ def report_retry(notice: ModelRetry) -> None:
         listener(notice)
 
 
-@contextmanager
-def reporting_retries(listener: RetryListener | None) -> Iterator[None]:
+def reporting_retries(listener: RetryListener | None) -> AbstractContextManager[None]:
     """Send the retries of the requests made inside the ``with`` block to ``listener``."""
-    token = _LISTENER.set(listener)
-    try:
-        yield
-    finally:
-        _LISTENER.reset(token)
+    return _Reporting(listener)
+
+
+class _Reporting:
+    """`reporting_retries`' block: a class, not a generator context manager (a µs less per
+    run)."""
+
+    __slots__ = ("_listener", "_token")
+
+    def __init__(self, listener: RetryListener | None) -> None:
+        self._listener = listener
+        self._token: Token[RetryListener | None] | None = None
+
+    def __enter__(self) -> None:
+        self._token = _LISTENER.set(self._listener)
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._token is not None:
+            _LISTENER.reset(self._token)
+            self._token = None
