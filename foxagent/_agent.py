@@ -297,7 +297,8 @@ class Agent:
                 raise
             finally:
                 state.timings.total = time.perf_counter() - started
-            span.set({"foxagent.steps": result.steps, "foxagent.pending": len(result.pending)})
+            if state.traced:
+                span.set({"foxagent.steps": result.steps, "foxagent.pending": len(result.pending)})
             if on_event is not None and result.pending:
                 on_event(ApprovalRequired(calls=result.pending))
             elif on_event is not None:
@@ -423,9 +424,10 @@ class Agent:
                 response = await self._ask_streaming(state, settings)
             else:
                 response = await self.model.request(state.messages, self.toolset.schemas, settings)
-                content = response.message.get("content")
-                if state.on_event is not None and isinstance(content, str) and content:
-                    state.on_event(TextDelta(text=content))
+                if state.on_event is not None:
+                    content = response.message.get("content")
+                    if isinstance(content, str) and content:
+                        state.on_event(TextDelta(text=content))
         finally:
             state.timings.model += time.perf_counter() - started
         state.usage.append(response.usage)

@@ -31,10 +31,30 @@ _END_TOKENS = tuple(
 
 
 def generated_text(logprobs: Any) -> str | None:
-    """The joined tokens of a choice's ``logprobs`` (``None`` when it lists none)."""
-    tokens = GeneratedTokens()
-    tokens.add(logprobs)
-    return tokens.text()
+    """The joined tokens of a choice's ``logprobs`` (``None`` when it lists none).
+
+    What `GeneratedTokens` gives for one ``add``, without building one (once per reply).
+    """
+    if type(logprobs) is not dict and not isinstance(logprobs, Mapping):
+        return None
+    content = logprobs.get("content")
+    if not isinstance(content, list):
+        return None
+    joined = _joined(content)
+    return None if joined is None else _without_trailing_special(joined)
+
+
+def _joined(content: list[Any]) -> str | None:
+    """The tokens of ``content`` joined; ``None`` when they are no text (a malformed entry,
+    or token ids instead of tokens)."""
+    try:  # one pass in C for the common case; a malformed entry makes the text unknown
+        joined = "".join(map(_TOKEN, content))
+    except (KeyError, TypeError):
+        return None
+    # --return-tokens-as-token-ids spells every token so: checking the first one suffices.
+    if content and _TOKEN_ID.match(content[0]["token"]):
+        return None
+    return joined
 
 
 class GeneratedTokens:
@@ -53,13 +73,8 @@ class GeneratedTokens:
         if not isinstance(content, list):
             return
         self._seen = True
-        try:  # one pass in C for the common case; a malformed entry makes the text unknown
-            joined = "".join(map(_TOKEN, content))
-        except (KeyError, TypeError):
-            self._usable = False
-            return
-        # --return-tokens-as-token-ids spells every token so: checking the first one suffices.
-        if content and _TOKEN_ID.match(content[0]["token"]):
+        joined = _joined(content)
+        if joined is None:
             self._usable = False
             return
         self._tokens.append(joined)
