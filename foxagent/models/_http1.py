@@ -48,6 +48,11 @@ __all__ = [
 _T = TypeVar("_T")
 
 MAX_HEAD_BYTES: Final = 64 * 1024
+# A connection idle this long is not reused. vLLM's server (uvicorn) closes connections idle for
+# 5 s; a request sent as that close is on its way gets no reply and fails into a retry (with its
+# backoff), since "no reply" cannot tell such a race from a worker that died on the request.
+# A new connection costs ~0.1 ms; an agent's steps are usually far closer together.
+KEEP_IDLE: Final = 4.0
 # A reply read whole comes in a few chunks (a proxy re-chunks in KBs); each costs ~2 µs of
 # Python, so a hostile server's 1-byte chunks are cut off at ~30 ms instead of seconds.
 MAX_CHUNKS: Final = 16_384
@@ -71,17 +76,9 @@ class ConnectFailed(TransportError):
 
 
 class Disconnected(TransportError):
-    """The server closed the connection before the reply was complete.
-
-    ``unanswered``: not one byte of the reply came (a kept connection the server closed for
-    being idle just as the request went out looks like this).
-    """
+    """The server closed the connection before the reply was complete."""
 
     reason = "the server closed the connection"
-
-    def __init__(self, detail: str | None = None, *, unanswered: bool = False) -> None:
-        super().__init__(detail)
-        self.unanswered = unanswered
 
 
 class BadReply(TransportError):
@@ -116,7 +113,7 @@ class _Connection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.closed = False
         self.reusable = False
-        self.exchanges = 0  # replies read on it: a kept connection has one or more
+        self.idle_since = 0.0  # the loop's time when it went back to the pool
         self._waiter: asyncio.Future[Reply] | None = None
         self._buffer = bytearray()
         self._reader: _ReplyReader | None = None
@@ -187,7 +184,6 @@ class _Connection(asyncio.Protocol):
         if waiter is None or waiter.done():
             return
         if isinstance(outcome, Reply):
-            self.exchanges += 1
             waiter.set_result(outcome)
         else:
             self.reusable = False
@@ -248,9 +244,7 @@ class _ReplyReader:
         """The connection ended: the reply, if what came is all of it."""
         if self._mode == "close":
             return self._reply()
-        if self._status or self._buffer:
-            raise Disconnected("before the reply was complete")
-        raise Disconnected("no reply", unanswered=True)
+        raise Disconnected("before the reply was complete" if self._status else "no reply")
 
     # --- head ---
 
@@ -482,23 +476,12 @@ class Http1Pool:
         else:
             parts.append(_CRLF)
         data = b"".join(parts)
-        while True:
-            connection = await self._acquire()
-            kept = connection.exchanges > 0
-            try:
-                reply = await connection.exchange(data, limit, error_limit, method == "HEAD")
-            except Disconnected as error:
-                self._discard(connection)
-                if kept and error.unanswered:
-                    # The server closed this kept connection (its keep-alive timeout) as the
-                    # request went out, and nothing came back: the request goes again, at
-                    # once, on another connection (a new one ends this loop).
-                    continue
-                raise
-            except BaseException:
-                self._discard(connection)
-                raise
-            break
+        connection = await self._acquire()
+        try:
+            reply = await connection.exchange(data, limit, error_limit, method == "HEAD")
+        except BaseException:
+            self._discard(connection)
+            raise
         if connection.reusable and connection.alive():
             self._release(connection)
         else:
@@ -524,11 +507,13 @@ class Http1Pool:
     async def _acquire(self) -> _Connection:
         if self._closed:
             raise Disconnected("the client was closed")
+        now = asyncio.get_running_loop().time()
         while self._idle:
             connection = self._idle.pop()
-            if connection.alive():
+            if connection.alive() and now - connection.idle_since < KEEP_IDLE:
                 return connection
-            self._open -= 1  # closed while idle (the server's keep-alive timeout)
+            # Closed while idle, or about to be: see KEEP_IDLE.
+            self._discard(connection)
         if self._open >= self.max_connections:
             handed = await self._wait_turn()
             if handed is not None:
@@ -581,6 +566,7 @@ class Http1Pool:
         if self._closed:
             self._discard(connection)
             return
+        connection.idle_since = asyncio.get_running_loop().time()
         self._idle.append(connection)
 
     def _discard(self, connection: _Connection) -> None:
