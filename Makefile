@@ -64,6 +64,7 @@ bench: $(DEV_STAMP)
 	$(BIN)/python -m benchmarks.bench_answer
 	$(BIN)/python -m benchmarks.bench_agent
 	$(BIN)/python -m benchmarks.bench_cli_startup
+	$(BIN)/python -m benchmarks.bench_import
 	$(BIN)/python -m benchmarks.bench_faults
 	$(BIN)/python -m benchmarks.bench_parsing
 	$(BIN)/python -m benchmarks.bench_generated_tokens
