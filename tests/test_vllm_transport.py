@@ -11,7 +11,10 @@ import pytest
 
 from foxagent import ModelConnectionError, ModelSettings, ModelTimeoutError
 from foxagent._affinity import run_affinity
+from foxagent._templates import template_path
+from foxagent.models._base import Model
 from foxagent.models.vllm import VLLMModel
+from foxagent.testing import FakeVLLMServer
 from tests.conftest import free_port
 from tests.test_http1 import RawServer, read_request, reply
 
@@ -146,3 +149,20 @@ async def test_aclose_closes_kept_connections() -> None:
                 break
             await asyncio.sleep(0.01)
         assert server.open == 0 and server.connections <= 4
+
+
+async def test_an_http_server_never_needs_aiohttp() -> None:
+    template = template_path().read_text(encoding="utf-8")
+    async with FakeVLLMServer(chat_template=template) as server:
+        server.add("<answer>ok</answer>")
+        model = VLLMModel(server.base_url)  # the served model's name asked too
+        try:
+            # /tokenize (a session's check before each run): the rendered prompt's count, far
+            # more than the estimate from the raw messages.
+            estimate = await Model.count_tokens(model, MESSAGES, [])
+            assert await model.count_tokens(MESSAGES, []) > estimate > 0
+            response = await model.request(MESSAGES, [], ModelSettings())
+            assert response.message["content"] == "<answer>ok</answer>"
+            assert model._session is None  # no aiohttp session was ever made
+        finally:
+            await model.aclose()

@@ -318,23 +318,40 @@ class VLLMModel(Model):
     ) -> int:
         """The prompt's exact length from vLLM's ``/tokenize`` (chat template applied); an
         estimate when the server has no such endpoint or it fails."""
-        import aiohttp
-
         body: dict[str, Any] = {"model": self.model_name or await self.served_model()}
         body |= {"messages": list(messages), "tools": list(tools) or None}
-        root = self.base_url.removesuffix("/v1")
-        url = root + "/tokenize"
         try:
-            async with self._client().post(url, data=compact_json(body)) as response:
-                ok = response.status == 200
-                raw = await _read_capped(response, self.max_response_bytes, url) if ok else b""
+            raw = await self._tokenize(compact_json(body))
             data = loads_json(raw) if raw else {}
-        except (aiohttp.ClientError, asyncio.TimeoutError, ValueError, ModelResponseError):
+        except ValueError:
             data = {}
         count = data.get("count") if isinstance(data, dict) else None
         if isinstance(count, int):
             return count
         return await super().count_tokens(messages, tools)
+
+    async def _tokenize(self, payload: bytes) -> bytes:
+        """The body of ``/tokenize``'s 200 reply; ``b""`` for any other outcome."""
+        pool = self._lean_pool()
+        if pool is not None:  # a session compacting its history asks before every run
+            assert self._origin is not None
+            target = self._origin[2].removesuffix("/v1") + "/tokenize"
+            limit = self.max_response_bytes
+            request = pool.request("POST", target, payload, limit=limit, error_limit=1024)
+            try:
+                reply = await within_seconds(self._timeout.total, request)
+            except (TransportError, asyncio.TimeoutError):
+                return b""
+            return reply.body if reply.status == 200 else b""
+        import aiohttp
+
+        url = self.base_url.removesuffix("/v1") + "/tokenize"
+        try:
+            async with self._client().post(url, data=payload) as response:
+                ok = response.status == 200
+                return await _read_capped(response, self.max_response_bytes, url) if ok else b""
+        except (aiohttp.ClientError, asyncio.TimeoutError, ModelResponseError):
+            return b""
 
     async def served_model(self) -> str:
         """The first model the server serves (cached as ``model_name``)."""
