@@ -21,8 +21,8 @@ goes back, FoxBrain answers with its tags. What users run, as issue 18 asked:
   answer parsing, tracing decision included), with a sync (``def``) and an async tool, with and
   without the system prompt; each against the loop doing the same. foxagent talks to an
   ``http://`` server through its own lean HTTP/1.1 client; the row "foxagent, sync tool,
-  aiohttp" sends the same requests through aiohttp, as the loop does (and as foxagent does for
-  ``https://``), so the agent layer's own cost shows too.
+  aiohttp" sends the same requests through aiohttp, as the loop does (and as foxagent did for
+  every request before), so the agent layer's own cost shows too.
 
 For each client: p50 latency of sequential runs, runs/s with 64 concurrent runs, and CPU ms per
 run (the process's CPU time during the concurrent phase / runs). Rounds interleave the clients
@@ -260,7 +260,7 @@ class CarefulLoop:
 
 
 class FoxagentClient:
-    """``Agent.arun``; ``over_aiohttp``: its requests through aiohttp (as for an https:// URL)
+    """``Agent.arun``; ``over_aiohttp``: its requests through aiohttp (as every request went before)
     instead of foxagent's lean HTTP/1.1 client, to show the agent layer's cost on its own."""
 
     def __init__(

@@ -4,9 +4,14 @@ sends exactly the bytes each test scripts: framing, reuse, limits, hostile repli
 from __future__ import annotations
 
 import asyncio
+import datetime
 import gzip
+import ipaddress
 import itertools
+import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
@@ -52,8 +57,9 @@ async def read_request(reader: asyncio.StreamReader) -> tuple[bytes, bytes]:
 class RawServer:
     """Runs ``handler`` per connection; counts connections and the most open at once."""
 
-    def __init__(self, handler: Handler) -> None:
+    def __init__(self, handler: Handler, tls: ssl.SSLContext | None = None) -> None:
         self.handler = handler
+        self.tls = tls
         self.connections = 0
         self.open = 0
         self.most_open = 0
@@ -72,7 +78,7 @@ class RawServer:
             writer.close()
 
     async def __aenter__(self) -> RawServer:
-        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0, ssl=self.tls)
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -478,3 +484,103 @@ async def test_a_kept_connection_closed_unanswered_is_a_disconnect(
         with pytest.raises(Disconnected, match="no reply"):  # the backend's retry decides
             await ask(pool)
         assert server.connections == 1
+
+
+# --- TLS (https://) ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Certificates:
+    """A throwaway CA and a server certificate it signed for 127.0.0.1 and localhost."""
+
+    ca: Path
+    server_cert: Path
+    server_key: Path
+
+    def server_context(self) -> ssl.SSLContext:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(self.server_cert, self.server_key)
+        return context
+
+    def client_context(self) -> ssl.SSLContext:
+        return ssl.create_default_context(cafile=str(self.ca))
+
+
+def make_certificates(folder: Path) -> Certificates:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    now = datetime.datetime.now(datetime.timezone.utc)
+
+    def build(subject: str, key: ec.EllipticCurvePrivateKey) -> x509.CertificateBuilder:
+        return (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(hours=1))
+            .not_valid_after(now + datetime.timedelta(days=1))
+        )
+
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "foxagent test CA")])
+    ca = (
+        build("foxagent test CA", ca_key)
+        .issuer_name(ca_name)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(ca_key, hashes.SHA256())
+    )
+    key = ec.generate_private_key(ec.SECP256R1())
+    names = [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]
+    cert = (
+        build("127.0.0.1", key)
+        .issuer_name(ca_name)
+        .add_extension(x509.SubjectAlternativeName(names), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    pem = serialization.Encoding.PEM
+    paths = Certificates(folder / "ca.pem", folder / "server.pem", folder / "server.key")
+    paths.ca.write_bytes(ca.public_bytes(pem))
+    paths.server_cert.write_bytes(cert.public_bytes(pem))
+    paths.server_key.write_bytes(
+        key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return paths
+
+
+@pytest.fixture(scope="module")
+def certificates(tmp_path_factory: pytest.TempPathFactory) -> Certificates:
+    return make_certificates(tmp_path_factory.mktemp("tls"))
+
+
+async def test_https_round_trips_and_keeps_its_connection(
+    pools: list[Http1Pool], certificates: Certificates
+) -> None:
+    async with RawServer(keep_alive(reply(), reply()), certificates.server_context()) as server:
+        pool = Http1Pool(
+            "127.0.0.1",
+            server.port,
+            {},
+            max_connections=2,
+            connect_timeout=5,
+            tls=certificates.client_context(),
+        )
+        pools.append(pool)
+        assert await ask(pool) == BODY
+        assert await ask(pool) == BODY
+        assert server.connections == 1
+
+
+async def test_https_refuses_a_certificate_it_cannot_trust(
+    pools: list[Http1Pool], certificates: Certificates
+) -> None:
+    async with RawServer(keep_alive(reply()), certificates.server_context()) as server:
+        untrusting = ssl.create_default_context()  # the system's CAs never signed it
+        pool = Http1Pool(
+            "127.0.0.1", server.port, {}, max_connections=1, connect_timeout=5, tls=untrusting
+        )
+        pools.append(pool)
+        with pytest.raises(ConnectFailed, match="TLS: CERTIFICATE_VERIFY_FAILED"):
+            await ask(pool)

@@ -57,10 +57,10 @@ HTML = "<html><body><h1>502 Bad Gateway</h1></body></html>"
 
 @pytest.fixture(autouse=True, params=["lean", "aiohttp"])
 def transport(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Every fault through both clients: the lean one (http://) and aiohttp (https://, and
-    every stream); the promises are the backend's, whichever carries the bytes."""
+    """Every fault through both clients: the lean one and aiohttp (which carries streams, and
+    served every request before); the promises are the backend's, whichever carries them."""
     if request.param == "aiohttp":
-        monkeypatch.setattr("foxagent.models.vllm._plain_origin", lambda url: None)
+        monkeypatch.setattr("foxagent.models.vllm._lean_origin", lambda url: None)
     return str(request.param)
 
 

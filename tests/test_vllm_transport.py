@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from pathlib import Path
 
 import pytest
 
@@ -16,7 +17,7 @@ from foxagent.models._base import Model
 from foxagent.models.vllm import VLLMModel
 from foxagent.testing import FakeVLLMServer
 from tests.conftest import free_port
-from tests.test_http1 import RawServer, read_request, reply
+from tests.test_http1 import RawServer, make_certificates, read_request, reply
 
 COMPLETION = json.dumps(
     {
@@ -33,18 +34,22 @@ MESSAGES = [{"role": "user", "content": "台北"}]
 
 
 @pytest.mark.parametrize(
-    ("url", "origin"),
+    ("url", "where"),
     [
         ("http://127.0.0.1:8883/v1", ("127.0.0.1", 8883, "/v1")),
         ("http://vllm.internal/v1/", ("vllm.internal", 80, "/v1")),
         ("http://[::1]:9000/v1", ("::1", 9000, "/v1")),
-        ("https://api.example.com/v1", None),
+        ("https://api.example.com/v1", ("api.example.com", 443, "/v1")),
+        ("https://127.0.0.1:8443/v1", ("127.0.0.1", 8443, "/v1")),
         ("http://user:secret@host/v1", None),
         ("http://host/v1?x=1", None),
+        ("ftp://host/v1", None),
     ],
 )
-def test_which_urls_the_lean_client_serves(url: str, origin: tuple[str, int, str] | None) -> None:
-    assert VLLMModel(url, api_key="k", model_name="m")._origin == origin
+def test_which_urls_the_lean_client_serves(url: str, where: tuple[str, int, str] | None) -> None:
+    origin = VLLMModel(url, api_key="k", model_name="m")._origin
+    assert (origin[1:] if origin else None) == where
+    assert origin is None or origin[0] == url.startswith("https:")
 
 
 async def test_both_clients_send_the_same_request() -> None:
@@ -59,7 +64,7 @@ async def test_both_clients_send_the_same_request() -> None:
     async with RawServer(handle) as server:
         lean = VLLMModel(f"http://127.0.0.1:{server.port}/v1", api_key="k", model_name="m")
         plain = VLLMModel(f"http://127.0.0.1:{server.port}/v1", api_key="k", model_name="m")
-        plain._origin = None  # aiohttp, as for an https:// URL
+        plain._origin = None  # aiohttp, as for a stream
         try:
             with run_affinity("0123abcd"):
                 for model in (lean, plain):
@@ -164,5 +169,36 @@ async def test_an_http_server_never_needs_aiohttp() -> None:
             response = await model.request(MESSAGES, [], ModelSettings())
             assert response.message["content"] == "<answer>ok</answer>"
             assert model._session is None  # no aiohttp session was ever made
+        finally:
+            await model.aclose()
+
+
+async def test_https_goes_through_the_lean_client_with_the_system_trust(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    certificates = make_certificates(tmp_path)
+    monkeypatch.setenv("SSL_CERT_FILE", str(certificates.ca))  # the "system" trusts our CA
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            await read_request(reader)
+            writer.write(reply(COMPLETION))
+            await writer.drain()
+
+    async with RawServer(handle, certificates.server_context()) as server:
+        for host in ("127.0.0.1", "localhost"):  # the certificate names both
+            model = VLLMModel(f"https://{host}:{server.port}/v1", model_name="m", max_retries=0)
+            try:
+                response = await model.request(MESSAGES, [], ModelSettings())
+                assert response.message["content"] == "hi"
+                assert model._session is None and model._pool is not None
+            finally:
+                await model.aclose()
+    monkeypatch.delenv("SSL_CERT_FILE")
+    async with RawServer(handle, certificates.server_context()) as server:
+        model = VLLMModel(f"https://127.0.0.1:{server.port}/v1", model_name="m", max_retries=0)
+        try:
+            with pytest.raises(ModelConnectionError, match="CERTIFICATE_VERIFY_FAILED"):
+                await model.request(MESSAGES, [], ModelSettings())
         finally:
             await model.aclose()

@@ -1,11 +1,10 @@
-"""A lean HTTP/1.1 client for the hot path: keep-alive connections to one ``http://`` origin, a
-request sent in one write, its reply read whole.
+"""A lean HTTP/1.1 client for the hot path: keep-alive connections to one origin (``http://``,
+or ``https://`` through asyncio's TLS), a request sent in one write, its reply read whole.
 
 Why not aiohttp here: against a fast local server aiohttp's client costs about 95 µs of CPU per
 chat request (request and response objects, timers, connector bookkeeping, a stream reader), this
 client about 30 µs (``benchmarks/bench_agent.py``); a run is two requests or more, and a service
-holds thousands of runs on a few cores. aiohttp stays where it earns its keep: streaming, TLS
-(``https://``), and the rare endpoints.
+holds thousands of runs on a few cores. aiohttp stays where it earns its keep: streaming.
 
 What it speaks (RFC 9112, the part a chat-completions server uses):
 
@@ -29,6 +28,7 @@ import asyncio
 import collections
 import os
 import socket
+import ssl
 import sys
 import zlib
 from collections.abc import Awaitable
@@ -429,7 +429,10 @@ class Http1Pool:
         port: its port.
         headers: sent with every request (after ``Host``), e.g. the bearer token.
         max_connections: connections open at once; more requests wait in order.
-        connect_timeout: seconds to open one connection (a wait for a free one not counted).
+        connect_timeout: seconds to open one connection, TLS handshake included (a wait for a
+            free one not counted).
+        tls: for ``https://``: the context the server's certificate is checked with (against
+            ``host``); ``None``: plain TCP.
     """
 
     def __init__(
@@ -440,8 +443,9 @@ class Http1Pool:
         *,
         max_connections: int,
         connect_timeout: float | None,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
-        self.host, self.port = host, port
+        self.host, self.port, self.tls = host, port, tls
         self.max_connections = max_connections
         self.connect_timeout = connect_timeout
         authority = f"[{host}]" if ":" in host else host
@@ -548,7 +552,10 @@ class Http1Pool:
 
     async def _connect(self) -> _Connection:
         loop = asyncio.get_running_loop()
-        opening = loop.create_connection(_Connection, self.host, self.port)
+        hostname = self.host if self.tls is not None else None  # checked against its cert
+        opening = loop.create_connection(
+            _Connection, self.host, self.port, ssl=self.tls, server_hostname=hostname
+        )
         try:
             _, connection = await within_seconds(self.connect_timeout, opening)
         except asyncio.TimeoutError:
@@ -585,6 +592,8 @@ class Http1Pool:
 
 def _os_reason(error: OSError) -> str:
     """``Connection refused`` rather than asyncio's ``Connect call failed ('127.0.0.1', 80)``."""
+    if isinstance(error, ssl.SSLError):  # its errno is OpenSSL's, not the system's
+        return f"TLS: {error.reason or error}"
     if isinstance(error, socket.gaierror) or not error.errno:
         return str(error.strerror or error or type(error).__name__)
     return os.strerror(error.errno)

@@ -2,10 +2,10 @@
 
 Why not the openai SDK or httpx: measured on a 2-core machine (issue 4), one tool call plus a
 final answer against a local stub costs ~0.6–0.9 ms of CPU per run on a hand-written aiohttp
-loop, ~3 ms on httpx and ~6 ms on the openai SDK. Replies read whole from an ``http://`` server
-(every request that is not streamed) go through foxagent's own keep-alive HTTP/1.1 client
+loop, ~3 ms on httpx and ~6 ms on the openai SDK. Replies read whole (every request that is not
+streamed, ``http://`` or ``https://``) go through foxagent's own keep-alive HTTP/1.1 client
 (``foxagent.models._http1``), which costs about a third of aiohttp's CPU per request (issue 18);
-streams, ``https://`` servers and the token-count endpoint use aiohttp. A backend that embeds
+streams use aiohttp. A backend that embeds
 thousands of runs in one process cannot give that away. Users who already hold an
 ``openai.AsyncOpenAI`` client can still bring it (a separate adapter); this module is the hot
 path.
@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import ssl
 import urllib.parse
 import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
@@ -189,7 +190,8 @@ class VLLMModel(Model):
         self._session: aiohttp.ClientSession | None = None
         self._session_loop: asyncio.AbstractEventLoop | None = None
         # Replies read whole from an http:// server go through the lean client (_http1).
-        self._origin = _plain_origin(self.base_url)
+        self._origin = _lean_origin(self.base_url)
+        self._tls: ssl.SSLContext | None = None  # made once, for an https:// server
         self._connect_timeout = connect_timeout
         self._pool: Http1Pool | None = None
         self._pool_loop: asyncio.AbstractEventLoop | None = None
@@ -335,7 +337,7 @@ class VLLMModel(Model):
         pool = self._lean_pool()
         if pool is not None:  # a session compacting its history asks before every run
             assert self._origin is not None
-            target = self._origin[2].removesuffix("/v1") + "/tokenize"
+            target = self._origin[3].removesuffix("/v1") + "/tokenize"
             limit = self.max_response_bytes
             request = pool.request("POST", target, payload, limit=limit, error_limit=1024)
             try:
@@ -445,18 +447,22 @@ class VLLMModel(Model):
         return replace(base, total=left if base.total is None else min(base.total, left))
 
     def _lean_pool(self) -> Http1Pool | None:
-        """The lean client's connections for this event loop (``None``: not http://)."""
+        """The lean client's connections for this event loop (``None``: aiohttp's URL)."""
         if self._origin is None:
             return None
         loop = asyncio.get_running_loop()
         if self._pool is None or self._pool_loop is not loop:
-            host, port, _ = self._origin
+            tls, host, port, _ = self._origin
+            if tls and self._tls is None:
+                # The system's certificate store, as aiohttp uses (SSL_CERT_FILE honoured).
+                self._tls = ssl.create_default_context()
             self._pool = Http1Pool(
                 host,
                 port,
                 {**_LEAN_HEADERS, **self._headers()},
                 max_connections=self._max_connections,
                 connect_timeout=self._connect_timeout,
+                tls=self._tls if tls else None,
             )
             self._pool_loop = loop
         return self._pool
@@ -501,7 +507,7 @@ class VLLMModel(Model):
         assert self._origin is not None
         request = pool.request(
             method,
-            self._origin[2] + path,
+            self._origin[3] + path,
             payload,
             self._affinity(),
             limit=self.max_response_bytes,
@@ -550,17 +556,20 @@ def _decoded_json(raw: bytes, url: str) -> Any:
         raise garbled(failure) from None
 
 
-def _plain_origin(base_url: str) -> tuple[str, int, str] | None:
-    """``(host, port, path)`` of an ``http://`` base URL the lean client can talk to, else
-    ``None`` (https, credentials or a query in the URL: aiohttp handles those)."""
+def _lean_origin(base_url: str) -> tuple[bool, str, int, str] | None:
+    """``(tls, host, port, path)`` of a base URL the lean client talks to, else ``None``
+    (credentials or a query in the URL, another scheme: aiohttp handles those)."""
     try:
         parts = urllib.parse.urlsplit(base_url)
-        port = parts.port or 80
+        tls = parts.scheme == "https"
+        port = parts.port or (443 if tls else 80)
     except ValueError:
         return None
-    if parts.scheme != "http" or not parts.hostname or parts.username or parts.query:
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.username:
         return None
-    return parts.hostname, port, parts.path.rstrip("/")
+    if parts.query:
+        return None
+    return tls, parts.hostname, port, parts.path.rstrip("/")
 
 
 async def _read_capped(
