@@ -584,3 +584,27 @@ async def test_https_refuses_a_certificate_it_cannot_trust(
         pools.append(pool)
         with pytest.raises(ConnectFailed, match="TLS: CERTIFICATE_VERIFY_FAILED"):
             await ask(pool)
+
+
+async def test_a_timeout_covers_the_reply_and_the_wait_for_a_connection(
+    pools: list[Http1Pool],
+) -> None:
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        await reader.read()  # never answers; returns when the client closes
+
+    async with RawServer(silent) as server:
+        pool = make_pool(pools, server.port, max_connections=1)
+        waiting = asyncio.create_task(
+            pool.request("POST", "/", b"{}", limit=100, error_limit=10, timeout=0.3)
+        )
+        await asyncio.sleep(0.05)  # the only connection is taken: the next request waits
+        with pytest.raises(asyncio.TimeoutError):
+            await pool.request("POST", "/", b"{}", limit=100, error_limit=10, timeout=0.1)
+        with pytest.raises(asyncio.TimeoutError):
+            await waiting  # no reply within its timeout
+        for _ in range(50):
+            if server.open == 0:
+                break
+            await asyncio.sleep(0.01)
+        assert server.open == 0  # the timed-out connection was closed, not kept

@@ -151,14 +151,33 @@ class _Connection(asyncio.Protocol):
     def alive(self) -> bool:
         return not self.closed and self.transport is not None and not self.transport.is_closing()
 
-    async def exchange(self, request: bytes, limit: int, error_limit: int, head: bool) -> Reply:
+    async def exchange(
+        self, request: bytes, limit: int, error_limit: int, head: bool, deadline: float | None
+    ) -> Reply:
+        """Send ``request`` and wait for its reply until the loop's time ``deadline``."""
         assert self.transport is not None
-        waiter: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[Reply] = loop.create_future()
         self._waiter = waiter
         self._reader = _ReplyReader(limit, error_limit, head)
         self.reusable = False
         self.transport.write(request)
-        return await waiter
+        if deadline is None:
+            return await waiter
+        # One timer on the reply itself: an ``asyncio.timeout`` block around the request cost
+        # about three times as much (its own object, the task's cancel and uncancel).
+        timer = loop.call_at(deadline, self._expire, waiter)
+        try:
+            return await waiter
+        finally:
+            timer.cancel()
+
+    def _expire(self, waiter: asyncio.Future[Reply]) -> None:
+        if waiter.done():
+            return
+        self._waiter = self._reader = None
+        waiter.set_exception(asyncio.TimeoutError())
+        self.close()  # the reply may still come: it must not be read as the next one's
 
     def close(self) -> None:
         self.closed = True
@@ -465,24 +484,32 @@ class Http1Pool:
         *,
         limit: int,
         error_limit: int,
+        timeout: float | None = None,
     ) -> Reply:
         """Send one request and read its reply whole.
 
         ``limit`` caps a reply's body (`ReplyTooLarge` past it); an error status's body is
-        cut at ``error_limit`` instead (it is only read for its message).
+        cut at ``error_limit`` instead (it is only read for its message). ``timeout``: seconds
+        for all of it, a wait for a connection included (``asyncio.TimeoutError`` past them).
         """
         parts = [f"{method} {target} HTTP/1.1\r\n".encode(), self._fixed]
         if headers:
-            parts.extend(_header_line(name, value) for name, value in headers.items())
+            parts.extend([_header_line(name, value) for name, value in headers.items()])
         if body is not None:
             parts.append(b"Content-Length: %d\r\n\r\n" % len(body))
             parts.append(body)
         else:
             parts.append(_CRLF)
         data = b"".join(parts)
-        connection = await self._acquire()
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        # A kept connection is there at once; waiting for one, or opening one, is timed.
+        connection = self._idle_connection(loop.time()) if not self._closed else None
+        if connection is None:
+            connection = await within_seconds(timeout, self._acquire())
         try:
-            reply = await connection.exchange(data, limit, error_limit, method == "HEAD")
+            head = method == "HEAD"
+            reply = await connection.exchange(data, limit, error_limit, head, deadline)
         except BaseException:
             self._discard(connection)
             raise
@@ -511,13 +538,9 @@ class Http1Pool:
     async def _acquire(self) -> _Connection:
         if self._closed:
             raise Disconnected("the client was closed")
-        now = asyncio.get_running_loop().time()
-        while self._idle:
-            connection = self._idle.pop()
-            if connection.alive() and now - connection.idle_since < KEEP_IDLE:
-                return connection
-            # Closed while idle, or about to be: see KEEP_IDLE.
-            self._discard(connection)
+        connection = self._idle_connection(asyncio.get_running_loop().time())
+        if connection is not None:
+            return connection
         if self._open >= self.max_connections:
             handed = await self._wait_turn()
             if handed is not None:
@@ -529,6 +552,16 @@ class Http1Pool:
             self._open -= 1
             self._wake()
             raise
+
+    def _idle_connection(self, now: float) -> _Connection | None:
+        """The connection last put back, if it can still be used."""
+        while self._idle:
+            connection = self._idle.pop()
+            if connection.alive() and now - connection.idle_since < KEEP_IDLE:
+                return connection
+            # Closed while idle, or about to be: see KEEP_IDLE.
+            self._discard(connection)
+        return None
 
     async def _wait_turn(self) -> _Connection | None:
         """Wait for a connection handed over (or ``None``: a place to open one)."""
@@ -611,6 +644,7 @@ async def within_seconds(seconds: float | None, work: Awaitable[_T]) -> _T:
 
 def _header_line(name: str, value: str) -> bytes:
     """``Name: value\\r\\n``; a line break or NUL in either would split the request."""
-    if any(bad in name or bad in value for bad in ("\r", "\n", "\0")) or ":" in name:
+    line = f"{name}: {value}"
+    if "\n" in line or "\r" in line or "\0" in line or ":" in name:
         raise ValueError(f"header {name!r}: a line break, NUL or ':' cannot be sent")
-    return f"{name}: {value}\r\n".encode()
+    return line.encode() + _CRLF

@@ -58,7 +58,7 @@ from foxagent._messages import (
 )
 from foxagent.models._base import Model
 from foxagent.models._generated import generated_text
-from foxagent.models._http1 import Http1Pool, ReplyTooLarge, TransportError, within_seconds
+from foxagent.models._http1 import Http1Pool, ReplyTooLarge, TransportError
 from foxagent.models._retry import RetryPolicy, garbled, report_retry
 from foxagent.models._sse import LineSplitter, StreamAssembler, too_large
 
@@ -339,9 +339,15 @@ class VLLMModel(Model):
             assert self._origin is not None
             target = self._origin[3].removesuffix("/v1") + "/tokenize"
             limit = self.max_response_bytes
-            request = pool.request("POST", target, payload, limit=limit, error_limit=1024)
             try:
-                reply = await within_seconds(self._timeout.total, request)
+                reply = await pool.request(
+                    "POST",
+                    target,
+                    payload,
+                    limit=limit,
+                    error_limit=1024,
+                    timeout=self._timeout.total,
+                )
             except (TransportError, asyncio.TimeoutError):
                 return b""
             return reply.body if reply.status == 200 else b""
@@ -505,16 +511,16 @@ class VLLMModel(Model):
         """`_once` through the lean client: the same errors, the same retries."""
         url = self.base_url + path
         assert self._origin is not None
-        request = pool.request(
-            method,
-            self._origin[3] + path,
-            payload,
-            self._affinity(),
-            limit=self.max_response_bytes,
-            error_limit=_MAX_ERROR_BYTES,
-        )
         try:
-            reply = await within_seconds(timeout.total, request)
+            reply = await pool.request(
+                method,
+                self._origin[3] + path,
+                payload,
+                self._affinity(),
+                limit=self.max_response_bytes,
+                error_limit=_MAX_ERROR_BYTES,
+                timeout=timeout.total,
+            )
         except asyncio.TimeoutError:
             raise ModelTimeoutError(f"{url} did not answer in time") from None
         except ReplyTooLarge:
