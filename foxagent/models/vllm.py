@@ -4,7 +4,7 @@ Why not the openai SDK or httpx: measured on a 2-core machine (issue 4), one too
 final answer against a local stub costs ~0.6–0.9 ms of CPU per run on a hand-written aiohttp
 loop, ~3 ms on httpx and ~6 ms on the openai SDK. Replies read whole (every request that is not
 streamed, ``http://`` or ``https://``) go through foxagent's own keep-alive HTTP/1.1 client
-(``foxagent.models._http1``), which costs about a third of aiohttp's CPU per request (issue 18);
+(``foxagent.models._http1``), which costs about 40 % of aiohttp's CPU per request (issue 18);
 streams use aiohttp. A backend that embeds
 thousands of runs in one process cannot give that away. Users who already hold an
 ``openai.AsyncOpenAI`` client can still bring it (a separate adapter); this module is the hot
