@@ -116,7 +116,6 @@ class _Connection(asyncio.Protocol):
         self.reusable = False
         self.idle_since = 0.0  # the loop's time when it went back to the pool
         self._waiter: asyncio.Future[Reply] | None = None
-        self._buffer = bytearray()
         self._reader: _ReplyReader | None = None
 
     # --- asyncio.Protocol ---
