@@ -59,6 +59,7 @@ from foxagent._offload import off_the_loop_if_long
 from foxagent._prompts import DEFAULT_SYSTEM_PROMPT
 from foxagent._reask import Settled, decide_calls, reaskable, settle
 from foxagent._run import RunResult, RunState
+from foxagent._timeouts import within
 from foxagent._toolset import Toolset
 from foxagent.models._base import Model
 from foxagent.models._retry import reporting_retries
@@ -279,7 +280,7 @@ class Agent:
             try:
                 await self._commit(state)  # the question, before anything can fail
                 work = self._steps(state) if paused is None else self._resumed(state, paused)
-                result = await (work if deadline is None else execution.within(deadline, work))
+                result = await within(deadline, work)
             except RunError as error:
                 if not error.messages:
                     error.messages = list(state.messages)

@@ -64,7 +64,6 @@ Where this differs from the guide's two parsers, and why:
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 import operator
 import re
@@ -72,6 +71,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 from typing import Final, NamedTuple, TypeVar
+
+from foxagent._slots import slot_builder
 
 __all__ = ["MAX_ANSWER_CHARS", "FoxBrainAnswer", "parse_answer"]
 
@@ -264,17 +265,20 @@ def _parse_paired(text: str) -> FoxBrainAnswer | None:
         budget, counts, rewards = _numbers(bodies[counts_at], bodies[rewards_at])
     clarifications = bodies[clarifications_at]
     outside = parts[::4]  # usually only the line breaks between elements
-    return _answer_of(
-        answers[-1] if answers else "",
+    # FoxBrainAnswer(...) by slot_builder, fields in order: about 0.3 µs less per parse.
+    return _BUILD_ANSWER(
+        answers[-1] if answers else "",  # answer
         answers,
         budget,
         counts,
-        bodies[steps_at],
-        bodies[reflections_at],
+        bodies[steps_at],  # steps
+        bodies[reflections_at],  # reflections
         rewards,
-        clarifications[-1] if clarifications else None,
+        clarifications[-1] if clarifications else None,  # clarification
         complete,
-        _outside_text(outside) if "".join(outside).strip() else "",
+        False,  # truncated
+        True,  # tagged
+        _outside_text(outside) if "".join(outside).strip() else "",  # outside_text
     )
 
 
@@ -358,54 +362,7 @@ def _picker(positions: list[int]) -> Callable[[list[str]], tuple[str, ...]]:
 _CORE_NAMES: Final = frozenset(_CORE_TAGS)
 
 
-def _answer_of(
-    answer: str,
-    answers: tuple[str, ...],
-    budget: int | None,
-    counts: tuple[int, ...],
-    steps: tuple[str, ...],
-    reflections: tuple[str, ...],
-    rewards: tuple[float, ...],
-    clarification: str | None,
-    complete: bool,
-    outside_text: str,
-) -> FoxBrainAnswer:
-    """``FoxBrainAnswer(...)`` of a tagged, untruncated reply, built directly: the frozen
-    dataclass's ``__init__`` goes through ``object.__setattr__`` for each of its twelve fields
-    (a lookup of the name on the class each time), where each slot's own setter does the same
-    in about 0.3 µs less per parse."""
-    reply: FoxBrainAnswer = _NEW(FoxBrainAnswer)
-    _SET_ANSWER(reply, answer)
-    _SET_ANSWERS(reply, answers)
-    _SET_BUDGET(reply, budget)
-    _SET_COUNTS(reply, counts)
-    _SET_STEPS(reply, steps)
-    _SET_REFLECTIONS(reply, reflections)
-    _SET_REWARDS(reply, rewards)
-    _SET_CLARIFICATION(reply, clarification)
-    _SET_COMPLETE(reply, complete)
-    _SET_TRUNCATED(reply, False)
-    _SET_TAGGED(reply, True)
-    _SET_OUTSIDE_TEXT(reply, outside_text)
-    return reply
-
-
-_NEW: Final = object.__new__
-# The slots' member descriptors' setters, in field order (a new field fails here, at import).
-(
-    _SET_ANSWER,
-    _SET_ANSWERS,
-    _SET_BUDGET,
-    _SET_COUNTS,
-    _SET_STEPS,
-    _SET_REFLECTIONS,
-    _SET_REWARDS,
-    _SET_CLARIFICATION,
-    _SET_COMPLETE,
-    _SET_TRUNCATED,
-    _SET_TAGGED,
-    _SET_OUTSIDE_TEXT,
-) = (getattr(FoxBrainAnswer, field.name).__set__ for field in dataclasses.fields(FoxBrainAnswer))
+_BUILD_ANSWER: Final = slot_builder(FoxBrainAnswer)
 
 
 def _outside_text(pieces: list[str]) -> str:

@@ -17,11 +17,9 @@ validation. This module then
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import json
-import sys
 import time
-from collections.abc import Coroutine, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 import orjson
@@ -33,7 +31,9 @@ from foxagent._exceptions import ToolCallError, ToolRetryError
 from foxagent._messages import ModelSettings
 from foxagent._recovery import RecoveredCall, Recovery, RejectedCall, new_call_id
 from foxagent._run import CallStatus, RunState, ToolCallRecord, safe_str
+from foxagent._slots import slot_builder
 from foxagent._threads import tool_threads
+from foxagent._timeouts import within
 from foxagent._tools import ToolContext
 from foxagent._toolset import Toolset
 
@@ -43,7 +43,6 @@ __all__ = [
     "check_budget",
     "run_decided",
     "run_reply",
-    "within",
 ]
 
 REPEAT_LIMIT = 2  # the same call with the same arguments runs at most this often per run
@@ -184,14 +183,6 @@ def check_budget(
             raise ToolRetryError(said, messages=state.messages)
 
 
-async def within(seconds: float, work: Coroutine[Any, Any, Any]) -> Any:
-    """``await work`` with a timeout (``asyncio.timeout`` where it exists: no extra task)."""
-    if sys.version_info >= (3, 11):
-        async with asyncio.timeout(seconds):
-            return await work
-    return await asyncio.wait_for(work, seconds)  # pragma: no cover - Python 3.10
-
-
 async def _execute_all(
     settings: ExecutionSettings,
     state: RunState,
@@ -327,33 +318,13 @@ def _record(
     started: float | None = None,
 ) -> ToolCallRecord:
     duration = time.perf_counter() - started if started is not None else 0.0
-    # ToolCallRecord(...) set slot by slot: the frozen dataclass's __init__ looks
-    # object.__setattr__ up for each of its nine fields (about 0.5 µs more per call).
-    record: ToolCallRecord = object.__new__(ToolCallRecord)
-    _SET_ID(record, call.id)
-    _SET_NAME(record, call.name)
-    _SET_ARGUMENTS(record, call.arguments)
-    _SET_STATUS(record, status)
-    _SET_RESULT(record, result)
-    _SET_ERROR(record, error)
-    _SET_DURATION(record, duration)
-    _SET_STEP(record, step)
-    _SET_REPAIRS(record, call.repairs)
-    return record
+    # ToolCallRecord(...) by slot_builder: about 0.5 µs less per call than its __init__.
+    return _BUILD_RECORD(
+        call.id, call.name, call.arguments, status, result, error, duration, step, call.repairs
+    )
 
 
-# ToolCallRecord's slots' setters, in field order (a new field fails here, at import).
-(
-    _SET_ID,
-    _SET_NAME,
-    _SET_ARGUMENTS,
-    _SET_STATUS,
-    _SET_RESULT,
-    _SET_ERROR,
-    _SET_DURATION,
-    _SET_STEP,
-    _SET_REPAIRS,
-) = (getattr(ToolCallRecord, field.name).__set__ for field in dataclasses.fields(ToolCallRecord))
+_BUILD_RECORD = slot_builder(ToolCallRecord)
 
 
 def _refused_record(rejected: RejectedCall, step: int) -> ToolCallRecord:

@@ -210,12 +210,11 @@ def _skeleton(text: str) -> list[str]:
     return _NON_ASCII.sub(" ", text).split()
 
 
-_NO_MESSAGE: Message = {}  # read only
-
-
 def _names(message: Message | None) -> list[str]:
     names: list[str] = []
-    for call in (message or _NO_MESSAGE).get("tool_calls") or ():
+    if not message:
+        return names
+    for call in message.get("tool_calls") or ():
         function = call.get("function") if isinstance(call, Mapping) else None
         name = function.get("name") if isinstance(function, Mapping) else None
         names.append(name if isinstance(name, str) else "")

@@ -51,7 +51,6 @@ The function never raises: on any input it returns a ``Recovery``.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -74,6 +73,7 @@ from foxagent._envelope import unwrap_schema_envelope
 from foxagent._exceptions import ToolArgumentsError
 from foxagent._placeholders import placeholder_problem
 from foxagent._schema_tool import SchemaTool
+from foxagent._slots import slot_builder
 from foxagent._tools import CheckedArguments, ToolLike
 
 __all__ = [
@@ -629,29 +629,12 @@ def _recovered(
     checked: CheckedArguments,
     repairs: tuple[str, ...],
 ) -> RecoveredCall:
-    """``RecoveredCall(...)`` set slot by slot: the frozen dataclass's ``__init__`` looks
-    ``object.__setattr__`` up for each of its seven fields (about 0.4 µs more per call)."""
-    call: RecoveredCall = object.__new__(RecoveredCall)
-    _SET_ID(call, call_id)
-    _SET_NAME(call, name)
-    _SET_ARGUMENTS(call, arguments)
-    _SET_SOURCE(call, source)
-    _SET_RAW(call, raw)
-    _SET_CHECKED(call, checked)
-    _SET_REPAIRS(call, repairs)
-    return call
+    """``RecoveredCall(...)`` built by `slot_builder` (about 0.4 µs less per call than the
+    frozen dataclass's ``__init__``)."""
+    return _BUILD_CALL(call_id, name, arguments, source, raw, checked, repairs)
 
 
-# RecoveredCall's slots' setters, in field order (a new field fails here, at import).
-(
-    _SET_ID,
-    _SET_NAME,
-    _SET_ARGUMENTS,
-    _SET_SOURCE,
-    _SET_RAW,
-    _SET_CHECKED,
-    _SET_REPAIRS,
-) = (getattr(RecoveredCall, field.name).__set__ for field in dataclasses.fields(RecoveredCall))
+_BUILD_CALL = slot_builder(RecoveredCall)
 
 
 def _arguments_object(

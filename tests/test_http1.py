@@ -91,6 +91,15 @@ class RawServer:
         assert self.server is not None
         return int(self.server.sockets[0].getsockname()[1])
 
+    async def settled_open(self, expected: int) -> int:
+        """The open connections once they reach ``expected`` (a close takes a loop turn or
+        two to arrive), or after half a second."""
+        for _ in range(50):
+            if self.open == expected:
+                break
+            await asyncio.sleep(0.01)
+        return self.open
+
 
 def keep_alive(*replies: bytes) -> Handler:
     """Answer each request on the connection with the next of ``replies``."""
@@ -460,11 +469,7 @@ async def test_a_connection_idle_past_keep_idle_is_not_reused(
         await asyncio.sleep(0.1)  # past KEEP_IDLE: the server may be closing it right now
         assert await ask(pool) == BODY
         assert server.connections == 2
-        for _ in range(50):
-            if server.open == 1:
-                break
-            await asyncio.sleep(0.01)
-        assert server.open == 1  # the stale one was closed, not left open
+        assert await server.settled_open(1) == 1  # the stale one was closed, not left open
 
 
 async def test_a_kept_connection_closed_unanswered_is_a_disconnect(
@@ -603,8 +608,4 @@ async def test_a_timeout_covers_the_reply_and_the_wait_for_a_connection(
             await pool.request("POST", "/", b"{}", limit=100, error_limit=10, timeout=0.1)
         with pytest.raises(asyncio.TimeoutError):
             await waiting  # no reply within its timeout
-        for _ in range(50):
-            if server.open == 0:
-                break
-            await asyncio.sleep(0.01)
-        assert server.open == 0  # the timed-out connection was closed, not kept
+        assert await server.settled_open(0) == 0  # the timed-out connection was closed, not kept

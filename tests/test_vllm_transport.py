@@ -128,11 +128,7 @@ async def test_a_silent_server_times_out_and_its_connection_is_closed() -> None:
         try:
             with pytest.raises(ModelTimeoutError, match="did not answer in time"):
                 await model.request(MESSAGES, [], ModelSettings())
-            for _ in range(50):
-                if server.open == 0:
-                    break
-                await asyncio.sleep(0.01)
-            assert server.open == 0
+            assert await server.settled_open(0) == 0
         finally:
             await model.aclose()
 
@@ -149,11 +145,7 @@ async def test_aclose_closes_kept_connections() -> None:
         await asyncio.gather(*(model.request(MESSAGES, [], ModelSettings()) for _ in range(4)))
         assert server.open >= 1
         await model.aclose()
-        for _ in range(50):
-            if server.open == 0:
-                break
-            await asyncio.sleep(0.01)
-        assert server.open == 0 and server.connections <= 4
+        assert await server.settled_open(0) == 0 and server.connections <= 4
 
 
 async def test_an_http_server_never_needs_aiohttp() -> None:

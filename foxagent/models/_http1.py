@@ -30,11 +30,11 @@ import collections
 import os
 import socket
 import ssl
-import sys
 import zlib
-from collections.abc import Awaitable
 from dataclasses import dataclass
-from typing import Final, TypeVar
+from typing import Final
+
+from foxagent._timeouts import within
 
 __all__ = [
     "ConnectFailed",
@@ -43,10 +43,8 @@ __all__ = [
     "Reply",
     "ReplyTooLarge",
     "TransportError",
-    "within_seconds",
 ]
 
-_T = TypeVar("_T")
 
 MAX_HEAD_BYTES: Final = 64 * 1024
 # A connection idle this long is not reused. vLLM's server (uvicorn) closes connections idle for
@@ -112,7 +110,6 @@ class _Connection(asyncio.Protocol):
 
     def __init__(self) -> None:
         self.transport: asyncio.Transport | None = None
-        self.closed = False
         self.reusable = False
         self.idle_since = 0.0  # the loop's time when it went back to the pool
         self._waiter: asyncio.Future[Reply] | None = None
@@ -143,13 +140,13 @@ class _Connection(asyncio.Protocol):
         return False  # close the transport
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.closed = True
         self._ended()
 
     # --- the client's side ---
 
     def alive(self) -> bool:
-        return not self.closed and self.transport is not None and not self.transport.is_closing()
+        # A lost or closed connection's transport says it is closing (TLS ones too).
+        return self.transport is not None and not self.transport.is_closing()
 
     async def exchange(
         self, request: bytes, limit: int, error_limit: int, head: bool, deadline: float | None
@@ -180,7 +177,6 @@ class _Connection(asyncio.Protocol):
         self.close()  # the reply may still come: it must not be read as the next one's
 
     def close(self) -> None:
-        self.closed = True
         self.reusable = False
         if self.transport is not None:
             self.transport.close()
@@ -506,7 +502,7 @@ class Http1Pool:
         # A kept connection is there at once; waiting for one, or opening one, is timed.
         connection = self._idle_connection(loop.time()) if not self._closed else None
         if connection is None:
-            connection = await within_seconds(timeout, self._acquire())
+            connection = await within(timeout, self._acquire())
         try:
             head = method == "HEAD"
             reply = await connection.exchange(data, limit, error_limit, head, deadline)
@@ -590,7 +586,7 @@ class Http1Pool:
             _Connection, self.host, self.port, ssl=self.tls, server_hostname=hostname
         )
         try:
-            _, connection = await within_seconds(self.connect_timeout, opening)
+            _, connection = await within(self.connect_timeout, opening)
         except asyncio.TimeoutError:
             raise ConnectFailed(f"no connection within {self.connect_timeout:g} s") from None
         except OSError as error:
@@ -630,16 +626,6 @@ def _os_reason(error: OSError) -> str:
     if isinstance(error, socket.gaierror) or not error.errno:
         return str(error.strerror or error or type(error).__name__)
     return os.strerror(error.errno)
-
-
-async def within_seconds(seconds: float | None, work: Awaitable[_T]) -> _T:
-    """``await work``, cancelled after ``seconds`` (``None``: no limit) with ``TimeoutError``."""
-    if seconds is None:
-        return await work
-    if sys.version_info >= (3, 11):
-        async with asyncio.timeout(seconds):  # no extra task, unlike wait_for
-            return await work
-    return await asyncio.wait_for(work, seconds)  # pragma: no cover - Python 3.10
 
 
 def _header_line(name: str, value: str) -> bytes:

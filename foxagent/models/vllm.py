@@ -5,10 +5,9 @@ final answer against a local stub costs ~0.6–0.9 ms of CPU per run on a hand-w
 loop, ~3 ms on httpx and ~6 ms on the openai SDK. Replies read whole (every request that is not
 streamed, ``http://`` or ``https://``) go through foxagent's own keep-alive HTTP/1.1 client
 (``foxagent.models._http1``), which costs about 40 % of aiohttp's CPU per request (issue 18);
-streams use aiohttp. A backend that embeds
-thousands of runs in one process cannot give that away. Users who already hold an
-``openai.AsyncOpenAI`` client can still bring it (a separate adapter); this module is the hot
-path.
+streams use aiohttp. A backend that embeds thousands of runs in one process cannot give that
+away. Users who already hold an ``openai.AsyncOpenAI`` client can still bring it (a separate
+adapter); this module is the hot path.
 
 Behaviour:
 - ``base_url`` from the argument, else ``FOXAGENT_BASE_URL``, else ``OPENAI_BASE_URL``, else
@@ -192,7 +191,6 @@ class VLLMModel(Model):
         # Replies read whole from an http:// server go through the lean client (_http1).
         self._origin = _lean_origin(self.base_url)
         self._tls: ssl.SSLContext | None = None  # made once, for an https:// server
-        self._connect_timeout = connect_timeout
         self._pool: Http1Pool | None = None
         self._pool_loop: asyncio.AbstractEventLoop | None = None
 
@@ -467,7 +465,7 @@ class VLLMModel(Model):
                 port,
                 {**_LEAN_HEADERS, **self._headers()},
                 max_connections=self._max_connections,
-                connect_timeout=self._connect_timeout,
+                connect_timeout=self._timeout.connect,
                 tls=self._tls if tls else None,
             )
             self._pool_loop = loop
